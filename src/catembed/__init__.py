@@ -1,0 +1,20 @@
+"""catembed: small embedding models that know what belongs in a categorical column."""
+
+from __future__ import annotations
+
+from catembed.dataset import DatasetConfig, TripletDataset, build_triplets
+from catembed.errors import CatembedError
+from catembed.training import TrainingConfig, TrainingResult, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CatembedError",
+    "DatasetConfig",
+    "TrainingConfig",
+    "TrainingResult",
+    "TripletDataset",
+    "__version__",
+    "build_triplets",
+    "train",
+]

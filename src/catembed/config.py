@@ -1,0 +1,100 @@
+"""Configuration files for ``catembed train --config``: JSON or TOML, checked strictly.
+
+The shape is the one written into every model card::
+
+    {"training": {"epochs": 4, "batch_size": 64, ...}, "dataset": {"train_size": 2120, ...}}
+
+Values given on the command line win over the file, which wins over the defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from catembed.dataset import DatasetConfig
+from catembed.errors import CatembedError, ConfigError
+from catembed.training import TrainingConfig
+
+
+class _TrainingSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    base_model: str | None = None
+    epochs: float | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    margin: float | None = None
+    seed: int | None = None
+    warmup_ratio: float | None = None
+    lr_scheduler: str | None = None
+    max_seq_length: int | None = None
+    max_steps: int | None = None
+    eval_steps: int | None = None
+
+
+class _DatasetSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    train_size: int | None = None
+    eval_size: int | None = None
+    heldout_fraction: float | None = None
+    corruption_rate: float | None = None
+    corruption_kinds: tuple[str, ...] | None = None
+    seed: int | None = None
+
+
+class _ConfigFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    training: _TrainingSection = _TrainingSection()
+    dataset: _DatasetSection = _DatasetSection()
+
+
+def load_configs(
+    path: str | Path | None,
+    training: dict[str, Any] | None = None,
+    dataset: dict[str, Any] | None = None,
+) -> tuple[TrainingConfig, DatasetConfig]:
+    """Merge defaults, the optional file at ``path`` and explicit overrides (None = unset)."""
+    file = _read(Path(path)) if path else _ConfigFile()
+    train_values = {**file.training.model_dump(exclude_none=True), **_set(training)}
+    data_values = {**file.dataset.model_dump(exclude_none=True), **_set(dataset)}
+    # One --seed drives both the data and the training unless the dataset names its own.
+    if "seed" in train_values and "seed" not in data_values:
+        data_values["seed"] = train_values["seed"]
+    try:
+        return (
+            replace(TrainingConfig(), **train_values),
+            replace(DatasetConfig(), **data_values),
+        )
+    except CatembedError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise ConfigError(str(error)) from None
+
+
+def config_keys() -> tuple[set[str], set[str]]:
+    return {f.name for f in fields(TrainingConfig)}, {f.name for f in fields(DatasetConfig)}
+
+
+def _read(path: Path) -> _ConfigFile:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+        raw = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"cannot parse config file {path}: {error}") from None
+    try:
+        return _ConfigFile.model_validate(raw)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise ConfigError(f"config file {path}: {where}: {problem['msg']}") from None
+
+
+def _set(values: dict[str, Any] | None) -> dict[str, Any]:
+    return {key: value for key, value in (values or {}).items() if value is not None}

@@ -1,0 +1,120 @@
+"""The model card: sentence-transformers' own card plus what catembed measures beyond it."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from catembed.dataset import DatasetConfig
+    from catembed.training import TrainingConfig, TrainingResult
+
+CARD_FILE = "README.md"
+SECTION_ANCHOR = "## Training Details"
+PARTS = (
+    ("seen", "Seen values"),
+    ("heldout", "Held-out values"),
+    ("all", "All (`category_final_evaluation`)"),
+)
+
+
+def prepare_card_data(model: SentenceTransformer, base_model: str, dataset_name: str) -> None:
+    """Name the base model and training data before sentence-transformers writes its card."""
+    card = model.model_card_data
+    card.base_model = base_model
+    card.model_name = f"catembed {dataset_name} model based on {base_model}"
+    card.train_datasets = [{"name": f"catembed {dataset_name} triplets"}]
+    card.eval_datasets = [{"name": f"catembed {dataset_name} triplets"}]
+    card.add_tags(["catembed", "data-validation", "categorical"])
+
+
+def write_model_card(
+    folder: Path, result: TrainingResult, config: TrainingConfig, data: DatasetConfig
+) -> None:
+    """Add catembed's sections to the card that ``model.save`` wrote into ``folder``."""
+    path = folder / CARD_FILE
+    card = path.read_text(encoding="utf-8") if path.exists() else ""
+    extra = "\n".join(
+        [_accuracy_section(result), _dataset_section(result, data), _config_section(config, data)]
+    )
+    if SECTION_ANCHOR in card:
+        card = card.replace(SECTION_ANCHOR, extra + "\n" + SECTION_ANCHOR, 1)
+    else:
+        card = card.rstrip() + "\n\n" + extra
+    path.write_text(card, encoding="utf-8")
+
+
+def _accuracy_section(result: TrainingResult) -> str:
+    base, tuned = result.accuracy["base"], result.accuracy["fine_tuned"]
+    sizes = {
+        "seen": len(result.dataset.eval_seen),
+        "heldout": len(result.dataset.eval_heldout),
+        "all": len(result.dataset.evaluation),
+    }
+    rows = [
+        f"| {label} | {sizes[key]} | {base[key]:.4f} | **{tuned[key]:.4f}** |"
+        for key, label in PARTS
+        if key in tuned
+    ]
+    heldout = ", ".join(f"'{v}'" for v in result.dataset.heldout_values) or "none"
+    return "\n".join(
+        [
+            "### Seen and held-out values (catembed)",
+            "",
+            "Cosine accuracy of the base model before fine-tuning and of this model, on the",
+            "evaluation triplets over values seen in training and over valid values that were held",
+            "out of training entirely (what a validator meets in real columns).",
+            "",
+            "| Evaluation part | Triplets | Base model | Fine-tuned |",
+            "|:----------------|---------:|-----------:|-----------:|",
+            *rows,
+            "",
+            f"Held-out values: {heldout}.",
+            "",
+            f"Training took {result.train_seconds:.1f} s "
+            f"({result.samples_per_second:.1f} training samples/s).",
+            "",
+        ]
+    )
+
+
+def _dataset_section(result: TrainingResult, data: DatasetConfig) -> str:
+    kinds = Counter(t.negative_kind for t in result.dataset.train)
+    kind_rows = [f"| `{kind}` | {count} |" for kind, count in kinds.most_common()]
+    return "\n".join(
+        [
+            "### Triplet dataset (catembed)",
+            "",
+            f"- Valid values: {len(result.dataset.train_values)} used in training, "
+            f"{len(result.dataset.heldout_values)} held out",
+            f"- Out-of-domain pool: {len(result.dataset.out_of_domain_values)} values",
+            f"- Share of malformed negatives: {data.corruption_rate}",
+            f"- Corruption kinds: {', '.join(data.corruption_kinds)}",
+            "",
+            "| Negative kind | Training triplets |",
+            "|:--------------|------------------:|",
+            *kind_rows,
+            "",
+        ]
+    )
+
+
+def _config_section(config: TrainingConfig, data: DatasetConfig) -> str:
+    values = {"training": asdict(config), "dataset": asdict(data)}
+    return "\n".join(
+        [
+            "### catembed configuration",
+            "",
+            "The values this model was trained with (`catembed train --config` accepts this shape):",
+            "",
+            "```json",
+            json.dumps(values, indent=2),
+            "```",
+            "",
+        ]
+    )

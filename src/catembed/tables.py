@@ -1,0 +1,204 @@
+"""Reading and writing the tables and value lists users hand to catembed.
+
+Formats are chosen by file suffix: ``.csv``, ``.tsv``, ``.parquet``/``.pq``, ``.jsonl``/``.ndjson``;
+anything else is a text file with one value per line, as is ``-`` (standard input). Every
+write goes to a temporary file beside the target and is renamed into place, so a failed run
+never leaves a half-written file, and input files are only ever opened for reading.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from catembed.errors import InputError
+
+STDIN = "-"
+TEXT_COLUMN = "value"
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".ndjson")
+
+
+def table_format(path: str | Path) -> str:
+    """Return the format name of ``path``: csv, tsv, parquet, jsonl or text."""
+    suffix = Path(str(path)).suffix.lower()
+    return {
+        ".csv": "csv",
+        ".tsv": "tsv",
+        ".parquet": "parquet",
+        ".pq": "parquet",
+        ".jsonl": "jsonl",
+        ".ndjson": "jsonl",
+        ".npy": "npy",
+    }.get(suffix, "text")
+
+
+def read_table(path: str | Path) -> pa.Table:
+    """Read a table file (or a text file / stdin as a one-column ``value`` table)."""
+    name = str(path)
+    fmt = "text" if name == STDIN else table_format(name)
+    if name != STDIN:
+        _check_readable(Path(name))
+    try:
+        if fmt == "text":
+            return pa.table({TEXT_COLUMN: _read_lines(name)})
+        if fmt == "parquet":
+            return pq.read_table(name)
+        if fmt == "jsonl":
+            return pajson.read_json(name)
+        delimiter = "\t" if fmt == "tsv" else ","
+        return pacsv.read_csv(
+            name,
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+        )
+    except pa.ArrowInvalid as error:
+        raise InputError(f"cannot read {name} as {fmt}: {_first_line(error)}") from None
+    except UnicodeDecodeError as error:
+        raise InputError(f"{name} is not valid UTF-8 (byte {error.start})") from None
+    except OSError as error:
+        raise InputError(f"cannot read {name}: {_first_line(error)}") from None
+
+
+def read_column(path: str | Path, column: str | None = None) -> pa.ChunkedArray:
+    """Read one column of a table file; ``column`` may be omitted for one-column inputs."""
+    table = read_table(path)
+    return select_column(table, column, source=str(path))
+
+
+def select_column(table: pa.Table, column: str | None, source: str) -> pa.ChunkedArray:
+    """Pick ``column`` from ``table``, or its only column when ``column`` is None."""
+    if column is None:
+        if table.num_columns == 1:
+            return table.column(0)
+        names = ", ".join(table.column_names)
+        raise InputError(f"{source} has several columns ({names}); choose one with --column")
+    if column not in table.column_names:
+        names = ", ".join(table.column_names) or "none"
+        raise InputError(f"{source} has no column {column!r}; its columns are: {names}")
+    return table.column(column)
+
+
+def read_values(path: str | Path, column: str | None = None) -> list[str]:
+    """Read a list of distinct non-empty values, in first-seen order, from a file's column."""
+    array = read_column(path, column)
+    seen: dict[str, None] = {}
+    for item in array.to_pylist():
+        if item is None:
+            continue
+        text = str(item).strip()
+        if text:
+            seen.setdefault(text, None)
+    return list(seen)
+
+
+def write_table(table: pa.Table, path: str | Path) -> None:
+    """Write ``table`` atomically in the format its suffix names (text: first column only)."""
+    fmt = table_format(path)
+    with atomic_file(path) as tmp:
+        if fmt == "parquet":
+            pq.write_table(table, tmp)
+        elif fmt in ("csv", "tsv"):
+            delimiter = "\t" if fmt == "tsv" else ","
+            pacsv.write_csv(table, tmp, pacsv.WriteOptions(delimiter=delimiter))
+        elif fmt == "jsonl":
+            _write_jsonl(table, tmp)
+        else:
+            lines = ["" if v is None else str(v) for v in table.column(0).to_pylist()]
+            tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it into place if the block succeeds."""
+    target = Path(path)
+    if target.is_dir():
+        raise InputError(f"{target} is a folder, not a file")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"folder {parent} does not exist")
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_folder(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; move it into place if the block succeeds.
+
+    An existing non-empty target is refused unless ``overwrite``; then it is replaced only
+    once the new folder is complete.
+    """
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise InputError(f"{target} exists and is not a folder")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise InputError(
+            f"{target} already exists and is not empty; pass --overwrite to replace it"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_jsonl(table: pa.Table, path: Path) -> None:
+    import json
+
+    with path.open("w", encoding="utf-8") as handle:
+        for row in table.to_pylist():
+            handle.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
+
+
+def _json_default(value: object) -> object:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def _read_lines(name: str) -> list[str]:
+    data = sys.stdin.buffer.read() if name == STDIN else Path(name).read_bytes()
+    text = data.decode("utf-8")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"file not found: {path}")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not a file")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"cannot read {path}: permission denied")
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

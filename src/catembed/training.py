@@ -1,0 +1,275 @@
+"""Fine-tuning with the seed card's recipe: TripletLoss (cosine, margin 0.3), batch 64,
+4 epochs, learning rate 5e-5, linear schedule without warm-up, seed 42."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from catembed.dataset import DatasetConfig, TripletDataset, build_triplets
+from catembed.errors import ConfigError
+from catembed.evaluation import accuracy_of_triplets
+from catembed.modelcard import prepare_card_data, write_model_card
+from catembed.models import DEFAULT_BASE_MODEL, MAX_SEQ_LENGTH, load_model
+from catembed.tables import atomic_folder
+from catembed.vocabulary import DEFAULT_DOMAIN, domain_values
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_OUTPUT = Path("models") / f"catembed-{DEFAULT_DOMAIN}"
+EVALUATOR_NAME = "category_final_evaluation"
+METADATA_FILE = "catembed.json"
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Training hyperparameters; the defaults are the seed card's recipe."""
+
+    base_model: str = DEFAULT_BASE_MODEL
+    epochs: float = 4
+    batch_size: int = 64
+    learning_rate: float = 5e-5
+    margin: float = 0.3
+    seed: int = 42
+    warmup_ratio: float = 0.0
+    lr_scheduler: str = "linear"
+    max_seq_length: int = MAX_SEQ_LENGTH
+    max_steps: int = -1  # > 0 stops early (smoke tests); -1 trains all epochs
+    eval_steps: int | None = None  # None: evaluate at the end of every epoch
+
+    def __post_init__(self) -> None:
+        if self.epochs <= 0:
+            raise ConfigError(f"epochs must be positive, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
+        if not 0 < self.learning_rate < 1:
+            raise ConfigError(f"learning rate must be in (0, 1), got {self.learning_rate}")
+        if self.margin < 0:
+            raise ConfigError(f"margin must not be negative, got {self.margin}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"warm-up ratio must be in [0, 1), got {self.warmup_ratio}")
+        if not 1 <= self.max_seq_length <= MAX_SEQ_LENGTH:
+            raise ConfigError(f"max sequence length must be in [1, {MAX_SEQ_LENGTH}]")
+
+
+@dataclass
+class TrainingResult:
+    """What a training run produced and measured."""
+
+    model_dir: Path
+    dataset: TripletDataset
+    accuracy: dict[str, dict[str, float]]  # {"base"|"fine_tuned": {"seen"|"heldout"|"all": acc}}
+    train_seconds: float
+    samples_per_second: float
+    log_history: list[dict[str, float]] = field(default_factory=list)
+
+
+def train(
+    valid: Sequence[str] | None = None,
+    output: str | Path = DEFAULT_OUTPUT,
+    config: TrainingConfig | None = None,
+    data: DatasetConfig | None = None,
+    domain: str | None = None,
+    overwrite: bool = False,
+    show_progress: bool = True,
+) -> TrainingResult:
+    """Build a triplet dataset, fine-tune, evaluate, and write the model folder with its card.
+
+    ``valid`` are the user's valid values; without them the built-in ``domain`` (default
+    apparel) is used. The folder is written atomically: it appears only when complete.
+    """
+    config = config or TrainingConfig()
+    data = data or DatasetConfig(seed=config.seed)
+    name = (domain or DEFAULT_DOMAIN) if valid is None else "custom"
+    values = list(valid) if valid is not None else list(domain_values(name))
+    dataset = build_triplets(values, data)
+    logger.info(
+        "dataset: %d training triplets, %d + %d evaluation triplets (seen + held-out values)",
+        len(dataset.train),
+        len(dataset.eval_seen),
+        len(dataset.eval_heldout),
+    )
+    model = load_model(config.base_model)
+    model.max_seq_length = config.max_seq_length
+    prepare_card_data(model, config.base_model, name)
+    before = _evaluate_parts(model, dataset)
+    logger.info("base model accuracy: %s", _format(before))
+
+    with atomic_folder(output, overwrite=overwrite) as folder:
+        started = time.perf_counter()
+        log_history = _fit(model, dataset, config, show_progress)
+        seconds = time.perf_counter() - started
+        after = _evaluate_parts(model, dataset)
+        logger.info("fine-tuned accuracy: %s", _format(after))
+        model.save(str(folder))
+        accuracy = {"base": before, "fine_tuned": after}
+        trained = min(
+            len(dataset.train) * config.epochs, _total_steps(dataset, config) * config.batch_size
+        )
+        result = TrainingResult(
+            model_dir=Path(output),
+            dataset=dataset,
+            accuracy=accuracy,
+            train_seconds=seconds,
+            samples_per_second=trained / seconds if seconds else 0.0,
+            log_history=log_history,
+        )
+        _write_metadata(folder, result, config, data, name)
+        write_model_card(folder, result, config, data)
+    logger.info("model written to %s", output)
+    return result
+
+
+def _fit(
+    model: SentenceTransformer, dataset: TripletDataset, config: TrainingConfig, show_progress: bool
+) -> list[dict[str, float]]:
+    from datasets import Dataset
+    from sentence_transformers import (
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+    from sentence_transformers.sentence_transformer.evaluation import TripletEvaluator
+    from sentence_transformers.sentence_transformer.losses import TripletDistanceMetric, TripletLoss
+    from transformers import TrainerCallback
+
+    train_data = Dataset.from_dict(_columns(dataset.train))
+    eval_triplets = dataset.evaluation
+    eval_data = Dataset.from_dict(_columns(eval_triplets))
+    evaluator = TripletEvaluator(
+        anchors=eval_data["anchor"],
+        positives=eval_data["positive"],
+        negatives=eval_data["negative"],
+        name=EVALUATOR_NAME,
+        batch_size=config.batch_size,
+    )
+    steps_per_epoch = math.ceil(len(dataset.train) / config.batch_size)
+    eval_steps = config.eval_steps or steps_per_epoch
+    if config.max_steps > 0:
+        eval_steps = min(eval_steps, config.max_steps)
+
+    class _ReportEvaluation(TrainerCallback):  # type: ignore[misc]
+        def on_evaluate(
+            self, args: Any, state: Any, control: Any, metrics: Any = None, **kw: Any
+        ) -> None:
+            accuracy = (metrics or {}).get(f"eval_{EVALUATOR_NAME}_cosine_accuracy")
+            if accuracy is not None:
+                logger.info(
+                    "epoch %.2f, step %d: %s cosine accuracy %.4f",
+                    state.epoch or 0.0,
+                    state.global_step,
+                    EVALUATOR_NAME,
+                    accuracy,
+                )
+
+    with tempfile.TemporaryDirectory(prefix="catembed-trainer-") as scratch:
+        args = SentenceTransformerTrainingArguments(
+            output_dir=scratch,
+            num_train_epochs=config.epochs,
+            max_steps=config.max_steps,
+            per_device_train_batch_size=config.batch_size,
+            per_device_eval_batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            lr_scheduler_type=config.lr_scheduler,
+            warmup_steps=config.warmup_ratio,  # a float here is a ratio (transformers v5)
+            seed=config.seed,
+            eval_strategy="steps",
+            eval_steps=eval_steps,
+            logging_steps=eval_steps,
+            save_strategy="no",
+            report_to="none",
+            disable_tqdm=not show_progress,
+            use_cpu=not _has_cuda(),
+        )
+        loss = TripletLoss(
+            model, distance_metric=TripletDistanceMetric.COSINE, triplet_margin=config.margin
+        )
+        trainer = SentenceTransformerTrainer(
+            model=model,
+            args=args,
+            train_dataset=train_data,
+            eval_dataset=eval_data,
+            loss=loss,
+            evaluator=evaluator,
+            callbacks=[_ReportEvaluation()],
+        )
+        _quiet_trainer_logs(trainer)
+        trainer.train()
+        return list(trainer.state.log_history)
+
+
+def _quiet_trainer_logs(trainer: Any) -> None:
+    """Keep the progress bar but drop the raw log dicts; our callback reports evaluations."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    class _Progress(ProgressCallback):  # type: ignore[misc]
+        def on_log(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+    trainer.remove_callback(PrinterCallback)
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(_Progress())
+
+
+def _evaluate_parts(model: SentenceTransformer, dataset: TripletDataset) -> dict[str, float]:
+    parts = {"seen": dataset.eval_seen, "heldout": dataset.eval_heldout, "all": dataset.evaluation}
+    return {
+        name: accuracy_of_triplets(model, triplets) for name, triplets in parts.items() if triplets
+    }
+
+
+def _total_steps(dataset: TripletDataset, config: TrainingConfig) -> int:
+    per_epoch = math.ceil(len(dataset.train) / config.batch_size)
+    total = math.ceil(per_epoch * config.epochs)
+    return min(total, config.max_steps) if config.max_steps > 0 else total
+
+
+def _columns(triplets: Sequence[Any]) -> dict[str, list[str]]:
+    return {
+        "anchor": [t.anchor for t in triplets],
+        "positive": [t.positive for t in triplets],
+        "negative": [t.negative for t in triplets],
+    }
+
+
+def _write_metadata(
+    folder: Path, result: TrainingResult, config: TrainingConfig, data: DatasetConfig, domain: str
+) -> None:
+    metadata = {
+        "catembed_version": _version(),
+        "domain": domain,
+        "training": asdict(config),
+        "dataset": asdict(data),
+        "train_values": list(result.dataset.train_values),
+        "heldout_values": list(result.dataset.heldout_values),
+        "accuracy": result.accuracy,
+        "train_seconds": round(result.train_seconds, 2),
+        "samples_per_second": round(result.samples_per_second, 2),
+    }
+    (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+
+
+def _format(accuracy: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:.4f}" for name, value in accuracy.items())
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _version() -> str:
+    from catembed import __version__
+
+    return __version__

@@ -1,0 +1,213 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from catembed.cli import main
+
+
+def run(*args: str, input: str | bytes | None = None) -> click.testing.Result:
+    return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    for name, command in group.commands.items():
+        found.append((*prefix, name))
+        if isinstance(command, click.Group):
+            found.extend(_commands(command, (*prefix, name)))
+    return found
+
+
+@pytest.mark.parametrize("command", _commands(main))
+def test_every_command_has_help(command: tuple[str, ...]) -> None:
+    result = run(*command, "--help")
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
+    help_text = result.output.split("Options:")[0].split("\n", 2)[-1].strip()
+    assert help_text, f"{command} has no help text"
+
+
+def test_dataset_build_writes_every_format_and_prints_statistics(tmp_path: Path) -> None:
+    valid = tmp_path / "valid.txt"
+    valid.write_text(
+        "Sweaters\nCardigan\nTrousers\nJackets\nDresses\nBlouses\nJeans\nSkirts\nHoodies\nShorts\n"
+    )
+    for fmt in ("csv", "jsonl", "parquet"):
+        out = tmp_path / fmt
+        result = run(
+            "dataset",
+            "build",
+            "--valid",
+            str(valid),
+            "--output",
+            str(out),
+            "--format",
+            fmt,
+            "--train-size",
+            "100",
+            "--eval-size",
+            "30",
+        )
+        assert result.exit_code == 0, result.output
+        assert (out / f"train.{fmt}").is_file() and (out / f"eval.{fmt}").is_file()
+        assert "100 triplets" in result.output and "30 triplets" in result.output
+        assert "mean tokens" in result.output
+    table = pq.read_table(tmp_path / "parquet" / "train.parquet")
+    assert table.num_rows == 100
+    assert valid.read_text().startswith("Sweaters\n")  # input untouched
+
+
+def test_dataset_build_from_a_csv_column(tmp_path: Path) -> None:
+    csv = tmp_path / "catalog.csv"
+    csv.write_text("id,category\n1,Sweaters\n2,Cardigan\n3,Sweaters\n4,Jeans\n5,Dresses\n")
+    result = run(
+        "dataset",
+        "build",
+        "--valid",
+        str(csv),
+        "--column",
+        "category",
+        "--output",
+        str(tmp_path / "d"),
+        "--train-size",
+        "20",
+        "--eval-size",
+        "4",
+    )
+    assert result.exit_code == 0, result.output
+    assert "4 for training, 0 held out" in result.output
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        (None, ["--valid", "missing.txt"], "file not found: missing.txt"),
+        ("", ["--valid", "{path}"], "no valid values found"),
+        ("Sweaters\n", ["--valid", "{path}"], "at least 2 distinct valid values"),
+        (
+            "a,b\nSweaters,1\n",
+            ["--valid", "{path}.csv", "--column", "category"],
+            "has no column 'category'",
+        ),
+        ("Sweaters\nJeans\n", ["--valid", "{path}", "--epochs", "0"], "epochs must be positive"),
+        (None, ["--domain", "spaceships"], "unknown domain"),
+        (None, ["--config", "nowhere.toml"], "config file not found"),
+        (b"Sweaters\n\xff\xfeJeans\n", ["--valid", "{path}"], "not valid UTF-8"),
+    ],
+)
+def test_train_bad_input_is_a_one_line_error(
+    tmp_path: Path, setup: str | bytes | None, args: list[str], message: str
+) -> None:
+    path = tmp_path / "valid"
+    if any("{path}.csv" in a for a in args):
+        path = tmp_path / "valid.csv"
+    if isinstance(setup, bytes):
+        path.write_bytes(setup)
+    elif setup is not None:
+        path.write_text(setup)
+    argv = [a.replace("{path}.csv", str(path)).replace("{path}", str(path)) for a in args]
+    result = CliRunner().invoke(main, ["train", *argv, "--output", str(tmp_path / "out")])
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_refuses_to_overwrite_a_folder(tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    result = CliRunner().invoke(main, ["train", "--output", str(out), "--max-steps", "1"])
+    assert result.exit_code == 1
+    assert "--overwrite" in result.output
+    assert (out / "notes.txt").read_text() == "keep me"
+
+
+def test_encode_from_arguments_file_and_stdin(model_dir: Path, tmp_path: Path) -> None:
+    result = run("encode", "--model", str(model_dir), "Sweaters", "Toaster")
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert [r["value"] for r in rows] == ["Sweaters", "Toaster"]
+    assert len(rows[0]["embedding"]) == 384
+
+    values = tmp_path / "values.txt"
+    values.write_text("Sweaters\nHoodies\nToaster\n")
+    npy = tmp_path / "out.npy"
+    assert (
+        run(
+            "encode", "--model", str(model_dir), "--input", str(values), "--output", str(npy)
+        ).exit_code
+        == 0
+    )
+    array = np.load(npy)
+    assert array.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(array, axis=1), 1.0, atol=1e-5)
+
+    parquet = tmp_path / "out.parquet"
+    assert (
+        run(
+            "encode", "--model", str(model_dir), "--output", str(parquet), input="Jeans\nBlender\n"
+        ).exit_code
+        == 0
+    )
+    table = pq.read_table(parquet)
+    assert table.column("value").to_pylist() == ["Jeans", "Blender"]
+    embeddings = np.array(table.column("embedding").to_pylist())
+    assert embeddings.shape == (2, 384)
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+
+
+def test_encode_is_consistent_across_outputs(model_dir: Path, tmp_path: Path) -> None:
+    npy = tmp_path / "a.npy"
+    run("encode", "--model", str(model_dir), "Sweaters", "--output", str(npy))
+    line = json.loads(run("encode", "--model", str(model_dir), "Sweaters").output)
+    np.testing.assert_allclose(np.load(npy)[0], line["embedding"], atol=1e-5)
+
+
+def test_similarity_prints_a_matrix(model_dir: Path) -> None:
+    result = run("similarity", "--model", str(model_dir), "Sweaters", "Hoodies", "Car Battery")
+    assert result.exit_code == 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 2 + 3
+    diagonal = [float(lines[2 + i].split()[-3 + i]) for i in range(3)]
+    assert diagonal == pytest.approx([1.0, 1.0, 1.0], abs=1e-3)
+    sweaters = [float(x) for x in lines[2].split()[-3:]]
+    assert sweaters[1] > sweaters[2]  # Hoodies closer to Sweaters than Car Battery
+
+
+def test_evaluate_prints_accuracy_per_part(model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    run("dataset", "build", "--output", str(out), "--train-size", "10", "--eval-size", "40")
+    result = run("evaluate", "--model", str(model_dir), "--data", str(out / "eval.csv"))
+    assert result.exit_code == 0
+    parts = {line.split()[0]: line.split() for line in result.output.splitlines()[2:]}
+    assert set(parts) == {"all", "seen", "heldout"}
+    assert parts["all"][1] == "40"
+    assert 0.5 <= float(parts["all"][2]) <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["encode", "--model", "{missing}", "x"], "model folder not found"),
+        (["encode", "--model", "{tmp}", "x"], "not a sentence-transformers model folder"),
+        (["similarity", "--model", "{model}", "only-one"], "at least two"),
+        (["evaluate", "--model", "{model}", "--data", "{tmp}/none.csv"], "file not found"),
+        (["encode", "--model", "{model}", "x", "--output", "{tmp}/out.xlsx"], "must end in"),
+    ],
+)
+def test_inference_commands_bad_input(
+    model_dir: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    argv = [a.format(missing=tmp_path / "nope", tmp=tmp_path, model=model_dir) for a in args]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output

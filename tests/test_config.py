@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from catembed.config import load_configs
+from catembed.errors import ConfigError
+
+
+def test_defaults_are_the_seed_recipe() -> None:
+    training, data = load_configs(None)
+    assert (
+        training.epochs,
+        training.batch_size,
+        training.learning_rate,
+        training.margin,
+        training.seed,
+    ) == (4, 64, 5e-5, 0.3, 42)
+    assert (training.lr_scheduler, training.warmup_ratio, training.max_seq_length) == (
+        "linear",
+        0.0,
+        512,
+    )
+    assert (data.train_size, data.eval_size, data.seed) == (2120, 177, 42)
+
+
+def test_file_then_command_line_override(tmp_path: Path) -> None:
+    path = tmp_path / "recipe.json"
+    path.write_text(
+        json.dumps({"training": {"epochs": 2, "margin": 0.5}, "dataset": {"train_size": 300}})
+    )
+    training, data = load_configs(path, {"margin": 0.4, "seed": 7}, {"eval_size": 50})
+    assert (training.epochs, training.margin, training.seed) == (2, 0.4, 7)
+    assert (data.train_size, data.eval_size, data.seed) == (300, 50, 7)
+
+
+def test_toml_file(tmp_path: Path) -> None:
+    path = tmp_path / "recipe.toml"
+    path.write_text(
+        '[training]\nbatch_size = 32\n[dataset]\ncorruption_kinds = ["markup", "hashtag"]\n'
+    )
+    training, data = load_configs(path)
+    assert training.batch_size == 32 and data.corruption_kinds == ("markup", "hashtag")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"training": {"epoch": 3}}', "training.epoch: Extra inputs"),
+        ('{"training": {"epochs": "many"}}', "training.epochs"),
+        ("{not json", "cannot parse"),
+        ('{"training": {"batch_size": 0}}', "batch size"),
+    ],
+)
+def test_bad_config_files_are_one_line_errors(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        load_configs(path)
+
+
+def test_missing_config_file() -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_configs("nowhere.json")

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from catembed import DatasetConfig, build_triplets
+from catembed.corruptions import CORRUPTION_KINDS
+from catembed.dataset import (
+    DEFAULT_CORRUPTION_KINDS,
+    HIDDEN_FROM_TOKENIZER,
+    OUT_OF_DOMAIN,
+    token_statistics,
+    tokenizer_view,
+)
+from catembed.errors import ConfigError, InputError
+from catembed.vocabulary import domain_values
+
+VALUES = [
+    "Sweaters",
+    "Cardigan",
+    "Trousers",
+    "Jackets",
+    "Dresses",
+    "Blouses",
+    "Jeans",
+    "Skirts",
+    "Hoodies",
+    "Shorts",
+]
+
+
+def test_defaults_reproduce_the_seed_shape() -> None:
+    data = build_triplets()
+    assert len(data.train) == 2120
+    assert len(data.evaluation) == 177
+    assert data.eval_seen and data.eval_heldout
+    assert set(data.train_values) | set(data.heldout_values) == set(domain_values("apparel"))
+
+
+def test_heldout_values_never_appear_in_training() -> None:
+    data = build_triplets(VALUES, DatasetConfig(heldout_fraction=0.3, train_size=500, eval_size=60))
+    heldout = set(data.heldout_values)
+    assert len(heldout) == 3
+    for t in data.train:
+        assert t.anchor not in heldout and t.positive not in heldout
+        assert not any(h in t.negative for h in heldout)
+    for t in data.eval_heldout:
+        assert {t.anchor, t.positive} <= heldout
+    for t in data.eval_seen:
+        assert {t.anchor, t.positive} <= set(data.train_values)
+
+
+def test_triplets_are_well_formed_and_mix_negative_kinds() -> None:
+    config = DatasetConfig(train_size=1000, corruption_rate=0.4)
+    data = build_triplets(VALUES, config)
+    valid = set(VALUES)
+    kinds = Counter(t.negative_kind for t in data.train)
+    assert 0.3 < kinds[OUT_OF_DOMAIN] / 1000 < 0.7
+    assert len(kinds) > 10
+    assert not set(kinds) & set(HIDDEN_FROM_TOKENIZER)
+    for t in data.train:
+        assert t.anchor != t.positive and {t.anchor, t.positive} <= valid
+        assert t.negative not in valid
+        if t.negative_kind != OUT_OF_DOMAIN:
+            assert t.negative_kind in CORRUPTION_KINDS
+
+
+def test_same_seed_same_data_other_seed_other_data() -> None:
+    a = build_triplets(VALUES, DatasetConfig(seed=7, train_size=200))
+    b = build_triplets(VALUES, DatasetConfig(seed=7, train_size=200))
+    c = build_triplets(VALUES, DatasetConfig(seed=8, train_size=200))
+    assert a.train == b.train and a.evaluation == b.evaluation
+    assert a.train != c.train
+
+
+def test_corruption_rate_zero_and_one() -> None:
+    only_ood = build_triplets(VALUES, DatasetConfig(corruption_rate=0.0, train_size=100))
+    assert {t.negative_kind for t in only_ood.train} == {OUT_OF_DOMAIN}
+    only_broken = build_triplets(
+        VALUES, DatasetConfig(corruption_rate=1.0, train_size=100, corruption_kinds=("markup",))
+    )
+    assert {t.negative_kind for t in only_broken.train} == {"markup"}
+    assert all(t.negative.startswith("<") or t.negative.endswith(">") for t in only_broken.train)
+
+
+def test_default_kinds_leave_out_what_the_tokenizer_cannot_see() -> None:
+    assert set(DEFAULT_CORRUPTION_KINDS) == set(CORRUPTION_KINDS) - set(HIDDEN_FROM_TOKENIZER)
+    assert tokenizer_view(" SWEA\u200bTERS\t") == tokenizer_view("Sweaters")
+    assert tokenizer_view("#Sweaters") != tokenizer_view("Sweaters")
+
+
+def test_tables_have_columns_and_parts() -> None:
+    data = build_triplets(VALUES, DatasetConfig(train_size=50, eval_size=20))
+    train = data.table("train")
+    evaluation = data.table("eval")
+    assert train.column_names == ["anchor", "positive", "negative", "negative_kind", "part"]
+    assert train.num_rows == 50 and set(train.column("part").to_pylist()) == {"train"}
+    assert Counter(evaluation.column("part").to_pylist()) == {"seen": 10, "heldout": 10}
+
+
+def test_token_statistics_count_tokens_per_column(base_model) -> None:  # type: ignore[no-untyped-def]
+    table = build_triplets(VALUES, DatasetConfig(train_size=100)).table("train")
+    stats = token_statistics(table, base_model.tokenizer)
+    assert set(stats) == {"anchor", "positive", "negative"}
+    assert stats["anchor"]["min"] >= 3  # [CLS] word [SEP]
+    assert stats["negative"]["max"] > stats["anchor"]["max"]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [([], "empty"), (["Sweaters"], "at least 2"), (["  ", "Sweaters", "Sweaters "], "at least 2")],
+)
+def test_too_few_values_are_refused(values: list[str], message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        build_triplets(values)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"train_size": 0}, "train size"),
+        ({"heldout_fraction": 1.0}, "held-out fraction"),
+        ({"corruption_rate": 1.5}, "corruption rate"),
+        ({"corruption_kinds": ("markup", "sparkles")}, "sparkles"),
+    ],
+)
+def test_invalid_config_is_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        DatasetConfig(**kwargs)  # type: ignore[arg-type]

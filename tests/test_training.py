@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sentence_transformers import SentenceTransformer
+
+from catembed import TrainingConfig, TrainingResult
+from catembed.errors import ConfigError, InputError
+from catembed.tables import atomic_folder
+
+CARD_SECTIONS = [
+    "## Model Details",
+    "### Full Model Architecture",
+    "## Usage",
+    "## Evaluation",
+    "#### Triplet",
+    "### Seen and held-out values (catembed)",
+    "## Training Details",
+    "### Training Dataset",
+    "#### Non-Default Hyperparameters",
+    "#### All Hyperparameters",
+    "### Training Logs",
+    "### Framework Versions",
+    "#### TripletLoss",
+    "### catembed configuration",
+]
+
+
+def test_short_real_training_improves_accuracy(trained: TrainingResult) -> None:
+    before, after = trained.accuracy["base"], trained.accuracy["fine_tuned"]
+    assert set(after) == {"seen", "heldout", "all"}
+    assert after["all"] > before["all"]
+    assert trained.samples_per_second > 0
+
+
+def test_folder_loads_in_stock_sentence_transformers(model_dir: Path) -> None:
+    model = SentenceTransformer(str(model_dir), device="cpu")
+    assert model.max_seq_length == 512
+    assert model.tokenizer is not None
+    vectors = model.encode(["Sweaters", "Hoodies", "Toaster"])
+    assert vectors.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    architecture = str(model)
+    assert "mean_tokens': True" in architecture or "pooling_mode': 'mean" in architecture
+    assert "Normalize" in architecture
+
+
+def test_card_has_every_section_and_the_values_used(
+    model_dir: Path, trained: TrainingResult
+) -> None:
+    card = (model_dir / "README.md").read_text(encoding="utf-8")
+    for section in CARD_SECTIONS:
+        assert section in card, section
+    assert "TripletDistanceMetric.COSINE" in card
+    assert '"triplet_margin": 0.3' in card
+    assert "category_final_evaluation" in card
+    assert re.search(r"\| Held-out values \| \d+ \| 0\.\d{4} \| \*\*0\.\d{4}\*\* \|", card)
+    assert '"max_steps": 6' in card  # the values used, not just the defaults
+    assert "widget:" in card and "source_sentence:" in card
+    assert "base_model: sentence-transformers/all-MiniLM-L6-v2" in card
+    assert "[3, 384]" in card
+
+
+def test_metadata_records_values_and_accuracy(model_dir: Path, trained: TrainingResult) -> None:
+    metadata = json.loads((model_dir / "catembed.json").read_text(encoding="utf-8"))
+    assert metadata["domain"] == "apparel"
+    assert metadata["heldout_values"] == list(trained.dataset.heldout_values)
+    assert metadata["training"]["learning_rate"] == 5e-5
+    assert metadata["accuracy"]["fine_tuned"]["all"] == pytest.approx(
+        trained.accuracy["fine_tuned"]["all"]
+    )
+
+
+def test_atomic_folder_refuses_to_clobber_and_cleans_up(tmp_path: Path) -> None:
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    with pytest.raises(InputError, match="--overwrite"), atomic_folder(target):
+        pass
+    with pytest.raises(RuntimeError), atomic_folder(target, overwrite=True) as folder:
+        (folder / "half.bin").write_text("partial")
+        raise RuntimeError("training failed")
+    assert (target / "keep.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": 0}, "batch size"),
+        ({"learning_rate": 2.0}, "learning rate"),
+        ({"margin": -1}, "margin"),
+    ],
+)
+def test_invalid_training_config_is_refused(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        TrainingConfig(**kwargs)  # type: ignore[arg-type]
