@@ -72,6 +72,19 @@ def model_option(func: F) -> F:
     )(func)
 
 
+def backend_option(func: F) -> F:
+    from catembed.backends import DEFAULT_BACKEND, Backend
+
+    return click.option(
+        "--backend",
+        type=click.Choice([b.value for b in Backend]),
+        default=DEFAULT_BACKEND.value,
+        show_default=True,
+        envvar="CATEMBED_BACKEND",
+        help="Inference backend.",
+    )(func)
+
+
 def values_source_options(func: F) -> F:
     """--valid FILE and --column, shared by `dataset build` and `train`."""
     func = click.option(
@@ -373,6 +386,7 @@ def evaluate(model_dir: Path, data_file: str) -> None:
 
 @main.command()
 @model_option
+@backend_option
 @click.argument("values", nargs=-1)
 @click.option("--input", "input_file", default=None, help="Read values from a file (- for stdin).")
 @click.option("--column", default=None, help="Column of --input holding the values.")
@@ -385,6 +399,7 @@ def evaluate(model_dir: Path, data_file: str) -> None:
 )
 def encode(
     model_dir: Path,
+    backend: str,
     values: tuple[str, ...],
     input_file: str | None,
     column: str | None,
@@ -394,7 +409,7 @@ def encode(
     import numpy as np
     import pyarrow as pa
 
-    from catembed.models import check_model_folder, load_model
+    from catembed.backends import load_encoder
     from catembed.tables import atomic_file, read_column, table_format, write_table
 
     if values and input_file:
@@ -409,7 +424,7 @@ def encode(
     )
     if not texts:
         raise CatembedError("no values to encode")
-    model = load_model(str(check_model_folder(model_dir)))
+    model = load_encoder(model_dir, backend)
     vectors = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=128)
     fmt = table_format(output_file) if output_file else "jsonl"
     if output_file is None:
@@ -441,14 +456,15 @@ def encode(
 
 @main.command()
 @model_option
+@backend_option
 @click.argument("values", nargs=-1, required=True)
-def similarity(model_dir: Path, values: tuple[str, ...]) -> None:
+def similarity(model_dir: Path, backend: str, values: tuple[str, ...]) -> None:
     """Print the cosine similarity matrix of the given values."""
-    from catembed.models import check_model_folder, load_model
+    from catembed.backends import load_encoder
 
     if len(values) < 2:
         raise click.UsageError("give at least two values")
-    model = load_model(str(check_model_folder(model_dir)))
+    model = load_encoder(model_dir, backend)
     vectors = model.encode(list(values), normalize_embeddings=True, convert_to_numpy=True)
     matrix = vectors @ vectors.T
     labels = [v if len(v) <= 24 else v[:23] + "…" for v in values]
