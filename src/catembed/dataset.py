@@ -31,6 +31,7 @@ DEFAULT_SEED = 42
 OUT_OF_DOMAIN = "out_of_domain"
 COLUMNS = ("anchor", "positive", "negative")
 MIN_TRAINING_VALUES = 2
+ANCHOR_CORRUPTION_SHARE = 0.7
 # Kinds an uncased BERT tokenizer cannot see ('SWEATERS', ' Sweaters', 'Swea\u200bters' all
 # tokenize like 'Sweaters'): as negatives they teach nothing and cap accuracy, so training
 # leaves them to the validator's format checks unless asked for explicitly.
@@ -168,8 +169,9 @@ class _Builder:
         anchor, positive = self.rng.sample(values, 2)
         if self.rng.random() >= self.config.corruption_rate:
             return Triplet(anchor, positive, self.rng.choice(pool), OUT_OF_DOMAIN)
-        # Mostly the anchor's own broken spelling: the hardest and most useful negative.
-        source = anchor if self.rng.random() < 0.6 else self.rng.choice(values)
+        # A broken spelling of the triplet's own values, mostly the anchor's: the hardest and
+        # most useful negative ("Sweaters" must sit closer to "Cardigan" than to "Sweatrs").
+        source = anchor if self.rng.random() < ANCHOR_CORRUPTION_SHARE else positive
         for _ in range(20):
             kind, negative = corrupt(source, self.rng, self.config.corruption_kinds)
             if kind == "join" and self.rng.random() < 0.5:
