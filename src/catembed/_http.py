@@ -1,0 +1,150 @@
+"""HTTP plumbing of the server: OpenAI-style error bodies, exception handlers, and the ASGI
+middleware that bounds request bodies and counts requests in flight.
+
+Every error leaves as ``{"error": {"message", "type", "code", "param"}}`` with its status.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
+
+# Fields whose type is a union: one plain message instead of one error per union member.
+FIELD_HINTS = {
+    "input": "a string or a non-empty list of strings",
+    "values": "a non-empty list of strings (null for a missing cell)",
+    "a": "a non-empty list of strings",
+    "b": "a non-empty list of strings",
+}
+
+
+@dataclass
+class InFlight:
+    """How many HTTP requests are being answered now."""
+
+    count: int = 0
+
+
+class ApiError(Exception):
+    """An error answered as ``{"error": {...}}`` with an HTTP status."""
+
+    def __init__(self, status: int, message: str, code: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code, self.param = status, message, code, param
+
+
+def _error_type(status: int) -> str:
+    return {
+        404: "not_found_error",
+        413: "request_too_large",
+        503: "service_unavailable_error",
+    }.get(status, "invalid_request_error" if status < 500 else "server_error")
+
+
+def error_response(status: int, message: str, code: str, param: str | None = None) -> Response:
+    body = {
+        "error": {"message": message, "type": _error_type(status), "code": code, "param": param}
+    }
+    return JSONResponse(body, status_code=status)
+
+
+class _BodyTooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body is larger than the limit of {limit} bytes")
+
+
+class RequestGuard:
+    """ASGI middleware: counts requests in flight and rejects bodies over ``max_body_bytes``,
+    from Content-Length before reading and while streaming (chunked bodies), with a 413."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, in_flight: InFlight) -> None:
+        self.app, self.max_body_bytes, self.in_flight = app, max_body_bytes, in_flight
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_body_bytes
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if declared.isdigit() and int(declared) > limit:
+            await error_response(413, str(_BodyTooLarge(limit).detail), "body_too_large")(
+                scope, receive, send
+            )
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge(limit)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        self.in_flight.count += 1
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge as error:
+            if started:
+                raise
+            await error_response(413, str(error.detail), "body_too_large")(scope, receive, send)
+        finally:
+            self.in_flight.count -= 1
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    async def api_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, ApiError)
+        return error_response(error.status, error.message, error.code, error.param)
+
+    async def http_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)
+        status = error.status_code
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+        message = error.detail if status != 404 else f"no route {request.url.path}"
+        return error_response(status, str(message), code.get(status, "http_error"))
+
+    async def invalid_body(request: Request, error: Exception) -> Response:
+        assert isinstance(error, RequestValidationError)
+        problems = error.errors()
+        if any(p.get("type") == "json_invalid" for p in problems):
+            return error_response(422, "request body is not valid JSON", "invalid_json")
+        content_type = request.headers.get("content-type", "")
+        if any(p.get("loc") == ("body",) for p in problems) and "json" not in content_type:
+            message = "send a JSON object with Content-Type: application/json"
+            return error_response(422, message, "invalid_request_body")
+        parts: dict[str, str] = {}  # one message per field
+        for problem in problems:
+            loc = [str(x) for x in problem.get("loc", ())[1:]]
+            field = loc[0] if loc else "body"
+            if field in FIELD_HINTS:
+                parts.setdefault(field, f"{field}: expected {FIELD_HINTS[field]}")
+            else:
+                parts.setdefault(".".join(loc) or "body", problem.get("msg", "invalid"))
+        messages = [m if m.startswith(f"{k}:") else f"{k}: {m}" for k, m in parts.items()]
+        param = next(iter(parts)) if parts else None
+        return error_response(422, "; ".join(messages[:5]), "invalid_request_body", param)
+
+    async def unexpected(request: Request, error: Exception) -> Response:
+        logger.exception("unexpected error on %s", request.url.path)
+        return error_response(500, "internal server error", "internal_error")
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid_body)
+    app.add_exception_handler(Exception, unexpected)

@@ -1,0 +1,135 @@
+"""The micro-batcher in process, with the real base model."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import pytest
+
+from catembed.batching import (
+    BatchedEncoder,
+    BatchingConfig,
+    LRUCache,
+    MicroBatcher,
+    Overloaded,
+    token_counter,
+)
+from catembed.errors import ConfigError
+
+
+def direct(model: Any, texts: list[str]) -> np.ndarray:
+    return np.asarray(model.encode(texts, normalize_embeddings=True, convert_to_numpy=True))
+
+
+def test_callers_waiting_together_share_one_encode_call(base_model: Any) -> None:
+    requests = [[f"Sweaters {i}", f"Hoodies {i}", "Cardigan"] for i in range(10)]
+
+    async def scenario() -> tuple[list[list[Any]], MicroBatcher]:
+        batcher = MicroBatcher(base_model, BatchingConfig(max_wait_ms=50))
+        await batcher.start()
+        try:
+            results = await asyncio.gather(*(batcher.embed(texts) for texts in requests))
+        finally:
+            await batcher.stop()
+        return results, batcher
+
+    results, batcher = asyncio.run(scenario())
+    assert batcher.stats.batches == 1
+    assert batcher.stats.encoded_texts == 21  # 'Cardigan' once
+    assert batcher.stats.largest_batch == 21
+    for texts, items in zip(requests, results, strict=True):
+        np.testing.assert_allclose(
+            np.stack([item.vector for item in items]), direct(base_model, texts), atol=1e-5
+        )
+        assert [item.tokens for item in items] == token_counter(base_model)[0](texts)
+
+
+def test_cache_answers_repeats_and_stays_bounded(base_model: Any) -> None:
+    async def scenario() -> MicroBatcher:
+        batcher = MicroBatcher(base_model, BatchingConfig(cache_size=3, max_wait_ms=0))
+        await batcher.start()
+        try:
+            await batcher.embed(["a", "b", "a"])
+            await batcher.embed(["a", "b"])
+            await batcher.embed(["c", "d", "e"])
+        finally:
+            await batcher.stop()
+        return batcher
+
+    batcher = asyncio.run(scenario())
+    assert batcher.stats.cache_hits == 2
+    assert batcher.stats.encoded_texts == 5
+    assert len(batcher.cache) == 3
+
+
+def test_a_full_queue_refuses_at_once_and_a_cancelled_caller_harms_no_one(
+    base_model: Any,
+) -> None:
+    async def scenario() -> list[Any]:
+        batcher = MicroBatcher(base_model, BatchingConfig(max_pending_texts=4, max_wait_ms=20))
+        await batcher.start()
+        try:
+            first = asyncio.ensure_future(batcher.embed(["w", "x", "y"]))
+            await asyncio.sleep(0)
+            with pytest.raises(Overloaded, match="3 texts waiting"):
+                await batcher.embed(["p", "q"])
+            first.cancel()
+            for _ in range(600):  # the batch it joined finishes without it
+                if batcher.pending_texts == 0:
+                    break
+                await asyncio.sleep(0.05)
+            assert batcher.pending_texts == 0
+            return await batcher.embed(["p", "q"])  # the worker is still alive
+        finally:
+            await batcher.stop()
+
+    items = asyncio.run(scenario())
+    np.testing.assert_allclose(
+        np.stack([item.vector for item in items]), direct(base_model, ["p", "q"]), atol=1e-5
+    )
+
+
+def test_batched_encoder_serves_blocking_callers_through_the_batcher(base_model: Any) -> None:
+    async def scenario() -> tuple[np.ndarray, np.ndarray, np.ndarray, MicroBatcher]:
+        batcher = MicroBatcher(base_model)
+        await batcher.start()
+        wrapper = BatchedEncoder(batcher)
+        kwargs = {"batch_size": 8, "normalize_embeddings": True, "convert_to_numpy": True}
+        try:
+            many = await asyncio.to_thread(wrapper.encode, ["Sweaters", "Hoodies"], **kwargs)
+            one = await asyncio.to_thread(wrapper.encode, "Sweaters", **kwargs)
+            raw = await asyncio.to_thread(wrapper.encode, ["Sweaters"], batch_size=8)
+        finally:
+            await batcher.stop()
+        return many, one, raw, batcher
+
+    many, one, raw, batcher = asyncio.run(scenario())
+    np.testing.assert_allclose(many, direct(base_model, ["Sweaters", "Hoodies"]), atol=1e-5)
+    np.testing.assert_allclose(one, many[0], atol=1e-6)
+    assert batcher.stats.cache_hits == 1 and batcher.stats.encoded_texts == 2
+    assert raw.shape == (1, 384)  # not normalised on request: served by the model directly
+
+
+def test_lru_cache_forgets_the_least_recently_used() -> None:
+    cache = LRUCache(2)
+    for key in ("a", "b"):
+        cache.put(key, key)  # type: ignore[arg-type]
+    assert cache.get("a") == "a"
+    cache.put("c", "c")  # type: ignore[arg-type]
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == ("a", None, "c")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("max_batch_size", 0, "max batch size must be at least 1"),
+        ("max_wait_ms", -1, "max wait must be in"),
+        ("cache_size", -1, "cache size must not be negative"),
+        ("max_pending_texts", 0, "max pending texts must be at least 1"),
+    ],
+)
+def test_batching_config_rejects_bad_values(field: str, value: float, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        BatchingConfig(**{field: value})

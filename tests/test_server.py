@@ -1,0 +1,380 @@
+"""The HTTP server, for real: a uvicorn subprocess on a free loopback port, called with httpx
+and with the official ``openai`` client."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import openai
+import pytest
+from click.testing import CliRunner
+
+from catembed.backends import load_encoder
+from catembed.cli import main
+from catembed.models import DEFAULT_BASE_MODEL, resolve_base_model
+from catembed.validation import Validator
+from catembed.vocabulary import domain_values
+
+pytestmark = pytest.mark.slow
+
+MODEL_NAME = "apparel-test"
+# Small limits so every error case is cheap to reach.
+LIMITS = ["--max-inputs", "64", "--max-input-chars", "200", "--max-body-bytes", "20000"]
+LIMITS += ["--max-similarity-cells", "400", "--max-wait-ms", "5"]
+JSON = {"content-type": "application/json"}
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def stop(self, timeout: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(folder: Path, log: Path, *args: str) -> Server:
+    port = _free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    command = [sys.executable, "-m", "catembed.cli", "serve", "--model", str(folder)]
+    command += ["--port", str(port), *args]
+    with log.open("wb") as handle:
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode}:\n{server.log_text()}")
+        try:
+            if httpx.get(f"{server.url}/health", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise AssertionError(f"server did not answer /health:\n{server.log_text()}")
+
+
+@pytest.fixture(scope="module")
+def served_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trained model with its validator (built here until training writes one)."""
+    folder = tmp_path_factory.mktemp("served") / MODEL_NAME
+    shutil.copytree(model_dir, folder)
+    if not (folder / "validator.json").is_file():
+        Validator.from_values(domain_values("apparel"), model=folder).save(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(served_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = start_server(served_dir, tmp_path_factory.mktemp("logs") / "server.log", *LIMITS)
+    yield running
+    assert running.stop() == 0, running.log_text()
+
+
+@pytest.fixture(scope="module")
+def encoder(served_dir: Path) -> Any:
+    """The same model in this process: what the server's answers must equal."""
+    return load_encoder(served_dir)
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        yield http
+
+
+def expected(encoder: Any, texts: list[str]) -> np.ndarray:
+    return np.asarray(encoder.encode(texts, normalize_embeddings=True, convert_to_numpy=True))
+
+
+def stats(client: httpx.Client) -> dict[str, int]:
+    return dict(client.get("/health").json()["stats"])
+
+
+def test_health_models_and_docs(client: httpx.Client) -> None:
+    health = client.get("/health").json()
+    assert health["status"] == "ok"
+    assert (health["model"], health["backend"], health["dimension"]) == (MODEL_NAME, "torch", 384)
+    assert health["validator"] is True
+    assert health["token_counting"] == "tokenizer"
+    assert health["limits"]["max_inputs"] == 64
+    models = client.get("/v1/models").json()
+    assert [m["id"] for m in models["data"]] == [MODEL_NAME]
+    assert models["object"] == "list" and models["data"][0]["object"] == "model"
+    assert client.get(f"/v1/models/{MODEL_NAME}").json()["id"] == MODEL_NAME
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/v1/embeddings", "/v1/validate", "/v1/similarity", "/v1/models", "/health"):
+        assert path in paths
+
+
+def test_openai_client_gets_the_models_embeddings(server: Server, encoder: Any) -> None:
+    api = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    texts = ["Sweaters", "Cardigan", "Car Battery"]
+    want = expected(encoder, texts)
+    default = api.embeddings.create(model=MODEL_NAME, input=texts)  # the client asks for base64
+    floats = api.embeddings.create(model=MODEL_NAME, input=texts, encoding_format="float")
+    for response in (default, floats):
+        assert [d.index for d in response.data] == [0, 1, 2]
+        got = np.array([d.embedding for d in response.data])
+        np.testing.assert_allclose(got, want, atol=1e-5)
+        assert response.model == MODEL_NAME
+    tokens = sum(len(ids) for ids in encoder.tokenizer(texts)["input_ids"])
+    assert floats.usage.prompt_tokens == floats.usage.total_tokens == tokens
+    short = api.embeddings.create(model=MODEL_NAME, input="Sweaters", dimensions=64)
+    vector = np.array(short.data[0].embedding)
+    np.testing.assert_allclose(vector, want[0, :64] / np.linalg.norm(want[0, :64]), atol=1e-5)
+    assert [m.id for m in api.models.list()] == [MODEL_NAME]
+    with pytest.raises(openai.NotFoundError, match="not served here") as caught:
+        api.embeddings.create(model="text-embedding-3-small", input="Sweaters")
+    assert caught.value.code == "model_not_found"
+
+
+def test_base64_is_little_endian_float32(client: httpx.Client) -> None:
+    body = {"input": "Hoodies", "model": MODEL_NAME}
+    floats = client.post("/v1/embeddings", json=body).json()["data"][0]["embedding"]
+    packed = client.post("/v1/embeddings", json={**body, "encoding_format": "base64"}).json()
+    decoded = np.frombuffer(base64.b64decode(packed["data"][0]["embedding"]), dtype="<f4")
+    np.testing.assert_array_equal(decoded, np.array(floats, dtype=np.float32))
+
+
+def test_similarity_is_the_cosine_matrix(client: httpx.Client, encoder: Any) -> None:
+    a, b = ["Sweaters", "Hoodies"], ["Cardigan", "Toaster", "Sweaters"]
+    response = client.post("/v1/similarity", json={"a": a, "b": b}).json()
+    want = expected(encoder, a) @ expected(encoder, b).T
+    np.testing.assert_allclose(np.array(response["matrix"]), want, atol=1e-5)
+    square = np.array(client.post("/v1/similarity", json={"a": b}).json()["matrix"])
+    assert square.shape == (3, 3)
+    np.testing.assert_allclose(np.diag(square), 1.0, atol=1e-5)
+
+
+def test_validate_matches_the_validator(client: httpx.Client, served_dir: Path) -> None:
+    values = ["Sweaters", "<b>Hoodies</b>", "Car Battery", None, "Sweaters", "cardigan"]
+    response = client.post("/v1/validate", json={"values": values, "model": MODEL_NAME})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    want = Validator.load(served_dir).validate(values)
+    assert [r["index"] for r in results] == list(range(len(values)))
+    assert [r["value"] for r in results] == values
+    for got, report in zip(results, want, strict=True):
+        assert got["verdict"] == report.verdict.value
+        assert got["score"] == pytest.approx(report.score, abs=1e-4)
+        assert (got["nearest"], got["suggestion"]) == (report.nearest, report.suggestion)
+    assert results[3]["verdict"] == "missing"
+    assert results[0]["verdict"] == "valid"
+
+
+ERROR_CASES: list[tuple[str, str, dict[str, Any], int, str]] = [
+    ("malformed JSON", "/v1/embeddings", {"content": b'{"input": ', "headers": JSON}, 422, "invalid_json"),
+    ("number input", "/v1/embeddings", {"json": {"input": [1, 2]}}, 422, "invalid_request_body"),
+    ("empty list", "/v1/embeddings", {"json": {"input": []}}, 422, "invalid_request_body"),
+    ("unknown field", "/v1/embeddings", {"json": {"input": "x", "foo": 1}}, 422, "invalid_request_body"),
+    ("not an object", "/v1/embeddings", {"json": ["x"]}, 422, "invalid_request_body"),
+    ("string dimensions", "/v1/embeddings", {"json": {"input": "x", "dimensions": "8"}}, 422, "invalid_request_body"),
+    ("zero dimensions", "/v1/embeddings", {"json": {"input": "x", "dimensions": 0}}, 422, "invalid_request_body"),
+    ("bad format", "/v1/embeddings", {"json": {"input": "x", "encoding_format": "int8"}}, 422, "invalid_request_body"),
+    ("form body", "/v1/embeddings", {"data": {"input": "x"}}, 422, "invalid_request_body"),
+    ("values not a list", "/v1/validate", {"json": {"values": "Sweaters"}}, 422, "invalid_request_body"),
+    ("too many inputs", "/v1/embeddings", {"json": {"input": ["x"] * 65}}, 400, "too_many_inputs"),
+    ("input too long", "/v1/embeddings", {"json": {"input": ["x", "y" * 201]}}, 400, "input_too_long"),
+    ("too many values", "/v1/validate", {"json": {"values": ["x"] * 65}}, 400, "too_many_inputs"),
+    ("too many dimensions", "/v1/embeddings", {"json": {"input": "x", "dimensions": 385}}, 400, "invalid_dimensions"),
+    ("matrix too large", "/v1/similarity", {"json": {"a": ["x"] * 21, "b": ["y"] * 20}}, 400, "matrix_too_large"),
+    ("unknown model", "/v1/embeddings", {"json": {"input": "x", "model": "gpt-4"}}, 404, "model_not_found"),
+    ("unknown model (validate)", "/v1/validate", {"json": {"values": ["x"], "model": "m"}}, 404, "model_not_found"),
+    ("unknown model (similarity)", "/v1/similarity", {"json": {"a": ["x"], "model": "m"}}, 404, "model_not_found"),
+    ("body too large", "/v1/embeddings", {"json": {"input": ["x" * 150] * 64, "user": "u" * 20000}}, 413, "body_too_large"),
+    ("streamed body too large", "/v1/embeddings", {"content": iter([b'{"input": "', b"x" * 30000, b'"}'])}, 413, "body_too_large"),
+    ("unknown route", "/v1/chat/completions", {"json": {}}, 404, "not_found"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("path", "request_kwargs", "status", "code"),
+    [case[1:] for case in ERROR_CASES],
+    ids=[case[0] for case in ERROR_CASES],
+)
+def test_errors_are_json_and_the_server_stays_up(
+    client: httpx.Client, path: str, request_kwargs: dict[str, Any], status: int, code: str
+) -> None:
+    response = client.post(path, **request_kwargs)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert error["message"] and error["type"]
+    assert client.get("/health").json()["status"] == "ok"
+
+
+def test_error_messages_say_what_is_wrong(client: httpx.Client) -> None:
+    def message(path: str, **kwargs: Any) -> str:
+        return str(client.post(path, **kwargs).json()["error"]["message"])
+
+    assert "string or a non-empty list of strings" in message("/v1/embeddings", json={"input": 3})
+    assert "at most 64" in message("/v1/embeddings", json={"input": ["x"] * 65})
+    assert "201 characters; at most 200 per text" in message(
+        "/v1/embeddings", json={"input": "y" * 201}
+    )
+    assert "20000 bytes" in message("/v1/embeddings", content=b"x" * 20001)
+    assert "foo" in message("/v1/embeddings", json={"input": "x", "foo": 1})
+    assert "Content-Type: application/json" in message("/v1/embeddings", data={"input": "x"})
+    wrong_method = client.get("/v1/embeddings")
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["code"]
+    assert client.get("/nowhere").json()["error"]["message"] == "no route /nowhere"
+
+
+def test_concurrent_requests_are_batched_and_match_single_ones(
+    server: Server, client: httpx.Client, encoder: Any
+) -> None:
+    words = [f"Knitted item {i}" for i in range(96)]
+    requests = [words[i : i + 8] for i in range(0, 96, 4)] * 2  # 48 overlapping requests
+    before = stats(client)
+
+    async def fire() -> list[list[list[float]]]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            responses = await asyncio.gather(
+                *(http.post("/v1/embeddings", json={"input": texts}) for texts in requests)
+            )
+        assert all(r.status_code == 200 for r in responses)
+        return [[d["embedding"] for d in r.json()["data"]] for r in responses]
+
+    answers = asyncio.run(fire())
+    after = stats(client)
+    want = expected(encoder, words)
+    for texts, got in zip(requests, answers, strict=True):
+        np.testing.assert_allclose(np.array(got), want[[words.index(t) for t in texts]], atol=1e-5)
+    assert after["requests"] - before["requests"] == len(requests)
+    assert after["encoded_texts"] - before["encoded_texts"] == len(words)  # each text once
+    assert after["batches"] - before["batches"] < len(requests)
+    assert after["largest_batch"] > 8  # texts of several requests in one encode call
+
+
+def test_repeated_texts_come_from_the_cache(server: Server, client: httpx.Client) -> None:
+    texts = [f"Cached category {i}" for i in range(10)]
+    first = client.post("/v1/embeddings", json={"input": texts}).json()
+    before = stats(client)
+    again = client.post("/v1/embeddings", json={"input": texts}).json()
+    after = stats(client)
+    assert again["data"] == first["data"]
+    assert again["usage"] == first["usage"]
+    assert after["cache_hits"] - before["cache_hits"] == len(texts)
+    assert after["encoded_texts"] == before["encoded_texts"]
+
+    # The same new text asked by 16 requests at once is encoded once.
+    async def same_text() -> None:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            body = {"input": ["Only once, please"]}
+            responses = await asyncio.gather(
+                *(http.post("/v1/embeddings", json=body) for _ in range(16))
+            )
+        assert {r.json()["data"][0]["embedding"][0] for r in responses} == {
+            responses[0].json()["data"][0]["embedding"][0]
+        }
+
+    asyncio.run(same_text())
+    assert stats(client)["encoded_texts"] == after["encoded_texts"] + 1
+
+
+def test_sigterm_finishes_requests_in_flight(tmp_path: Path) -> None:
+    """A model without validator data; a full queue answers 503; SIGTERM lets a big request
+    in flight finish with 200 and the process exits 0."""
+    folder = Path(resolve_base_model(DEFAULT_BASE_MODEL))
+    args = ["--model-name", "base", "--max-inputs", "512", "--max-pending-texts", "1024"]
+    running = start_server(folder, tmp_path / "server.log", *args)
+    try:
+        http = httpx.Client(base_url=running.url, timeout=120)
+        unavailable = http.post("/v1/validate", json={"values": ["Sweaters"]})
+        assert unavailable.status_code == 503
+        assert unavailable.json()["error"]["code"] == "validator_unavailable"
+        assert "no validator data" in unavailable.json()["error"]["message"]
+        assert http.post("/v1/embeddings", json={"input": "x", "model": "base"}).status_code == 200
+
+        big = [f"item {i}: a product description of a woollen winter garment" for i in range(512)]
+        result: dict[str, httpx.Response] = {}
+
+        def send_big() -> None:
+            with httpx.Client(base_url=running.url, timeout=120) as other:
+                result["big"] = other.post("/v1/embeddings", json={"input": big})
+
+        sender = threading.Thread(target=send_big)
+        sender.start()
+        while http.get("/health").json()["stats"]["pending_texts"] == 0:
+            time.sleep(0.02)
+        # 512 texts are queued: 612 more exceed the 1024 allowed, so this one is refused.
+        extra = {"a": [f"a{i}" for i in range(512)], "b": [f"b{i}" for i in range(100)]}
+        busy = http.post("/v1/similarity", json=extra)
+        assert busy.status_code == 503
+        assert busy.json()["error"]["code"] == "server_overloaded"
+        http.close()
+        running.process.send_signal(signal.SIGTERM)
+        sender.join(120)
+        assert running.process.wait(60) == 0
+    finally:
+        running.stop()
+    response = result["big"]
+    assert response.status_code == 200
+    assert len(response.json()["data"]) == 512
+    log = running.log_text()
+    assert re.search(r"received SIGTERM: finishing [1-9]\d* request\(s\) in flight", log), log
+
+
+def test_serve_without_the_extra_names_the_install_command() -> None:
+    code = "import sys; sys.modules['fastapi'] = None; import catembed.server"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "pip install 'catembed[serve]'" in result.stderr
+    code = (
+        "import sys; sys.modules['uvicorn'] = None; from catembed.cli import main; "
+        "main(['serve', '--model', '.'])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "Error: serving needs FastAPI and uvicorn" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "no/such/folder"], "model folder not found"),
+        (["--model", "{model}", "--max-inputs", "0"], "max inputs must be at least 1"),
+        (["--model", "{model}", "--max-pending-texts", "10"], "at least twice max inputs"),
+    ],
+)
+def test_serve_refuses_bad_options_in_one_line(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    folder = resolve_base_model(DEFAULT_BASE_MODEL)
+    result = CliRunner().invoke(main, ["serve", *(a.format(model=folder) for a in args)])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
