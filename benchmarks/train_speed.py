@@ -1,0 +1,76 @@
+"""Training speed: the stock sentence-transformers trainer against catembed's loop.
+
+Runs the full seed recipe (default apparel dataset, seed 42, 4 epochs, batch 64) twice in one
+process, same data and seed: once with ``TrainingConfig(fast=False)`` (SentenceTransformerTrainer)
+and once with the default fast loop. Prints training samples/s of each (fit time, per-epoch
+evaluation included), their ratio, and final cosine accuracy on the seen / held-out / all
+evaluation parts. Targets: >= 3x samples/s, accuracy within 0.5 points.
+
+    .venv/bin/python benchmarks/train_speed.py [--epochs 4] [--order stock-first|fast-first]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from catembed import TrainingConfig, TrainingResult, train
+
+TARGET_RATIO = 3.0
+TARGET_POINTS = 0.5
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=float, default=TrainingConfig().epochs)
+    parser.add_argument("--order", choices=["stock-first", "fast-first"], default="stock-first")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+
+    import torch
+
+    from catembed.backends import physical_cores
+
+    torch.set_num_threads(physical_cores())
+    engines = ["stock", "catembed"] if args.order == "stock-first" else ["catembed", "stock"]
+    results: dict[str, TrainingResult] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for engine in engines:
+            config = TrainingConfig(epochs=args.epochs, fast=engine == "catembed")
+            results[engine] = train(None, Path(scratch) / engine, config, show_progress=False)
+            print(
+                f"{engine:9s} trained in {results[engine].train_seconds:7.1f} s: "
+                f"{results[engine].samples_per_second:6.1f} samples/s",
+                flush=True,
+            )
+
+    stock, fast = results["stock"], results["catembed"]
+    ratio = fast.samples_per_second / stock.samples_per_second
+    print(f"\ntorch threads {torch.get_num_threads()}, recipe {TrainingConfig(epochs=args.epochs)}")
+    print(f"\n{'':10s} {'samples/s':>10s} {'seen':>7s} {'heldout':>8s} {'all':>7s}")
+    for name, result in (("base", stock), ("stock", stock), ("catembed", fast)):
+        acc = result.accuracy["base" if name == "base" else "fine_tuned"]
+        speed = "" if name == "base" else f"{result.samples_per_second:.1f}"
+        print(f"{name:10s} {speed:>10s} {acc['seen']:7.4f} {acc['heldout']:8.4f} {acc['all']:7.4f}")
+    gap = max(
+        abs(fast.accuracy["fine_tuned"][p] - stock.accuracy["fine_tuned"][p]) * 100
+        for p in ("seen", "heldout", "all")
+    )
+    print(f"\nspeed-up {ratio:.2f}x (target >= {TARGET_RATIO}x): {_verdict(ratio >= TARGET_RATIO)}")
+    print(
+        f"largest accuracy gap {gap:.2f} points (target <= {TARGET_POINTS}): "
+        f"{_verdict(gap <= TARGET_POINTS)}"
+    )
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+if __name__ == "__main__":
+    main()

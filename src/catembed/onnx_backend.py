@@ -1,0 +1,267 @@
+"""ONNX Runtime encoders: fp32 and int8 (dynamic quantization) exports of a model folder.
+
+sentence-transformers' own ONNX path (``backend="onnx"``, ``export_dynamic_quantized_onnx_model``)
+needs ``optimum``, and optimum-onnx pins ``transformers<4.58`` while catembed needs transformers 5,
+so the two cannot be installed together. catembed therefore exports with ``torch.onnx.export``
+(the whole SentenceTransformer: transformer, pooling and Normalize in one graph) and quantizes
+with ``onnxruntime.quantization.quantize_dynamic``. The files go where sentence-transformers
+keeps its ONNX exports (``onnx/model.onnx``, ``onnx/model_qint8.onnx``) and keep its output
+name ``last_hidden_state`` next to catembed's ``sentence_embedding``. They are exported once,
+on first use, written atomically, and reused afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from catembed.errors import ModelError
+from catembed.tables import atomic_file
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger(__name__)
+
+ONNX_DIR = "onnx"
+ONNX_FILE = "model.onnx"
+ONNX_INT8_FILE = "model_qint8.onnx"
+ONNX_OPSET = 17
+EMBEDDING_OUTPUT = "sentence_embedding"
+TOKEN_OUTPUT = "last_hidden_state"
+# Only the matrix multiplications are quantized: int8 embeddings and attention cost accuracy.
+QUANTIZED_OPS = ("MatMul",)
+INSTALL_HINT = "pip install 'catembed[onnx]'"
+
+
+def _require_onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ModelError(f"the onnx backends need onnxruntime: {INSTALL_HINT}") from None
+    return onnxruntime
+
+
+def onnx_path(folder: str | Path, quantized: bool = False) -> Path:
+    """Where the (quantized) ONNX export of the model folder lives."""
+    return Path(folder) / ONNX_DIR / (ONNX_INT8_FILE if quantized else ONNX_FILE)
+
+
+def ensure_onnx(folder: str | Path, quantized: bool = False) -> Path:
+    """Return the ONNX file of ``folder``, exporting (and quantizing) it first if missing."""
+    _require_onnxruntime()
+    target = onnx_path(folder, quantized)
+    if target.is_file():
+        return target
+    fp32 = onnx_path(folder)
+    if not fp32.is_file():
+        _export(Path(folder), fp32)
+    if quantized:
+        _quantize(fp32, target)
+    return target
+
+
+def _export(folder: Path, target: Path) -> None:
+    from catembed.models import load_model
+
+    try:
+        import onnx  # noqa: F401  (the exporter needs it)
+    except ImportError:
+        raise ModelError(f"exporting to ONNX needs the onnx package: {INSTALL_HINT}") from None
+    logger.info("exporting %s to %s", folder, target)
+    model = load_model(str(folder)).eval()
+    names = _input_names(model.tokenizer)
+    example = model.preprocess(["Sweaters", "Car Battery"])
+    inputs = tuple(example[name] for name in names)
+    axes = {name: {0: "batch", 1: "sequence"} for name in names}
+    axes[TOKEN_OUTPUT] = {0: "batch", 1: "sequence"}
+    axes[EMBEDDING_OUTPUT] = {0: "batch"}
+    with _atomic_path(target) as tmp, torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about Python control flow on shapes
+        torch.onnx.export(
+            _Graph(model, names),
+            inputs,
+            str(tmp),
+            input_names=list(names),
+            output_names=[TOKEN_OUTPUT, EMBEDDING_OUTPUT],
+            dynamic_axes=axes,
+            opset_version=ONNX_OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+
+
+def _quantize(source: Path, target: Path) -> None:
+    _require_onnxruntime()
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logger.info("quantizing %s to int8", source)
+    root = logging.getLogger()
+    hint = _DropMessage("pre-processing before quantization")
+    root.addFilter(hint)  # onnxruntime logs a pre-processing hint on the root logger
+    try:
+        with _atomic_path(target) as tmp:
+            quantize_dynamic(
+                str(source),
+                str(tmp),
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                op_types_to_quantize=list(QUANTIZED_OPS),
+            )
+    finally:
+        root.removeFilter(hint)
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+class _Graph(torch.nn.Module):
+    """The SentenceTransformer as one traceable function of its tokenizer's inputs."""
+
+    def __init__(self, model: SentenceTransformer, names: Sequence[str]) -> None:
+        super().__init__()
+        self.model = model
+        self.names = tuple(names)
+
+    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.model(dict(zip(self.names, tensors, strict=True)))
+        return out["token_embeddings"], out[EMBEDDING_OUTPUT]
+
+
+@contextmanager
+def _atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``, readable like any file the user writes,
+    and rename it into place if the block succeeds."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ModelError(f"cannot write the ONNX export into {target.parent}: {error}") from None
+    umask = os.umask(0)
+    os.umask(umask)
+    with atomic_file(target) as tmp:
+        yield tmp
+        tmp.chmod(0o666 & ~umask)
+
+
+def _input_names(tokenizer: Any) -> tuple[str, ...]:
+    names = tuple(getattr(tokenizer, "model_input_names", None) or ())
+    return names or ("input_ids", "attention_mask")
+
+
+class OnnxEncoder:
+    """Encode with an ONNX export of a model folder; answers sentence-transformers' ``encode``."""
+
+    def __init__(self, folder: str | Path, quantized: bool = False, threads: int | None = None):
+        from transformers import AutoTokenizer
+
+        from catembed.backends import physical_cores
+
+        ort = _require_onnxruntime()
+        self.path = ensure_onnx(folder, quantized)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or physical_cores()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(
+            str(self.path), options, providers=["CPUExecutionProvider"]
+        )
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        self.max_seq_length = _max_seq_length(Path(folder))
+        self._inputs = [i.name for i in self.session.get_inputs()]
+        self._dimension = int(self.session.get_outputs()[1].shape[1] or 0) or None
+
+    def get_sentence_embedding_dimension(self) -> int:
+        if self._dimension is None:
+            self._dimension = int(self.encode(["catembed"]).shape[1])
+        return self._dimension
+
+    get_embedding_dimension = get_sentence_embedding_dimension
+
+    def encode(
+        self,
+        inputs: str | Sequence[str],
+        *args: Any,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        normalize_embeddings: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """Embed ``sentences`` like ``SentenceTransformer.encode`` (longest texts first, each
+        batch padded to its own longest text); returns float32 rows in the input order."""
+        if args:
+            raise TypeError("OnnxEncoder.encode takes its options as keywords")
+        single = isinstance(inputs, str)
+        texts = [inputs] if isinstance(inputs, str) else [str(s) for s in inputs]
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        starts = range(0, len(texts), max(1, batch_size))
+        rows: list[np.ndarray] = []
+        for start in _progress(starts, bool(show_progress_bar)):
+            batch = [texts[i] for i in order[start : start + batch_size]]
+            rows.append(self._run(batch))
+        dimension = rows[0].shape[1] if rows else self.get_sentence_embedding_dimension()
+        vectors = np.empty((len(texts), dimension), dtype=np.float32)
+        if rows:
+            vectors[np.asarray(order)] = np.concatenate(rows)
+        if normalize_embeddings:
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors /= np.maximum(norms, 1e-12)
+        result: Any = vectors[0] if single else vectors
+        if convert_to_tensor or not convert_to_numpy:
+            tensor = torch.from_numpy(np.ascontiguousarray(result))
+            return tensor if convert_to_tensor else list(tensor)
+        return result
+
+    def _run(self, texts: list[str]) -> np.ndarray:
+        encoded = self.tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=self.max_seq_length,
+            return_tensors="np",
+        )
+        feeds = {}
+        for name in self._inputs:
+            value = encoded.get(name)
+            if value is None:  # e.g. token_type_ids from a tokenizer that does not return them
+                value = np.zeros_like(encoded["input_ids"])
+            feeds[name] = np.asarray(value, dtype=np.int64)
+        (output,) = self.session.run([EMBEDDING_OUTPUT], feeds)
+        return np.asarray(output, dtype=np.float32)
+
+
+def _max_seq_length(folder: Path) -> int:
+    from catembed.models import MAX_SEQ_LENGTH
+
+    for name in ("sentence_bert_config.json", "sentence_transformers_config.json"):
+        path = folder / name
+        if path.is_file():
+            value = json.loads(path.read_text(encoding="utf-8")).get("max_seq_length")
+            if isinstance(value, int) and value > 0:
+                return value
+    return MAX_SEQ_LENGTH
+
+
+def _progress(items: range, show: bool) -> Any:
+    if not show:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc="Batches", unit="batch")

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from catembed.backends import Backend, load_encoder, physical_cores
+from catembed.cli import main
+from catembed.errors import ConfigError
+from catembed.evaluation import triplet_accuracy
+from catembed.onnx_backend import OnnxEncoder, onnx_path
+
+VALUES = [
+    "Sweaters",
+    "Hoodies",
+    "Cardigan",
+    "Trousers",
+    "Car Battery",
+    "Toaster",
+    "<b>Sweaters</b>",
+    "#Sweaters",
+    "Sweater]",
+    "Sweaters, Hoodies and Cardigans for the whole family",
+]
+
+
+@pytest.fixture(scope="session")
+def onnx_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the session's trained model with both ONNX files exported once."""
+    folder = tmp_path_factory.mktemp("onnx") / "model"
+    shutil.copytree(model_dir, folder)
+    OnnxEncoder(folder, quantized=True)  # exports model.onnx, then model_qint8.onnx
+    return folder
+
+
+@pytest.fixture(scope="session")
+def torch_vectors(model_dir: Path) -> np.ndarray:
+    vectors: np.ndarray = load_encoder(model_dir, Backend.TORCH).encode(
+        VALUES, normalize_embeddings=True, convert_to_numpy=True
+    )
+    return vectors
+
+
+def test_backends_are_the_documented_choices() -> None:
+    assert [b.value for b in Backend] == ["torch", "onnx", "onnx-int8"]
+    with pytest.raises(ConfigError, match="unknown backend 'tensorrt'"):
+        load_encoder(".", "tensorrt")
+
+
+def test_onnx_fp32_matches_torch(onnx_dir: Path, torch_vectors: np.ndarray) -> None:
+    encoder = load_encoder(onnx_dir, "onnx")
+    vectors = encoder.encode(VALUES, batch_size=3, normalize_embeddings=True, convert_to_numpy=True)
+    assert vectors.shape == torch_vectors.shape == (len(VALUES), 384)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(vectors, torch_vectors, atol=1e-4)
+    assert np.min(np.sum(vectors * torch_vectors, axis=1)) > 0.9999
+
+
+def test_onnx_int8_stays_close_to_torch(onnx_dir: Path, torch_vectors: np.ndarray) -> None:
+    encoder = load_encoder(onnx_dir, "onnx-int8")
+    vectors = encoder.encode(VALUES, normalize_embeddings=True, convert_to_numpy=True)
+    cosines = np.sum(vectors * torch_vectors, axis=1)
+    assert np.min(cosines) > 0.95
+    assert np.mean(cosines) > 0.98
+
+
+def test_onnx_int8_keeps_triplet_accuracy(onnx_dir: Path, model_dir: Path, trained: object) -> None:
+    triplets = trained.dataset.evaluation  # type: ignore[attr-defined]
+    columns = [[getattr(t, c) for t in triplets] for c in ("anchor", "positive", "negative")]
+    reference = triplet_accuracy(load_encoder(model_dir, "torch"), *columns)
+    quantized = triplet_accuracy(load_encoder(onnx_dir, "onnx-int8"), *columns)
+    assert abs(quantized - reference) <= 0.05
+
+
+def test_onnx_encoder_answers_the_sentence_transformers_call(onnx_dir: Path) -> None:
+    encoder = load_encoder(onnx_dir, "onnx")
+    single = encoder.encode("Sweaters")
+    assert single.shape == (384,)
+    assert encoder.get_sentence_embedding_dimension() == 384
+    tensor = encoder.encode(["Sweaters", "Hoodies"], convert_to_tensor=True)
+    assert tuple(tensor.shape) == (2, 384)
+    assert encoder.encode([], convert_to_numpy=True).shape == (0, 384)
+    assert encoder.tokenizer(["Sweaters"])["input_ids"][0][0] == encoder.tokenizer.cls_token_id
+    assert encoder.max_seq_length == 512
+    with pytest.raises(TypeError, match="keywords"):
+        encoder.encode(["Sweaters"], 8)
+
+
+def test_export_happens_once_and_is_reused(onnx_dir: Path) -> None:
+    files = [onnx_path(onnx_dir), onnx_path(onnx_dir, quantized=True)]
+    before = [f.stat().st_mtime_ns for f in files]
+    load_encoder(onnx_dir, "onnx")
+    load_encoder(onnx_dir, "onnx-int8")
+    assert [f.stat().st_mtime_ns for f in files] == before
+    assert sorted(p.name for p in (onnx_dir / "onnx").iterdir()) == [
+        "model.onnx",
+        "model_qint8.onnx",
+    ]
+    assert (
+        onnx_path(onnx_dir).stat().st_size
+        > 4 * onnx_path(onnx_dir, quantized=True).stat().st_size / 3
+    )
+
+
+def test_physical_cores_is_positive() -> None:
+    assert physical_cores() >= 1
+
+
+@pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
+def test_cli_encode_with_backend(onnx_dir: Path, torch_vectors: np.ndarray, backend: str) -> None:
+    result = CliRunner().invoke(
+        main, ["-q", "encode", "--model", str(onnx_dir), "--backend", backend, *VALUES[:3]]
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert [r["value"] for r in rows] == VALUES[:3]
+    vectors = np.array([r["embedding"] for r in rows])
+    assert np.min(np.sum(vectors * torch_vectors[:3], axis=1)) > 0.95
+
+
+def test_cli_refuses_an_unknown_backend(onnx_dir: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["encode", "--model", str(onnx_dir), "--backend", "tensorrt", "Sweaters"]
+    )
+    assert result.exit_code != 0
+    assert "tensorrt" in result.output

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.losses import TripletDistanceMetric, TripletLoss
+
+from catembed import DatasetConfig, TrainingConfig, TrainingResult, build_triplets
+from catembed.cli import main
+from catembed.config import load_configs
+from catembed.fast_training import (
+    batch_loss,
+    distinct_positions,
+    embed_distinct,
+    length_runs,
+    token_counts,
+)
+
+
+def test_distinct_positions_index_every_text_once() -> None:
+    distinct, positions = distinct_positions(["Sweaters", "Hoodies", "Sweaters", "Toaster"])
+    assert distinct == ["Sweaters", "Hoodies", "Toaster"]
+    assert positions == [0, 1, 0, 2]
+
+
+def test_length_runs_cover_every_position_in_order() -> None:
+    lengths = [3, 3, 3, 4, 4, 5, 9, 12]
+    runs = length_runs(lengths, overhead=4)
+    assert [i for run in runs for i in run] == list(range(len(lengths)))
+    assert len(runs) > 1  # a 12-token text does not pad the 3-token ones
+    assert length_runs(lengths, overhead=10_000) == [range(8)]
+    with pytest.raises(ValueError, match="sorted"):
+        length_runs([5, 3])
+
+
+def _stock_loss(model: SentenceTransformer, loss: TripletLoss, triplets: list) -> torch.Tensor:  # type: ignore[type-arg]
+    features = [
+        model.preprocess([getattr(t, column) for t in triplets])
+        for column in ("anchor", "positive", "negative")
+    ]
+    result: torch.Tensor = loss(features, torch.empty(0))
+    return result
+
+
+def test_fast_loss_and_gradients_equal_the_stock_triplet_loss(
+    base_model: SentenceTransformer,
+) -> None:
+    triplets = build_triplets(None, DatasetConfig(train_size=64, eval_size=0)).train
+    texts = [x for t in triplets for x in (t.anchor, t.positive, t.negative)]
+    assert len(set(texts)) < len(texts)  # the batch repeats texts, as real batches do
+    loss = TripletLoss(base_model, distance_metric=TripletDistanceMetric.COSINE, triplet_margin=0.3)
+    base_model.eval()  # no dropout: both paths see the same network
+
+    stock = _stock_loss(base_model, loss, triplets)
+    stock.backward()
+    stock_grads = {
+        n: p.grad.clone() for n, p in base_model.named_parameters() if p.grad is not None
+    }
+    base_model.zero_grad(set_to_none=True)
+
+    fast = batch_loss(base_model, loss, triplets, token_counts(base_model, texts))
+    fast.backward()
+    fast_grads = {n: p.grad for n, p in base_model.named_parameters() if p.grad is not None}
+
+    assert float(stock) > 0
+    assert float(fast) == pytest.approx(float(stock), abs=1e-5)
+    assert fast_grads.keys() == stock_grads.keys()
+    for name, grad in stock_grads.items():
+        torch.testing.assert_close(fast_grads[name], grad, atol=1e-5, rtol=1e-3, msg=name)
+
+
+def test_embed_distinct_keeps_the_callers_order(base_model: SentenceTransformer) -> None:
+    texts = ["Sweaters", "Car Battery", "Hoodies", "<b>Sweaters</b> and more words here"]
+    counts = token_counts(base_model, texts)
+    with torch.no_grad():
+        fast = embed_distinct(base_model.eval(), texts, [counts[t] for t in texts])
+    reference = base_model.encode(texts, convert_to_tensor=True)
+    torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-4)
+
+
+def test_fast_is_the_default_and_the_config_file_can_switch_it(tmp_path: Path) -> None:
+    assert TrainingConfig().fast is True
+    config = tmp_path / "recipe.json"
+    config.write_text(json.dumps({"training": {"fast": False}}), encoding="utf-8")
+    assert load_configs(config)[0].fast is False
+
+
+def test_the_fast_run_logs_evaluations_and_fills_the_card(
+    trained: TrainingResult, model_dir: Path
+) -> None:
+    evaluations = [
+        h for h in trained.log_history if "eval_category_final_evaluation_cosine_accuracy" in h
+    ]
+    assert evaluations and evaluations[-1]["step"] == 6
+    card = (model_dir / "README.md").read_text(encoding="utf-8")
+    assert '"fast": true' in card
+    logs = card.split("### Training Logs", 1)[1].split("###", 1)[0]
+    assert re.search(
+        r"\| Step \| Training Loss \| category_final_evaluation_cosine_accuracy \|", logs
+    )
+    assert re.search(r"\| 6 +\| 0\.\d+ +\| 0\.\d+ +\|", logs)
+
+
+@pytest.mark.slow
+def test_cli_stock_switch_trains_with_the_stock_trainer(tmp_path: Path) -> None:
+    output = tmp_path / "stock"
+    args = ["-q", "train", "--stock", "--max-steps", "4", "--train-size", "256"]
+    args += ["--eval-size", "80", "--no-progress", "--output", str(output)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    metadata = json.loads((output / "catembed.json").read_text(encoding="utf-8"))
+    assert metadata["training"]["fast"] is False
+    accuracy = metadata["accuracy"]
+    assert accuracy["fine_tuned"]["all"] > accuracy["base"]["all"]
+    assert '"fast": false' in (output / "README.md").read_text(encoding="utf-8")
