@@ -5,6 +5,7 @@ from __future__ import annotations
 from catembed.dataset import DatasetConfig, TripletDataset, build_triplets
 from catembed.errors import CatembedError
 from catembed.training import TrainingConfig, TrainingResult, train
+from catembed.validation import Validator, ValueReport, Verdict
 
 __version__ = "0.1.0"
 
@@ -14,6 +15,9 @@ __all__ = [
     "TrainingConfig",
     "TrainingResult",
     "TripletDataset",
+    "Validator",
+    "ValueReport",
+    "Verdict",
     "__version__",
     "build_triplets",
     "train",

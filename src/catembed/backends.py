@@ -1,11 +1,12 @@
 """Inference backends: every encoder answers sentence-transformers' ``encode`` call.
 
-``torch`` is the stock SentenceTransformer; faster backends load files exported once into
-the model folder and reused.
+``torch`` is the stock SentenceTransformer; ``onnx`` and ``onnx-int8`` run ONNX Runtime on
+files exported once into the model folder (``onnx/``) and reused (see catembed.onnx_backend).
 """
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -16,6 +17,8 @@ from catembed.models import check_model_folder, load_model
 
 class Backend(StrEnum):
     TORCH = "torch"
+    ONNX = "onnx"
+    ONNX_INT8 = "onnx-int8"
 
 
 DEFAULT_BACKEND = Backend.TORCH
@@ -36,6 +39,24 @@ def load_encoder(path: str | Path, backend: Backend | str = DEFAULT_BACKEND) -> 
         known = ", ".join(b.value for b in Backend)
         raise ConfigError(f"unknown backend {backend!r}; choose one of: {known}") from None
     folder = check_model_folder(path)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the encoder's threads are enough
     if chosen is Backend.TORCH:
         return load_model(str(folder))
-    raise ConfigError(f"backend {chosen.value} is not available")  # pragma: no cover
+    from catembed.onnx_backend import OnnxEncoder
+
+    return OnnxEncoder(folder, quantized=chosen is Backend.ONNX_INT8)
+
+
+def physical_cores() -> int:
+    """Physical cores this process may run on (hyper-threads counted once)."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    cores: set[tuple[str, str]] = set()
+    for cpu in cpus:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            package = (topology / "physical_package_id").read_text().strip()
+            core = (topology / "core_id").read_text().strip()
+        except OSError:
+            return max(1, len(cpus))
+        cores.add((package, core))
+    return max(1, len(cores) or os.cpu_count() or 1)

@@ -298,6 +298,11 @@ def kinds() -> None:
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing model folder.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option(
+    "--stock",
+    is_flag=True,
+    help="Train with the stock sentence-transformers trainer instead of catembed's faster loop.",
+)
 def train_command(
     valid_file: str | None,
     column: str | None,
@@ -305,6 +310,7 @@ def train_command(
     config_file: Path | None,
     overwrite: bool,
     no_progress: bool,
+    stock: bool,
     domain: str | None,
     **params: Any,
 ) -> None:
@@ -326,9 +332,9 @@ def train_command(
         "warmup_ratio",
         "max_steps",
     )
-    training, data = load_configs(
-        config_file, {k: params.get(k) for k in training_keys}, _dataset_overrides(params)
-    )
+    overrides = {k: params.get(k) for k in training_keys}
+    overrides["fast"] = False if stock else None
+    training, data = load_configs(config_file, overrides, _dataset_overrides(params))
     values = _valid_values(valid_file, column)
     if values is None:
         domain_values(domain or DEFAULT_DOMAIN)  # fail fast on an unknown domain
@@ -363,25 +369,114 @@ def train_command(
 
 @main.command()
 @model_option
+@backend_option
 @click.option(
     "--data",
     "data_file",
     required=True,
-    help="Triplet file with anchor, positive, negative columns.",
+    help="Triplet file (anchor, positive, negative) or labelled values (value, label).",
 )
-def evaluate(model_dir: Path, data_file: str) -> None:
-    """Print the triplet accuracy of a model on a data file."""
+def evaluate(model_dir: Path, backend: str, data_file: str) -> None:
+    """Print the triplet accuracy of a model on a data file, or, for labelled values
+    (labels valid, out_of_domain, malformed), the validator's precision, recall, F1,
+    AUROC and confusion matrix."""
     from catembed.evaluation import triplet_table_accuracy
     from catembed.models import check_model_folder, load_model
     from catembed.tables import read_table
 
     table = read_table(data_file)
+    if "label" in table.column_names:
+        from catembed.metrics import evaluate_table, evaluation_tables
+        from catembed.validation import Validator
+
+        evaluation = evaluate_table(Validator.load(model_dir, backend), table, data_file)
+        for header, rows in evaluation_tables(evaluation):
+            _echo_table(rows, header)
+            click.echo("")
+        click.echo(f"AUROC of the score (anomaly vs valid): {evaluation.auroc:.4f}")
+        return
     model = load_model(str(check_model_folder(model_dir)))
     results = triplet_table_accuracy(model, table)
     _echo_table(
         [[part, str(n), f"{acc:.4f}"] for part, (n, acc) in results.items()],
         ["part", "triplets", "cosine accuracy"],
     )
+
+
+GATE_EXIT_CODE = 3
+
+
+@main.command()
+@model_option
+@backend_option
+@click.argument("input_file", metavar="INPUT")
+@click.option("--column", default=None, help="Column holding the values (CSV, Parquet, ...).")
+@click.option(
+    "--output",
+    "output_file",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Write every row with verdict, score, nearest, suggestion (.csv/.tsv/.parquet/.jsonl).",
+)
+@click.option(
+    "--max-anomaly-rate",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help=f"Exit with code {GATE_EXIT_CODE} when the share of anomalous rows exceeds this.",
+)
+@click.option("--count-missing", is_flag=True, help="Count missing cells as anomalies.")
+@click.option("--top", type=int, default=15, show_default=True, help="Worst values to show.")
+def validate(
+    model_dir: Path,
+    backend: str,
+    input_file: str,
+    column: str | None,
+    output_file: Path | None,
+    max_anomaly_rate: float | None,
+    count_missing: bool,
+    top: int,
+) -> None:
+    """Give every value of a column a verdict: valid, out_of_domain, malformed or missing.
+
+    INPUT is a CSV, TSV, Parquet or JSONL file, a text file with one value per line, or -
+    for standard input. Prints counts per verdict and the anomaly rate (out_of_domain and
+    malformed rows); without --output also the worst values.
+    """
+    from catembed.columns import read_input, shown, summary_lines, validate_table, write_output
+    from catembed.validation import Validator
+
+    table, name = read_input(input_file, column)
+    report = validate_table(Validator.load(model_dir, backend), table, name)
+    if output_file is not None:
+        write_output(report, output_file, input_file)
+        click.echo(f"{report.rows:,} rows with verdicts written to {output_file}", err=True)
+    distinct = sum(1 for n in report.rows_per_report if n)
+    click.echo(f"column {name!r}: {report.rows:,} rows, {distinct:,} distinct values")
+    _echo_table(summary_lines(report), ["verdict", "rows", "share", "distinct"])
+    rate = report.anomaly_rate(count_missing)
+    counted = "out_of_domain + malformed" + (" + missing" if count_missing else "")
+    click.echo(f"anomaly rate: {rate:.2%} ({counted})")
+    worst = report.worst(top)
+    if output_file is None and worst:
+        click.echo("")
+        _echo_table(
+            [
+                [
+                    shown(r.value),
+                    f"{n:,}",
+                    r.verdict.value,
+                    f"{r.score:.3f}",
+                    shown(r.suggestion or r.nearest, 32),
+                ]
+                for r, n in worst
+            ],
+            ["value", "rows", "verdict", "score", "suggestion / nearest"],
+        )
+    if max_anomaly_rate is not None and rate > max_anomaly_rate:
+        click.echo(
+            f"anomaly rate {rate:.2%} exceeds --max-anomaly-rate {max_anomaly_rate:.2%}", err=True
+        )
+        sys.exit(GATE_EXIT_CODE)
 
 
 @main.command()
@@ -470,6 +565,67 @@ def similarity(model_dir: Path, backend: str, values: tuple[str, ...]) -> None:
     labels = [v if len(v) <= 24 else v[:23] + "…" for v in values]
     _echo_table(
         [[labels[i], *(f"{x:.4f}" for x in row)] for i, row in enumerate(matrix)], ["", *labels]
+    )
+
+
+def serve_options(func: F) -> F:
+    """Address, limits and batching knobs of `serve`; defaults from catembed.schemas/batching."""
+    from catembed import batching as b
+    from catembed import schemas as s
+
+    options: list[tuple[str, type, Any, str]] = [
+        ("--host", str, s.DEFAULT_HOST, "Address to listen on."),
+        ("--port", int, s.DEFAULT_PORT, "Port to listen on."),
+        ("--max-inputs", int, s.DEFAULT_MAX_INPUTS, "Texts per request."),
+        ("--max-input-chars", int, s.DEFAULT_MAX_INPUT_CHARS, "Characters per text."),
+        ("--max-body-bytes", int, s.DEFAULT_MAX_BODY_BYTES, "Request body size (else 413)."),
+        ("--max-similarity-cells", int, s.DEFAULT_MAX_SIMILARITY_CELLS, "Cells of a matrix."),
+        ("--max-batch-size", int, b.DEFAULT_MAX_BATCH_SIZE, "Texts per encode call."),
+        ("--max-wait-ms", float, b.DEFAULT_MAX_WAIT_MS, "How long a batch waits for more."),
+        ("--cache-size", int, b.DEFAULT_CACHE_SIZE, "Cached embeddings (0: no cache)."),
+        ("--max-pending-texts", int, b.DEFAULT_MAX_PENDING_TEXTS, "Queued texts (else 503)."),
+        ("--graceful-timeout", float, s.DEFAULT_GRACEFUL_SHUTDOWN_S, "Seconds to finish requests."),
+    ]
+    for name, kind, default, text in reversed(options):
+        func = click.option(name, type=kind, default=default, show_default=True, help=text)(func)
+    return func
+
+
+@main.command()
+@model_option
+@backend_option
+@click.option("--model-name", default=None, help="Model id clients send (default: folder name).")
+@serve_options
+def serve(
+    model_dir: Path,
+    backend: str,
+    host: str,
+    port: int,
+    model_name: str | None,
+    graceful_timeout: float,
+    **params: Any,
+) -> None:
+    """Serve a model over HTTP: OpenAI-compatible /v1/embeddings, /v1/validate,
+    /v1/similarity, /v1/models, /health, and API docs at /docs. Stops cleanly on SIGTERM."""
+    try:
+        from catembed.server import serve as run_server
+    except ImportError as error:
+        raise click.ClickException(str(error)) from None
+    from catembed.batching import BatchingConfig
+    from catembed.schemas import ServerLimits
+
+    limits = ServerLimits(**{k: params[k] for k in ServerLimits.__dataclass_fields__})
+    batching = BatchingConfig(**{k: params[k] for k in BatchingConfig.__dataclass_fields__})
+    run_server(
+        model_dir,
+        host=host,
+        port=port,
+        backend=backend,
+        limits=limits,
+        batching=batching,
+        model_name=model_name,
+        graceful_shutdown_s=graceful_timeout,
+        log_level="warning" if logging.getLogger("catembed").level >= logging.WARNING else "info",
     )
 
 

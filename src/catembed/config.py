@@ -35,6 +35,7 @@ class _TrainingSection(BaseModel):
     max_seq_length: int | None = None
     max_steps: int | None = None
     eval_steps: int | None = None
+    fast: bool | None = None
 
 
 class _DatasetSection(BaseModel):

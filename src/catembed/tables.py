@@ -42,8 +42,11 @@ def table_format(path: str | Path) -> str:
     }.get(suffix, "text")
 
 
-def read_table(path: str | Path) -> pa.Table:
-    """Read a table file (or a text file / stdin as a one-column ``value`` table)."""
+def read_table(path: str | Path, dictionary: tuple[str, ...] = ()) -> pa.Table:
+    """Read a table file (or a text file / stdin as a one-column ``value`` table).
+
+    Parquet columns named in ``dictionary`` stay dictionary-encoded (one copy per distinct value).
+    """
     name = str(path)
     fmt = "text" if name == STDIN else table_format(name)
     if name != STDIN:
@@ -52,7 +55,8 @@ def read_table(path: str | Path) -> pa.Table:
         if fmt == "text":
             return pa.table({TEXT_COLUMN: _read_lines(name)})
         if fmt == "parquet":
-            return pq.read_table(name)
+            present = set(pq.read_schema(name).names)
+            return pq.read_table(name, read_dictionary=[c for c in dictionary if c in present])
         if fmt == "jsonl":
             return pajson.read_json(name)
         delimiter = "\t" if fmt == "tsv" else ","

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from catembed.calibration import calibrate_for_training
 from catembed.dataset import DatasetConfig, TripletDataset, build_triplets
 from catembed.errors import ConfigError
 from catembed.evaluation import accuracy_of_triplets
@@ -47,6 +48,7 @@ class TrainingConfig:
     max_seq_length: int = MAX_SEQ_LENGTH
     max_steps: int = -1  # > 0 stops early (smoke tests); -1 trains all epochs
     eval_steps: int | None = None  # None: evaluate at the end of every epoch
+    fast: bool = True  # catembed's loop (distinct texts once, tight padding); False: stock trainer
 
     def __post_init__(self) -> None:
         if self.epochs <= 0:
@@ -83,17 +85,20 @@ def train(
     domain: str | None = None,
     overwrite: bool = False,
     show_progress: bool = True,
+    out_of_domain: Sequence[str] | None = None,
 ) -> TrainingResult:
     """Build a triplet dataset, fine-tune, evaluate, and write the model folder with its card.
 
     ``valid`` are the user's valid values; without them the built-in ``domain`` (default
-    apparel) is used. The folder is written atomically: it appears only when complete.
+    apparel) is used. ``out_of_domain`` replaces the built-in negatives (see build_triplets).
+    The folder is written atomically: it appears only when complete, validator included.
     """
     config = config or TrainingConfig()
     data = data or DatasetConfig(seed=config.seed)
     name = (domain or DEFAULT_DOMAIN) if valid is None else "custom"
     values = list(valid) if valid is not None else list(domain_values(name))
-    dataset = build_triplets(values, data)
+    negatives = list(out_of_domain) if out_of_domain is not None else None
+    dataset = build_triplets(values, data, negatives)
     logger.info(
         "dataset: %d training triplets, %d + %d evaluation triplets (seen + held-out values)",
         len(dataset.train),
@@ -108,11 +113,12 @@ def train(
 
     with atomic_folder(output, overwrite=overwrite) as folder:
         started = time.perf_counter()
-        log_history = _fit(model, dataset, config, show_progress)
+        log_history = (_fit_fast if config.fast else _fit)(model, dataset, config, show_progress)
         seconds = time.perf_counter() - started
         after = _evaluate_parts(model, dataset)
         logger.info("fine-tuned accuracy: %s", _format(after))
         model.save(str(folder))
+        calibrate_for_training(model, dataset, folder, seed=data.seed)
         accuracy = {"base": before, "fine_tuned": after}
         trained = min(
             len(dataset.train) * config.epochs, _total_steps(dataset, config) * config.batch_size
@@ -135,10 +141,7 @@ def _fit(
     model: SentenceTransformer, dataset: TripletDataset, config: TrainingConfig, show_progress: bool
 ) -> list[dict[str, float]]:
     from datasets import Dataset
-    from sentence_transformers import (
-        SentenceTransformerTrainer,
-        SentenceTransformerTrainingArguments,
-    )
+    from sentence_transformers import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.evaluation import TripletEvaluator
     from sentence_transformers.sentence_transformer.losses import TripletDistanceMetric, TripletLoss
     from transformers import TrainerCallback
@@ -173,24 +176,7 @@ def _fit(
                 )
 
     with tempfile.TemporaryDirectory(prefix="catembed-trainer-") as scratch:
-        args = SentenceTransformerTrainingArguments(
-            output_dir=scratch,
-            num_train_epochs=config.epochs,
-            max_steps=config.max_steps,
-            per_device_train_batch_size=config.batch_size,
-            per_device_eval_batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
-            lr_scheduler_type=config.lr_scheduler,
-            warmup_steps=config.warmup_ratio,  # a float here is a ratio (transformers v5)
-            seed=config.seed,
-            eval_strategy="steps",
-            eval_steps=eval_steps,
-            logging_steps=eval_steps,
-            save_strategy="no",
-            report_to="none",
-            disable_tqdm=not show_progress,
-            use_cpu=not _has_cuda(),
-        )
+        args = trainer_arguments(config, scratch, eval_steps, show_progress)
         loss = TripletLoss(
             model, distance_metric=TripletDistanceMetric.COSINE, triplet_margin=config.margin
         )
@@ -206,6 +192,41 @@ def _fit(
         _quiet_trainer_logs(trainer)
         trainer.train()
         return list(trainer.state.log_history)
+
+
+def _fit_fast(
+    model: SentenceTransformer, dataset: TripletDataset, config: TrainingConfig, show_progress: bool
+) -> list[dict[str, float]]:
+    from catembed.fast_training import fit_fast
+
+    return fit_fast(model, dataset, config, show_progress)
+
+
+def trainer_arguments(
+    config: TrainingConfig, output_dir: str, eval_steps: int, show_progress: bool
+) -> Any:
+    """The recipe as ``SentenceTransformerTrainingArguments``; the fast loop follows the same
+    values and reports them in the card's hyperparameters."""
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    return SentenceTransformerTrainingArguments(
+        output_dir=output_dir,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=config.warmup_ratio,  # a float here is a ratio (transformers v5)
+        seed=config.seed,
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        logging_steps=eval_steps,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=not show_progress,
+        use_cpu=not _has_cuda(),
+    )
 
 
 def _quiet_trainer_logs(trainer: Any) -> None:

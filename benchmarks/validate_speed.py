@@ -1,0 +1,142 @@
+"""Validation speed: a 10,000,000-row Parquet column with 1,000 distinct values.
+
+Times `catembed validate` end to end (a fresh process: imports, model and validator loading,
+reading, judging each distinct value once, writing every row with its verdict to Parquet)
+and reports its peak memory. The baseline, measured in the same run with the same model,
+is encoding every row with stock sentence-transformers, estimated from a 20,000-row sample.
+Target: under 10 s on a 2-core machine.
+
+    .venv/bin/python benchmarks/validate_speed.py
+    .venv/bin/python benchmarks/validate_speed.py --rows 1000000 --model models/catembed-apparel
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+warnings.filterwarnings("ignore")
+
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+from catembed import Validator  # noqa: E402
+from catembed.corruptions import corrupt  # noqa: E402
+from catembed.models import DEFAULT_BASE_MODEL, load_model  # noqa: E402
+from catembed.validation import VALIDATOR_FILE  # noqa: E402
+from catembed.vocabulary import domain_values, load_vocabulary  # noqa: E402
+
+SAMPLE_ROWS = 20_000
+SEED = 42
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--distinct", type=int, default=1_000)
+    parser.add_argument("--model", type=Path, default=None, help="model folder with a validator")
+    parser.add_argument("--backend", default="torch", help="torch, onnx or onnx-int8")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="catembed-speed-") as scratch:
+        folder = args.model or build_model(Path(scratch) / "model")
+        data = Path(scratch) / "column.parquet"
+        started = time.perf_counter()
+        values = generate(data, args.rows, args.distinct)
+        print(
+            f"generated {args.rows:,} rows, {len(set(values)):,} distinct values "
+            f"({data.stat().st_size / 1e6:.1f} MB Parquet) in {time.perf_counter() - started:.1f} s"
+        )
+        output = Path(scratch) / "validated.parquet"
+        command = [
+            sys.executable, "-m", "catembed.cli", "-q", "validate", "--model", str(folder),
+            str(data), "--column", "category", "--output", str(output), "--backend", args.backend,
+        ]  # fmt: skip
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        seconds = time.perf_counter() - started
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_mb = usage.ru_maxrss / 1024
+        cpu = usage.ru_utime + usage.ru_stime
+        if done.returncode != 0:
+            print(done.stdout, done.stderr, sep="\n")
+            return 1
+        print(done.stdout.strip())
+        written = pq.read_metadata(output).num_rows
+        baseline, baseline_cpu = stock_encoding_seconds(folder, values, args.rows)
+    print()
+    print(f"{'method':<52}  {'seconds':>9}  {'CPU s':>9}")
+    print(f"{'-' * 52}  {'-' * 9}  {'-' * 9}")
+    print(
+        f"{'catembed validate, end to end (' + format(written, ',') + ' rows written)':<52}  {seconds:>9.1f}  {cpu:>9.1f}"
+    )
+    print(
+        f"{'stock sentence-transformers, every row (estimated)':<52}  {baseline:>9.1f}  {baseline_cpu:>9.1f}"
+    )
+    print(
+        "\nCPU s: processor time over all threads; wall time is inflated when the machine is shared."
+    )
+    print(f"\npeak memory of catembed validate: {peak_mb:,.0f} MB (max RSS)")
+    print(
+        f"speed-up: {baseline / seconds:,.0f}x; target under 10 s: {'met' if seconds < 10 else 'NOT met'}"
+    )
+    return 0
+
+
+def build_model(folder: Path) -> Path:
+    """The base model with an apparel validator, when no trained folder is given."""
+    print(f"no --model: using {DEFAULT_BASE_MODEL} with a validator built from the apparel values")
+    model = load_model(DEFAULT_BASE_MODEL)
+    model.save(str(folder))
+    if not (folder / VALIDATOR_FILE).is_file():
+        Validator.from_values(domain_values("apparel"), model=model).save(folder)
+    return folder
+
+
+def generate(path: Path, rows: int, distinct: int) -> list[str]:
+    """A column whose values repeat: mostly valid values, some corruptions and outsiders."""
+    rng = random.Random(SEED)
+    valid = list(domain_values("apparel"))
+    others = [v for d, vs in load_vocabulary().items() if d != "apparel" for v in vs]
+    pool: dict[str, None] = dict.fromkeys(valid)
+    while len(pool) < distinct:
+        if rng.random() < 0.5:
+            pool.setdefault(rng.choice(others), None)
+        else:
+            pool.setdefault(corrupt(rng.choice(valid), rng)[1], None)
+    values = list(pool)[:distinct]
+    weights = np.array([50.0 if v in valid else 1.0 for v in values])
+    indices = np.random.default_rng(SEED).choice(len(values), rows, p=weights / weights.sum())
+    column = pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), pa.array(values))
+    pq.write_table(pa.table({"category": column.cast(pa.string())}), path)
+    return values
+
+
+def stock_encoding_seconds(folder: Path, values: list[str], rows: int) -> tuple[float, float]:
+    """Wall and CPU seconds stock SentenceTransformer.encode would take for every row,
+    estimated from a sample."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(folder), device="cpu")
+    rng = random.Random(SEED)
+    sample = [rng.choice(values) for _ in range(SAMPLE_ROWS)]
+    started, cpu = time.perf_counter(), time.process_time()
+    model.encode(sample, batch_size=128, convert_to_numpy=True)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(f"stock encode of a {SAMPLE_ROWS:,}-row sample: {seconds:.1f} s ({cpu:.1f} CPU s)")
+    scale = rows / SAMPLE_ROWS
+    return seconds * scale, cpu * scale
+
+
+if __name__ == "__main__":
+    sys.exit(main())

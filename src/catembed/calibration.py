@@ -1,0 +1,174 @@
+"""Calibrating a validator's thresholds on held-out data built at training time.
+
+The similarity threshold must hold for values the user never listed, so it is measured the
+way a validator meets them: held-out valid values (never trained on) and out-of-domain values
+that were not used as training negatives, each compared with the training values only. The
+finished validator then uses every valid value as a reference, which only raises the
+similarity of new valid values. Corruptions of the held-out values complete a calibration
+report (``validator.json`` -> ``calibration``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from catembed.corruptions import CORRUPTION_KINDS, corrupt
+from catembed.metrics import auroc
+from catembed.validation import (
+    DEFAULT_BATCH_SIZE,
+    Thresholds,
+    Validator,
+    _encode,
+    similarities,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from catembed.backends import Encoder
+    from catembed.dataset import TripletDataset
+
+logger = logging.getLogger(__name__)
+
+VALID_WEIGHT = 2.0  # rejecting a valid value costs twice as much as missing an outsider
+LOWER_SHARE = 0.25  # where in a run of equally good thresholds the threshold sits
+MIN_HELDOUT = 3  # fewer held-out values: fall back to leave-one-out over all values
+CORRUPTIONS_PER_VALUE = 4
+MAX_OUT_OF_DOMAIN = 400
+
+
+def leave_one_out(embeddings: np.ndarray) -> np.ndarray:
+    """Each reference's highest similarity to the other references."""
+    if len(embeddings) < 2:
+        return np.ones(len(embeddings), dtype=np.float32)
+    matrix = embeddings @ embeddings.T
+    np.fill_diagonal(matrix, -np.inf)
+    return np.asarray(matrix.max(axis=1), dtype=np.float32)
+
+
+def calibrate_threshold(
+    valid: Sequence[float] | np.ndarray, out_of_domain: Sequence[float] | np.ndarray
+) -> Thresholds:
+    """The similarity threshold that best separates ``valid`` from ``out_of_domain``
+    similarities (valid acceptance weighted ``VALID_WEIGHT``), centred in its gap."""
+    v = np.sort(np.asarray(valid, dtype=np.float64))
+    o = np.sort(np.asarray(out_of_domain, dtype=np.float64))
+    if len(v) == 0 or len(o) == 0:
+        raise ValueError("calibration needs valid and out-of-domain similarities")
+    points = np.unique(np.r_[v, o])
+    candidates = np.r_[points[0] - 1e-3, (points[:-1] + points[1:]) / 2, points[-1] + 1e-3]
+    accepted = 1.0 - np.searchsorted(v, candidates, side="left") / len(v)
+    rejected = np.searchsorted(o, candidates, side="left") / len(o)
+    objective = VALID_WEIGHT * accepted + rejected
+    best = np.isclose(objective, objective.max())
+    first = int(np.argmax(best))
+    last = first
+    while last + 1 < len(best) and best[last + 1]:
+        last += 1
+    # Neighbouring thresholds tie: stay in the lower part of the run. The few held-out valid
+    # values are all a validator has seen of unseen ones; new valid values spread lower.
+    threshold = float(candidates[first] + LOWER_SHARE * (candidates[last] - candidates[first]))
+    spread = float(np.median(v) - np.median(o))
+    scale = max(0.01, spread / 8) if spread > 0 else 0.02
+    return Thresholds(similarity=round(threshold, 6), scale=round(scale, 6))
+
+
+def calibrate_for_training(
+    encoder: Encoder, dataset: TripletDataset, folder: Path, seed: int = 42
+) -> Validator:
+    """Calibrate on ``dataset``'s held-out values and write the validator into ``folder``."""
+    train_values = list(dataset.train_values)
+    heldout = list(dataset.heldout_values)
+    all_values = train_values + heldout
+    ood = _unseen_out_of_domain(dataset, seed)
+    rng = random.Random(seed)
+    references = _encode(encoder, train_values, DEFAULT_BATCH_SIZE)
+    if len(heldout) >= MIN_HELDOUT:
+        valid_sims = similarities(_encode(encoder, heldout, DEFAULT_BATCH_SIZE), references)[0]
+        probe_valid = heldout
+    else:
+        references = _encode(encoder, all_values, DEFAULT_BATCH_SIZE)
+        valid_sims = leave_one_out(references)
+        train_values, probe_valid = all_values, []
+    ood_sims = similarities(_encode(encoder, ood, DEFAULT_BATCH_SIZE), references)[0]
+    thresholds = calibrate_threshold(valid_sims, ood_sims)
+    corrupted = _corruptions(probe_valid or all_values, set(all_values), rng)
+    probe = Validator(encoder, train_values, thresholds, embeddings=references)
+    report = _report(probe, probe_valid, ood, corrupted)
+    report.update(
+        {
+            "references": len(train_values),
+            "valid_similarity": _summary(valid_sims),
+            "out_of_domain_similarity": _summary(ood_sims),
+        }
+    )
+    logger.info(
+        "validator: similarity threshold %.3f; on held-out data %s",
+        thresholds.similarity,
+        ", ".join(f"{k} {v}" for k, v in report.items() if isinstance(v, float)),
+    )
+    validator = Validator(encoder, all_values, thresholds, calibration=report)
+    validator.save(folder)
+    return validator
+
+
+def _unseen_out_of_domain(dataset: TripletDataset, seed: int) -> list[str]:
+    """Out-of-domain values never used as training negatives, when the dataset has them."""
+    from catembed.dataset import OUT_OF_DOMAIN
+
+    unseen = list(
+        dict.fromkeys(t.negative for t in dataset.eval_heldout if t.negative_kind == OUT_OF_DOMAIN)
+    )
+    used = {t.negative for t in dataset.train if t.negative_kind == OUT_OF_DOMAIN}
+    # build_triplets holds the same share of the out-of-domain pool out as of the valid values.
+    n_pool = int(len(dataset.out_of_domain_values) * dataset.config.heldout_fraction)
+    pool_heldout = [v for v in dataset.out_of_domain_values[:n_pool] if v not in used]
+    values = list(dict.fromkeys(unseen + pool_heldout)) or list(dataset.out_of_domain_values)
+    rng = random.Random(seed)
+    return rng.sample(values, min(len(values), MAX_OUT_OF_DOMAIN))
+
+
+def _corruptions(values: Sequence[str], known: set[str], rng: random.Random) -> list[str]:
+    out: dict[str, None] = {}
+    for value in values:
+        for _ in range(CORRUPTIONS_PER_VALUE):
+            _, text = corrupt(value, rng, CORRUPTION_KINDS)
+            if text not in known and text.strip() != value:
+                out.setdefault(text, None)
+    return list(out)
+
+
+def _report(
+    probe: Validator, valid: list[str], ood: list[str], corrupted: list[str]
+) -> dict[str, Any]:
+    texts = valid + ood + corrupted
+    reports = probe.validate(texts)
+    flagged = [r.is_anomaly for r in reports]
+    n_valid, n_ood = len(valid), len(ood)
+    report: dict[str, Any] = {
+        "valid_values": n_valid,
+        "out_of_domain_values": n_ood,
+        "corrupted_values": len(corrupted),
+    }
+    if n_valid:
+        report["valid_accepted"] = round(1 - float(np.mean(flagged[:n_valid])), 4)
+        labels = [i >= n_valid for i in range(len(texts))]
+        report["auroc"] = round(auroc(labels, [r.score for r in reports]), 4)
+    report["out_of_domain_rejected"] = round(float(np.mean(flagged[n_valid : n_valid + n_ood])), 4)
+    if corrupted:
+        report["malformed_rejected"] = round(float(np.mean(flagged[n_valid + n_ood :])), 4)
+    return report
+
+
+def _summary(values: np.ndarray) -> dict[str, float]:
+    q = np.quantile(values, [0.05, 0.5, 0.95]) if len(values) else [float("nan")] * 3
+    return {
+        "p05": round(float(q[0]), 4),
+        "median": round(float(q[1]), 4),
+        "p95": round(float(q[2]), 4),
+    }

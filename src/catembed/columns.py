@@ -1,0 +1,195 @@
+"""Validating a table column: each distinct value is judged once, results mapped to every row.
+
+Columns repeat values heavily, so the column is dictionary-encoded (Parquet columns are read
+that way directly), the validator judges the dictionary, and the report columns are built as
+dictionary arrays over the same indices: 10 million rows with 1,000 distinct values cost 1,000
+judgements and a few arrays of row indices.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from catembed.errors import InputError
+from catembed.tables import STDIN, TEXT_COLUMN, atomic_file, read_table, table_format, write_table
+from catembed.validation import ANOMALIES, ValueReport, Verdict
+
+if TYPE_CHECKING:
+    from catembed.validation import Validator
+
+logger = logging.getLogger(__name__)
+
+REPORT_COLUMNS = ("verdict", "score", "nearest", "suggestion")
+OUTPUT_FORMATS = ("csv", "tsv", "parquet", "jsonl")
+SHOWN_CHARACTERS = 48
+
+
+@dataclass(frozen=True)
+class ColumnReport:
+    """The input table with the report columns added, and one report per distinct value."""
+
+    table: pa.Table
+    column: str
+    reports: list[ValueReport]  # one per distinct value; missing cells share the last one
+    rows_per_report: list[int]
+
+    @property
+    def rows(self) -> int:
+        return int(self.table.num_rows)
+
+    def counts(self) -> dict[Verdict, int]:
+        counts = dict.fromkeys(Verdict, 0)
+        for report, rows in zip(self.reports, self.rows_per_report, strict=True):
+            counts[report.verdict] += rows
+        return counts
+
+    def anomaly_rate(self, count_missing: bool = False) -> float:
+        counts = self.counts()
+        bad = sum(counts[v] for v in ANOMALIES) + (counts[Verdict.MISSING] if count_missing else 0)
+        return bad / self.rows if self.rows else 0.0
+
+    def worst(self, limit: int = 10) -> list[tuple[ValueReport, int]]:
+        pairs = [
+            (r, n)
+            for r, n in zip(self.reports, self.rows_per_report, strict=True)
+            if n and r.verdict is not Verdict.VALID
+        ]
+        pairs.sort(key=lambda pair: (-pair[0].score, -pair[1]))
+        return pairs[:limit]
+
+
+def read_input(path: str, column: str | None) -> tuple[pa.Table, str]:
+    """Read the table to validate and name the column holding the values."""
+    table = read_table(path, dictionary=(column,) if column else ())
+    if column is None:
+        if table.num_columns == 1:
+            column = table.column_names[0]
+        elif TEXT_COLUMN in table.column_names:
+            column = TEXT_COLUMN
+        else:
+            names = ", ".join(table.column_names)
+            raise InputError(f"{path} has several columns ({names}); choose one with --column")
+    elif column not in table.column_names:
+        names = ", ".join(table.column_names) or "none"
+        raise InputError(f"{path} has no column {column!r}; its columns are: {names}")
+    if table.num_rows == 0:
+        raise InputError(f"{path} has no rows to validate")
+    return table, column
+
+
+def validate_table(validator: Validator, table: pa.Table, column: str) -> ColumnReport:
+    """Add ``verdict``, ``score``, ``nearest`` and ``suggestion`` to every row of ``table``."""
+    encoded = _dictionary_encode(table.column(column), column)
+    dictionary = encoded.chunk(0).dictionary if encoded.num_chunks else pa.array([], pa.string())
+    reports = validator.validate(dictionary.to_pylist())
+    reports.append(ValueReport(None, Verdict.MISSING, 1.0, "", "", "empty cell"))
+    missing = len(reports) - 1
+    indices = [pc.fill_null(c.indices, pa.scalar(missing, c.indices.type)) for c in encoded.chunks]
+    counts = np.zeros(len(reports), dtype=np.int64)
+    for chunk in indices:
+        counts += np.bincount(chunk.to_numpy(zero_copy_only=False), minlength=len(reports))
+    columns = {
+        "verdict": pa.array([r.verdict.value for r in reports], pa.string()),
+        "score": pa.array([r.score for r in reports], pa.float64()),
+        "nearest": pa.array([r.nearest for r in reports], pa.string()),
+        "suggestion": pa.array([r.suggestion for r in reports], pa.string()),
+    }
+    out = table
+    for name in REPORT_COLUMNS:
+        if name in out.column_names:
+            logger.warning("replacing the input's own %r column", name)
+            out = out.drop_columns([name])
+    for name, values in columns.items():
+        if name == "score":
+            chunks = [pc.take(values, chunk) for chunk in indices]
+        else:
+            chunks = [pa.DictionaryArray.from_arrays(chunk, values) for chunk in indices]
+        out = out.append_column(name, pa.chunked_array(chunks, type=chunks_type(values, name)))
+    return ColumnReport(out, column, reports, [int(n) for n in counts])
+
+
+def chunks_type(values: pa.Array, name: str) -> pa.DataType:
+    return values.type if name == "score" else pa.dictionary(pa.int32(), values.type)
+
+
+def write_output(report: ColumnReport, path: str | Path, source: str) -> None:
+    """Write the validated table atomically; never over the input file."""
+    target = Path(path)
+    fmt = table_format(target)
+    if fmt not in OUTPUT_FORMATS:
+        raise InputError(f"--output must end in .csv, .tsv, .parquet or .jsonl, got {target}")
+    if source != STDIN and target.exists() and target.resolve() == Path(source).resolve():
+        raise InputError("--output must not be the input file: the input is never modified")
+    table = report.table
+    if fmt == "parquet":
+        # Min/max statistics of 10 million dictionary-encoded strings cost more than the rest
+        # of the write together; keep them for the plain columns only.
+        plain = [f.name for f in table.schema if not pa.types.is_dictionary(f.type)]
+        with atomic_file(target) as tmp:
+            pq.write_table(table, tmp, write_statistics=plain, row_group_size=2**20)
+        return
+    plain = [
+        c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns
+    ]
+    write_table(pa.table(plain, names=table.column_names), target)  # text formats: plain columns
+
+
+def summary_lines(report: ColumnReport, count_missing: bool = False) -> list[list[str]]:
+    """Rows of (verdict, rows, share, distinct values) for the summary table."""
+    counts = report.counts()
+    distinct = dict.fromkeys(Verdict, 0)
+    for r, n in zip(report.reports, report.rows_per_report, strict=True):
+        if n:
+            distinct[r.verdict] += 1
+    rows = report.rows or 1
+    return [
+        [
+            verdict.value,
+            f"{counts[verdict]:,}",
+            f"{counts[verdict] / rows:.2%}",
+            f"{distinct[verdict]:,}",
+        ]
+        for verdict in Verdict
+    ]
+
+
+def shown(text: object, width: int = SHOWN_CHARACTERS) -> str:
+    """A value as a terminal can show it: invisible characters escaped, long text cut."""
+    if text is None:
+        return "(null)"
+    out = []
+    for char in str(text):
+        if char == " " or not (char.isspace() or unicodedata.category(char) in ("Cc", "Cf")):
+            out.append(char)
+        else:
+            out.append(char.encode("unicode_escape").decode("ascii"))
+    value = "".join(out)
+    if value != value.strip() or not value:
+        value = repr(value)
+    return value if len(value) <= width else value[: width - 1] + "…"
+
+
+def _dictionary_encode(array: pa.ChunkedArray, column: str) -> pa.ChunkedArray:
+    if pa.types.is_null(array.type):
+        array = array.cast(pa.string())
+    if pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type):
+        raise InputError(f"column {column!r} is not valid UTF-8 text")
+    try:
+        if not pa.types.is_dictionary(array.type):
+            array = pc.dictionary_encode(array)
+        unified = array.unify_dictionaries()
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
+        raise InputError(
+            f"column {column!r} holds {array.type} values; validate needs one value per cell"
+        ) from None
+    chunks = [c.cast(pa.dictionary(pa.int32(), c.dictionary.type)) for c in unified.chunks]
+    return pa.chunked_array(chunks, type=pa.dictionary(pa.int32(), unified.type.value_type))

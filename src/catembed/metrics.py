@@ -1,0 +1,147 @@
+"""Scoring a validator on labelled values: precision, recall, F1, AUROC, confusion matrix.
+
+numpy only: AUROC is the rank-sum (Mann-Whitney U) statistic, ties counted half.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from catembed.errors import InputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from catembed.validation import Validator
+
+LABELS = ("valid", "out_of_domain", "malformed")
+ANOMALY = "anomaly"  # out_of_domain or malformed, as one class
+
+
+def auroc(labels: Sequence[bool], scores: Sequence[float]) -> float:
+    """Area under the ROC curve of ``scores`` for the positive ``labels`` (NaN if one class)."""
+    y = np.asarray(labels, dtype=bool)
+    s = np.asarray(scores, dtype=np.float64)
+    positives, negatives = int(y.sum()), int((~y).sum())
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s), dtype=np.float64)
+    sorted_scores = s[order]
+    # Average ranks over ties.
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_scores)) + 1]
+    ends = np.r_[starts[1:], len(s)]
+    for start, end in zip(starts, ends, strict=True):
+        ranks[order[start:end]] = (start + end + 1) / 2.0
+    u = ranks[y].sum() - positives * (positives + 1) / 2.0
+    return float(u / (positives * negatives))
+
+
+@dataclass(frozen=True)
+class ClassScores:
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+def class_scores(truth: Sequence[str], predicted: Sequence[str], label: str) -> ClassScores:
+    """Precision, recall and F1 of one label (0 where undefined)."""
+    t = np.asarray(truth) == label
+    p = np.asarray(predicted) == label
+    hits = int((t & p).sum())
+    precision = hits / int(p.sum()) if p.any() else 0.0
+    recall = hits / int(t.sum()) if t.any() else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return ClassScores(precision, recall, f1, int(t.sum()))
+
+
+def confusion_matrix(
+    truth: Sequence[str], predicted: Sequence[str], labels: Sequence[str], columns: Sequence[str]
+) -> list[list[int]]:
+    """Counts of (true label row, predicted verdict column)."""
+    matrix = [[0] * len(columns) for _ in labels]
+    row = {label: i for i, label in enumerate(labels)}
+    col = {label: i for i, label in enumerate(columns)}
+    for t, p in zip(truth, predicted, strict=True):
+        if t in row and p in col:
+            matrix[row[t]][col[p]] += 1
+    return matrix
+
+
+@dataclass(frozen=True)
+class LabelledEvaluation:
+    """A validator's results against labels valid / out_of_domain / malformed."""
+
+    per_label: dict[str, ClassScores]  # the three labels plus "anomaly"
+    auroc: float  # of the score, anomaly (out_of_domain or malformed) against valid
+    confusion: list[list[int]]
+    labels: tuple[str, ...]
+    verdicts: tuple[str, ...]
+    count: int
+
+
+def evaluate_labelled(
+    labels: Sequence[str], verdicts: Sequence[str], scores: Sequence[float]
+) -> LabelledEvaluation:
+    """Compare verdicts and scores with ``labels``; missing verdicts count as anomalies."""
+    unknown = sorted(set(labels) - set(LABELS))
+    if unknown:
+        raise InputError(f"unknown labels {unknown}; labels must be one of: {', '.join(LABELS)}")
+    if not labels:
+        raise InputError("the labelled data is empty")
+    per_label = {label: class_scores(labels, verdicts, label) for label in LABELS}
+    truth_anomaly = [label != "valid" for label in labels]
+    said_anomaly = [v != "valid" for v in verdicts]
+    per_label[ANOMALY] = class_scores(
+        [ANOMALY if a else "valid" for a in truth_anomaly],
+        [ANOMALY if a else "valid" for a in said_anomaly],
+        ANOMALY,
+    )
+    columns = (*LABELS, "missing")
+    return LabelledEvaluation(
+        per_label=per_label,
+        auroc=auroc(truth_anomaly, scores),
+        confusion=confusion_matrix(labels, verdicts, LABELS, columns),
+        labels=LABELS,
+        verdicts=columns,
+        count=len(labels),
+    )
+
+
+def evaluate_table(validator: Validator, table: pa.Table, source: str) -> LabelledEvaluation:
+    """Validate a labelled table (a ``label`` column and a ``value`` column) and score it."""
+    others = [c for c in table.column_names if c != "label"]
+    column = "value" if "value" in others else (others[0] if len(others) == 1 else None)
+    if column is None:
+        names = ", ".join(table.column_names)
+        raise InputError(f"{source} needs a value and a label column; it has: {names}")
+    labels = table.column("label").to_pylist()
+    if any(label is None for label in labels):
+        raise InputError(f"{source} has rows without a label")
+    reports = validator.validate(table.column(column).to_pylist())
+    return evaluate_labelled(
+        [str(label).strip() for label in labels],
+        [r.verdict.value for r in reports],
+        [r.score for r in reports],
+    )
+
+
+def evaluation_tables(evaluation: LabelledEvaluation) -> list[tuple[list[str], list[list[str]]]]:
+    """(header, rows) of the per-verdict scores and of the confusion matrix."""
+    scores = [
+        [label, f"{s.precision:.4f}", f"{s.recall:.4f}", f"{s.f1:.4f}", str(s.support)]
+        for label, s in evaluation.per_label.items()
+    ]
+    confusion = [
+        [label, *(str(n) for n in row)]
+        for label, row in zip(evaluation.labels, evaluation.confusion, strict=True)
+    ]
+    return [
+        (["label", "precision", "recall", "F1", "support"], scores),
+        (["true \\ verdict", *evaluation.verdicts], confusion),
+    ]

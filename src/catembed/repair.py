@@ -1,0 +1,367 @@
+"""String-level checks of categorical values: canonical forms, format profiles, repairs.
+
+Everything here works on the text alone, no model: the validator combines it with the
+embedding neighbourhood. A :class:`FormatProfile` is learned from the reference values (which
+characters, casings and lengths a clean value of this column has) and lists what a new value
+does differently; a :class:`Repairer` maps a broken spelling back to the reference value it
+came from ('<b>Sweaters</b>', 'SWEATERS', 'Swaeters', 'Sweat' -> 'Sweaters').
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from typing import Any
+
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
+
+PLACEHOLDERS = frozenset(
+    {
+        "n/a", "na", "n.a.", "null", "none", "nil", "nan", "?", "??", "???", "-", "--", "---",
+        "tbd", "tba", "unknown", "#n/a", "(blank)", "blank", "0", ".", "undefined", "missing",
+        "empty", "xxx", "test", "todo", "#value!", "#ref!", "default", "other?",
+    }
+)  # fmt: skip
+SHORT_WORDS = frozenset(["a", "an", "of", "to", "in", "on", "at", "by", "or", "as", "up", "x", "s"])
+MIN_WORD_LENGTH = 3  # shorter words ('tv', 'pc') are not spell-checked
+MIN_TYPO_LENGTH = 4  # values shorter than this are never called a typo of another
+WORD_CHECK_COVERAGE = 0.9  # spell-check only columns whose reference words are this often English
+_TAG = re.compile(r"</?\s*[A-Za-z][^<>]{0,200}>|<\s*/?\s*br\s*/?>", re.IGNORECASE)
+_ENTITY = re.compile(r"&(#\d+|#x[0-9a-fA-F]+|[A-Za-z]{2,8});")
+_WORD = re.compile(r"[^\W\d_]+")
+_NOISE_SUFFIX = re.compile(
+    r"(?:[\s_\-]*(?:\(\s*\d+\s*\)|\(copy\)|- ?copy|v\d+(?:\.\d+)?|final|old|new|\d+))+$",
+    re.IGNORECASE,
+)
+_MOJIBAKE_MARKERS = frozenset("ÃÂâï")
+_JOIN_SEPARATORS = (";", "|", ",", " / ", " + ")
+
+
+@cache
+def english_words() -> frozenset[str]:
+    """Lower-case English words (pyspellchecker's frequency list, about 160,000 words)."""
+    from spellchecker import SpellChecker
+
+    return frozenset(SpellChecker(language="en", distance=1).word_frequency.dictionary)
+
+
+def fix_mojibake(text: str) -> str:
+    """Undo UTF-8 read as cp1252 or latin-1, up to twice ('CafÃ©' -> 'Café')."""
+    for _ in range(2):
+        if not _MOJIBAKE_MARKERS.intersection(text):
+            break
+        for codec in ("cp1252", "latin-1"):
+            try:
+                text = text.encode(codec).decode("utf-8")
+                break
+            except (UnicodeEncodeError, UnicodeDecodeError):
+                continue
+        else:
+            break
+    return text
+
+
+def clean(text: str) -> str:
+    """The value as it was meant to be written: entities decoded, tags, control characters,
+    emoji and stray edge punctuation removed, whitespace collapsed; case is kept."""
+    text = fix_mojibake(text)
+    for _ in range(2):
+        text = html.unescape(text)
+    text = _TAG.sub(" ", text)
+    text = unicodedata.normalize("NFKC", text)
+    kept = []
+    for char in text:
+        category = unicodedata.category(char)
+        if char.isspace():
+            kept.append(" ")
+        elif category in ("Cc", "Cf", "Co", "Cs", "Cn", "So", "Sk"):
+            continue
+        else:
+            kept.append(char)
+    text = " ".join("".join(kept).split())
+    return _strip_edges(text)
+
+
+def canonical(text: str) -> str:
+    """Case- and accent-folded :func:`clean` form: what two spellings of one value share."""
+    decomposed = unicodedata.normalize("NFKD", clean(text).casefold())
+    return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
+
+
+def squashed(text: str) -> str:
+    """Only the letters and digits of :func:`canonical` ('Jigsaw_Puzzle' -> 'jigsawpuzzle')."""
+    return "".join(c for c in canonical(text) if c.isalnum())
+
+
+def _strip_edges(text: str) -> str:
+    start, end = 0, len(text)
+    while start < end and _edge_noise(text[start]):
+        start += 1
+    while end > start and _edge_noise(text[end - 1]):
+        end -= 1
+    return text[start:end].strip()
+
+
+def _edge_noise(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char)[0] in ("P", "S")
+
+
+def _shape(word: str) -> str:
+    """Case shape of a word: 'Sweaters' -> 'Ul', 'iPhone' -> 'lUl', 'USB' -> 'U3'."""
+    out: list[str] = []
+    for char in word:
+        mark = "U" if char.isupper() else "l"
+        if not out or out[-1] != mark:
+            out.append(mark)
+    shape = "".join(out)
+    return "U3" if shape == "U" and len(word) <= 3 else shape
+
+
+@dataclass(frozen=True)
+class FormatProfile:
+    """What the clean reference values look like, to spot values that look different."""
+
+    characters: str = ""  # every non-letter character used by a reference value
+    non_ascii_letters: bool = False
+    first_shapes: tuple[str, ...] = ()
+    word_shapes: tuple[str, ...] = ()
+    max_length: int = 0
+    word_check: bool = False
+    known_words: tuple[str, ...] = field(default=(), repr=False)
+
+    @classmethod
+    def learn(cls, values: Sequence[str]) -> FormatProfile:
+        chars = sorted({c for v in values for c in v if not c.isalpha()})
+        first: set[str] = set()
+        shapes: set[str] = set()
+        words: set[str] = set()
+        for value in values:
+            tokens = _WORD.findall(value)
+            if tokens:
+                first.add(_shape(tokens[0]))
+            shapes.update(_shape(t) for t in tokens)
+            words.update(t.casefold() for t in tokens)
+        long_words = [w for w in words if len(w) >= MIN_WORD_LENGTH]
+        english = english_words()
+        covered = sum(_is_word(w, english) for w in long_words)
+        return cls(
+            characters="".join(chars),
+            non_ascii_letters=any(c.isalpha() and not c.isascii() for v in values for c in v),
+            first_shapes=tuple(sorted(first)),
+            word_shapes=tuple(sorted(shapes)),
+            max_length=max((len(v) for v in values), default=0),
+            word_check=bool(long_words) and covered / len(long_words) >= WORD_CHECK_COVERAGE,
+            known_words=tuple(sorted(words)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FormatProfile:
+        try:
+            return cls(
+                characters=str(data["characters"]),
+                non_ascii_letters=bool(data["non_ascii_letters"]),
+                first_shapes=tuple(data["first_shapes"]),
+                word_shapes=tuple(data["word_shapes"]),
+                max_length=int(data["max_length"]),
+                word_check=bool(data["word_check"]),
+                known_words=tuple(data["known_words"]),
+            )
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"bad format profile: {error}") from None
+
+    def issues(self, text: str) -> list[str]:
+        """Why ``text`` does not look like a reference value; empty when it does."""
+        found: list[str] = []
+        if canonical(text) in PLACEHOLDERS or not clean(text):
+            return ["placeholder"]
+        if text != text.strip():
+            found.append("leading or trailing whitespace")
+        if any(unicodedata.category(c) in ("Cc", "Cf") for c in text):
+            found.append("control or invisible character")
+        if "  " in text or any(c.isspace() and c != " " for c in text):
+            found.append("irregular whitespace")
+        if _TAG.search(text) and "<" not in self.characters:
+            found.append("markup")
+        if _ENTITY.search(text) and "&" not in self.characters:
+            found.append("HTML entity")
+        if fix_mojibake(text) != text:
+            found.append("mojibake")
+        if len(text) > 2 * self.max_length + 20:
+            found.append(f"{len(text)} characters, far longer than any reference value")
+        digits = any(c.isdigit() for c in self.characters)  # one digit allows them all
+        strange = sorted(
+            {
+                c
+                for c in text
+                if not c.isspace()
+                and c not in self.characters
+                and not (c.isalpha() and (c.isascii() or self.non_ascii_letters))
+                and not (c.isdigit() and digits)
+            }
+        )
+        if strange:
+            shown = "".join(strange[:5])
+            found.append(f"characters never used in reference values: {shown!r}")
+        words = _WORD.findall(clean(text))
+        if (words and _shape(words[0]) not in self.first_shapes) or any(
+            _shape(w) not in self.word_shapes for w in words[1:]
+        ):
+            found.append("unusual casing")
+        unknown = self.unknown_words(text)
+        if unknown:
+            found.append("unknown word " + ", ".join(repr(w) for w in unknown))
+        return found
+
+    def unknown_words(self, text: str) -> list[str]:
+        """Words of ``text`` that are neither English nor used by a reference value."""
+        if not self.word_check:
+            return []
+        english = english_words()
+        known = set(self.known_words)
+        words = _WORD.findall(clean(text))
+        unknown = []
+        for word in words:
+            if word.casefold() in known or not word.isascii():
+                continue
+            if len(word) < MIN_WORD_LENGTH:
+                # 'Board Ga': a short fragment that is neither an acronym nor a common word
+                if word.casefold() not in SHORT_WORDS and not word.isupper():
+                    unknown.append(word.casefold())
+            elif not _is_word(word.casefold(), english, known):
+                unknown.append(word.casefold())
+        return unknown
+
+
+def _is_word(word: str, english: frozenset[str], known: Iterable[str] = ()) -> bool:
+    """English or a reference word, allowing plurals and two-word compounds ('kettlebell')."""
+    extra = known if isinstance(known, set | frozenset) else set(known)
+
+    def inside(candidate: str) -> bool:
+        return candidate in english or candidate in extra
+
+    if inside(word) or any(inside(stem) for stem in _stems(word)):
+        return True
+    for cut in range(MIN_WORD_LENGTH, len(word) - MIN_WORD_LENGTH + 1):
+        head, tail = word[:cut], word[cut:]
+        if inside(head) and (inside(tail) or any(inside(s) for s in _stems(tail))):
+            return True
+    return False
+
+
+def _stems(word: str) -> list[str]:
+    stems = []
+    if word.endswith("ies") and len(word) > 4:
+        stems.append(word[:-3] + "y")
+    if word.endswith("es") and len(word) > 4:
+        stems.append(word[:-2])
+    if word.endswith("s") and len(word) > 3 and not word.endswith("ss"):
+        stems.append(word[:-1])  # 'toyss' is not the plural of 'toys
+    return stems
+
+
+@dataclass(frozen=True)
+class Repair:
+    """A confident repair: the reference value ``text`` was meant, for ``reason``."""
+
+    suggestion: str
+    reason: str
+
+
+class Repairer:
+    """Map broken spellings back to the reference values they came from."""
+
+    def __init__(self, reference: Sequence[str], profile: FormatProfile) -> None:
+        self.reference = list(reference)
+        self.profile = profile
+        self._canonical: dict[str, str] = {}
+        self._squashed: dict[str, str] = {}
+        for value in self.reference:
+            self._canonical.setdefault(canonical(value), value)
+            key = squashed(value)
+            if key:
+                self._squashed.setdefault(key, value)
+        self._keys = list(self._canonical)
+
+    def repair(self, text: str) -> Repair | None:
+        """The reference value ``text`` is a broken spelling of, when there is a clear one."""
+        form = canonical(text)
+        if not form:
+            return None
+        if form in self._canonical:
+            return Repair(self._canonical[form], "same value, different spelling")
+        key = squashed(text)
+        if key in self._squashed:
+            return Repair(self._squashed[key], "same value, different spelling")
+        stripped = canonical(_NOISE_SUFFIX.sub("", clean(text)))
+        if stripped and stripped != form and stripped in self._canonical:
+            return Repair(self._canonical[stripped], "suffix added to a reference value")
+        if len(form) > 4 * max(self.profile.max_length, 1):
+            return None
+        typo = self._typo(form, text)
+        if typo is not None:
+            return typo
+        return self._truncation(form)
+
+    def closest(self, text: str, min_ratio: float = 0.8) -> str:
+        """The reference value nearest in spelling when it is close enough, else ''."""
+        form = canonical(text)
+        if not form or len(form) > 4 * max(self.profile.max_length, 1):
+            return ""
+        match = process.extractOne(
+            form, self._keys, scorer=OSA.normalized_similarity, score_cutoff=min_ratio
+        )
+        return self._canonical[match[0]] if match else ""
+
+    def _typo(self, form: str, text: str) -> Repair | None:
+        if len(form) < MIN_TYPO_LENGTH:
+            return None
+        match = process.extractOne(form, self._keys, scorer=OSA.distance, score_cutoff=1)
+        if match is None:
+            return None
+        target = match[0]
+        if _digits_only_differ(form, target):
+            return None  # 'Size 8' is not a typo of 'Size 9'
+        # A one-edit variant made of real words ('Garden Hoe' next to 'Garden Hose') is only
+        # a typo when it is the reference's plural or singular; other words go on to the model.
+        real_words = self.profile.word_check and not self.profile.unknown_words(text)
+        plural = form.rstrip("s") == target.rstrip("s")
+        if real_words and not plural:
+            return None
+        return Repair(self._canonical[target], "one edit away from a reference value")
+
+    def _truncation(self, form: str) -> Repair | None:
+        if len(form) < MIN_TYPO_LENGTH:
+            return None
+        for key in self._keys:
+            if (
+                len(key) > len(form)
+                and key.startswith(form)
+                and key[len(form)].isalnum()
+                and form[-1].isalnum()
+                and 2 * len(form) >= len(key)
+            ):
+                return Repair(self._canonical[key], "cut short")
+        return None
+
+
+def _digits_only_differ(a: str, b: str) -> bool:
+    has_digits = any(c.isdigit() for c in a) and any(c.isdigit() for c in b)
+    return has_digits and re.sub(r"\d", "", a) == re.sub(r"\d", "", b)
+
+
+def split_joined(text: str, reference: set[str]) -> list[str]:
+    """The reference values joined into ``text`` ('Sweaters;Hoodies'), or [] if it is not such."""
+    for separator in _JOIN_SEPARATORS:
+        if separator in text:
+            parts = [p.strip() for p in text.split(separator)]
+            if len(parts) > 1 and all(p in reference for p in parts):
+                return parts
+    return []

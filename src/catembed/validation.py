@@ -1,0 +1,396 @@
+"""Validators: a verdict, a score, the nearest reference value and a repair for every value.
+
+A validator is a model plus the reference valid values, their embeddings and calibrated
+thresholds. ``catembed train`` writes one into the model folder (``validator.json`` and
+``validator.safetensors``; the folder still loads in stock sentence-transformers)::
+
+    >>> from catembed import Validator
+    >>> validator = Validator.load("models/catembed-apparel")
+    >>> [r.verdict.value for r in validator.validate(["Hoodies", "<b>Sweaters</b>", "Toaster"])]
+    ['valid', 'malformed', 'out_of_domain']
+
+A value is checked in this order, and the first rule that fires decides:
+
+1. ``missing``: None, NaN or an empty / whitespace-only cell (score 1).
+2. ``valid``: exactly one of the reference values (score 0).
+3. ``malformed``: a broken spelling of a reference value (markup, entities, case, spaces,
+   punctuation, one-edit typos, cut short, a version suffix), repaired as ``suggestion``;
+   a placeholder ('N/A', '???'); a value whose format no reference value has (characters,
+   casing, invisible characters, misspelled English words).
+4. ``out_of_domain`` when the highest cosine similarity to a reference value is below the
+   calibrated threshold, else ``valid``.
+
+``score`` is in [0, 1] and ranks anomalies first: ``valid`` values always score below 0.5,
+``out_of_domain`` and ``malformed`` ones at or above it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from catembed.errors import ConfigError, InputError, ModelError
+from catembed.repair import FormatProfile, Repairer, clean, split_joined
+from catembed.tables import atomic_file
+
+if TYPE_CHECKING:
+    from catembed.backends import Encoder
+
+logger = logging.getLogger(__name__)
+
+VALIDATOR_FILE = "validator.json"
+EMBEDDINGS_FILE = "validator.safetensors"
+FORMAT_VERSION = 1
+DEFAULT_BATCH_SIZE = 128
+DEFAULT_SCALE = 0.03  # similarity units per logit of the out-of-domain score
+MAX_ENCODED_CHARACTERS = 2000  # the tokenizer keeps 512 tokens anyway
+# Scores of verdicts the spelling alone decides, by how sure the rule is.
+_RULE_SCORES = {"placeholder": 0.99, "repair": 0.95, "format": 0.9, "word": 0.8}
+
+
+class Verdict(StrEnum):
+    VALID = "valid"
+    OUT_OF_DOMAIN = "out_of_domain"
+    MALFORMED = "malformed"
+    MISSING = "missing"
+
+
+ANOMALIES = (Verdict.OUT_OF_DOMAIN, Verdict.MALFORMED)
+
+
+@dataclass(frozen=True)
+class ValueReport:
+    """The validator's answer for one value."""
+
+    value: object
+    verdict: Verdict
+    score: float  # in [0, 1], higher means more likely wrong; >= 0.5 for anomalies
+    nearest: str  # the closest reference value ('' for missing values)
+    suggestion: str = ""  # the repaired value when there is a confident one
+    reason: str = ""
+
+    @property
+    def is_anomaly(self) -> bool:
+        return self.verdict in ANOMALIES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "verdict": self.verdict.value,
+            "score": self.score,
+            "nearest": self.nearest,
+            "suggestion": self.suggestion,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Decision thresholds: ``similarity`` is the lowest cosine similarity to a reference
+    value that is still in the domain; ``scale`` how fast the score rises below it."""
+
+    similarity: float
+    scale: float = DEFAULT_SCALE
+
+    def __post_init__(self) -> None:
+        if not -1.0 <= self.similarity <= 1.0:
+            raise ConfigError(f"similarity threshold must be in [-1, 1], got {self.similarity}")
+        if not self.scale > 0:
+            raise ConfigError(f"score scale must be positive, got {self.scale}")
+
+
+class Validator:
+    """Reference values, their embeddings and thresholds, with the encoder that made them."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        reference: Sequence[str],
+        thresholds: Thresholds,
+        embeddings: np.ndarray | None = None,
+        profile: FormatProfile | None = None,
+        calibration: dict[str, Any] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        self.reference = list(dict.fromkeys(v for v in reference if v.strip()))
+        if not self.reference:
+            raise InputError("a validator needs at least one reference value")
+        self.encoder = encoder
+        self.thresholds = thresholds
+        self.batch_size = batch_size
+        self.profile = profile or FormatProfile.learn(self.reference)
+        self.calibration = calibration or {}
+        if embeddings is None:
+            embeddings = _encode(encoder, self.reference, batch_size)
+        if embeddings.shape[0] != len(self.reference):
+            raise ModelError(
+                f"validator has {len(self.reference)} reference values "
+                f"but {embeddings.shape[0]} embeddings"
+            )
+        self.embeddings = np.asarray(embeddings, dtype=np.float32)
+        self._repairer = Repairer(self.reference, self.profile)
+        self._index = {v: i for i, v in enumerate(self.reference)}
+
+    @classmethod
+    def load(
+        cls, path: str | Path, backend: str = "torch", encoder: Encoder | None = None
+    ) -> Validator:
+        """Load the validator of a trained model folder (with its own encoder unless given)."""
+        from safetensors.numpy import load_file
+
+        from catembed.backends import load_encoder
+        from catembed.models import check_model_folder
+
+        folder = check_model_folder(path)
+        settings_path = folder / VALIDATOR_FILE
+        if not settings_path.is_file() or not (folder / EMBEDDINGS_FILE).is_file():
+            raise ModelError(
+                f"{folder} has no validator data ({VALIDATOR_FILE}, {EMBEDDINGS_FILE}); "
+                "train it with `catembed train` or build one with Validator.from_values"
+            )
+        try:
+            data = json.loads(settings_path.read_text(encoding="utf-8"))
+            if data.get("format_version") != FORMAT_VERSION:
+                raise ModelError(
+                    f"{settings_path} has format version {data.get('format_version')!r}; "
+                    f"this catembed reads version {FORMAT_VERSION}"
+                )
+            embeddings = load_file(str(folder / EMBEDDINGS_FILE))["reference_embeddings"]
+            thresholds = Thresholds(**data["thresholds"])
+            profile = FormatProfile.from_dict(data["profile"])
+            reference = [str(v) for v in data["reference"]]
+        except ModelError:
+            raise
+        except (ValueError, KeyError, TypeError, OSError) as error:
+            raise ModelError(f"cannot read the validator in {folder}: {error}") from None
+        return cls(
+            encoder if encoder is not None else load_encoder(folder, backend),
+            reference,
+            thresholds,
+            embeddings=embeddings,
+            profile=profile,
+            calibration=data.get("calibration"),
+        )
+
+    @classmethod
+    def from_values(
+        cls,
+        values: Sequence[str],
+        model: str | Path | Encoder | None = None,
+        threshold: float | None = None,
+        out_of_domain: Sequence[str] | None = None,
+        backend: str = "torch",
+    ) -> Validator:
+        """Build a validator from valid values with any model (default: the base model).
+
+        Without ``threshold`` it is calibrated: each value's similarity to the others
+        against ``out_of_domain`` values (default: the built-in domains unlike ``values``).
+        """
+        from catembed.calibration import calibrate_threshold, leave_one_out
+        from catembed.models import DEFAULT_BASE_MODEL, load_model
+        from catembed.vocabulary import out_of_domain_values
+
+        reference = list(dict.fromkeys(str(v).strip() for v in values if str(v).strip()))
+        if len(reference) < 2:
+            raise InputError("need at least 2 distinct valid values to build a validator")
+        encoder: Encoder
+        if model is None or isinstance(model, str | Path):
+            name = str(model or DEFAULT_BASE_MODEL)
+            if Path(name, "modules.json").is_file():
+                from catembed.backends import load_encoder
+
+                encoder = load_encoder(name, backend)
+            else:
+                encoder = load_model(name)
+        else:
+            encoder = model
+        embeddings = _encode(encoder, reference, DEFAULT_BATCH_SIZE)
+        if threshold is not None:
+            thresholds = Thresholds(threshold)
+        else:
+            negatives = list(out_of_domain or out_of_domain_values(reference))
+            ood = similarities(_encode(encoder, negatives, DEFAULT_BATCH_SIZE), embeddings)[0]
+            thresholds = calibrate_threshold(leave_one_out(embeddings), ood)
+        return cls(encoder, reference, thresholds, embeddings=embeddings)
+
+    def save(self, folder: str | Path) -> None:
+        """Write ``validator.json`` and ``validator.safetensors`` into a model folder."""
+        from safetensors.numpy import save_file
+
+        from catembed import __version__
+
+        target = Path(folder)
+        if not target.is_dir():
+            raise InputError(f"folder not found: {target}")
+        data = {
+            "format_version": FORMAT_VERSION,
+            "catembed_version": __version__,
+            "thresholds": {
+                "similarity": self.thresholds.similarity,
+                "scale": self.thresholds.scale,
+            },
+            "calibration": self.calibration,
+            "profile": self.profile.to_dict(),
+            "reference": self.reference,
+        }
+        with atomic_file(target / EMBEDDINGS_FILE) as tmp:
+            save_file({"reference_embeddings": self.embeddings}, str(tmp))
+        with atomic_file(target / VALIDATOR_FILE) as tmp:
+            tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
+
+    def validate(self, values: Sequence[object]) -> list[ValueReport]:
+        """One report per value, in order; each distinct value is judged once."""
+        keys = [as_text(v) for v in values]
+        distinct = list(dict.fromkeys(k for k in keys if k is not None))
+        judged = dict(zip(distinct, self.judge(distinct), strict=True))
+        reports = []
+        for value, key in zip(values, keys, strict=True):
+            report = judged.get(key) if key is not None else None
+            if report is None:
+                report = _missing(value)
+            elif report.value is not value:
+                report = ValueReport(value, *_fields(report))
+            reports.append(report)
+        return reports
+
+    def judge(self, texts: Sequence[str], repair_unseen: bool = True) -> list[ValueReport]:
+        """Reports for distinct non-missing texts (whitespace-only counts as missing).
+
+        A malformed value with no reference value to repair it to is suggested its cleaned
+        form ('<b>Board Games</b>' -> 'Board Games') when that form is judged valid.
+        """
+        reports = self._judge_batch(texts)
+        if not repair_unseen:
+            return reports
+        cleaned = {
+            r.value: clean(str(r.value))
+            for r in reports
+            if r.verdict is Verdict.MALFORMED and not r.suggestion
+        }
+        candidates = [c for c in dict.fromkeys(cleaned.values()) if c and c not in cleaned]
+        if not candidates:
+            return reports
+        verdicts = {r.value: r.verdict for r in self._judge_batch(candidates)}
+        return [
+            replace(r, suggestion=cleaned[r.value])
+            if r.value in cleaned and verdicts.get(cleaned[r.value]) is Verdict.VALID
+            else r
+            for r in reports
+        ]
+
+    def _judge_batch(self, texts: Sequence[str]) -> list[ValueReport]:
+        # String rules first: only values they pass are encoded (about half, in dirty columns).
+        decided: dict[str, ValueReport] = {}
+        for text in dict.fromkeys(texts):
+            if not text.strip():
+                decided[text] = _missing(text)
+            elif text in self._index:
+                decided[text] = ValueReport(text, Verdict.VALID, 0.0, text)
+            else:
+                report = self._string_rules(text)
+                if report is not None:
+                    decided[text] = report
+        pending = [t for t in dict.fromkeys(texts) if t not in decided]
+        if pending:
+            vectors = _encode(
+                self.encoder, [t[:MAX_ENCODED_CHARACTERS] for t in pending], self.batch_size
+            )
+            if vectors.shape[1] != self.embeddings.shape[1]:
+                raise ModelError(
+                    f"the encoder gives {vectors.shape[1]} dimensions, "
+                    f"the validator's references {self.embeddings.shape[1]}"
+                )
+            top, where = similarities(vectors, self.embeddings)
+            for text, similarity, index in zip(pending, top, where, strict=True):
+                decided[text] = self._embedding_rule(text, float(similarity), int(index))
+        return [decided[t] for t in texts]
+
+    def _string_rules(self, text: str) -> ValueReport | None:
+        """A malformed verdict from the spelling alone, or None to ask the model."""
+        repair = self._repairer.repair(text)
+        if repair is not None:
+            return self._malformed(text, "repair", repair.suggestion, repair.reason)
+        joined = split_joined(text, set(self._index))
+        if joined:
+            return self._malformed(text, "format", "", "joins " + " and ".join(joined))
+        issues = self.profile.issues(text)
+        if not issues:
+            return None
+        kind = "placeholder" if issues == ["placeholder"] else "format"
+        if kind == "format" and all(i.startswith("unknown word") for i in issues):
+            kind = "word"
+        suggestion = "" if kind == "placeholder" else self._repairer.closest(text)
+        return self._malformed(text, kind, suggestion, "; ".join(issues))
+
+    def _embedding_rule(self, text: str, similarity: float, index: int) -> ValueReport:
+        nearest = self.reference[index]
+        score = self._ood_score(similarity)
+        if score >= 0.5:
+            reason = (
+                f"similarity {similarity:.3f} to {nearest!r} is below "
+                f"{self.thresholds.similarity:.3f}"
+            )
+            return ValueReport(text, Verdict.OUT_OF_DOMAIN, score, nearest, "", reason)
+        return ValueReport(text, Verdict.VALID, score, nearest)
+
+    def _malformed(self, text: str, kind: str, suggestion: str, reason: str) -> ValueReport:
+        if kind == "placeholder":
+            nearest = ""  # a placeholder stands for no value at all
+        else:
+            nearest = suggestion or self._repairer.closest(text, min_ratio=0.0)
+        return ValueReport(text, Verdict.MALFORMED, _RULE_SCORES[kind], nearest, suggestion, reason)
+
+    def _ood_score(self, similarity: float) -> float:
+        logit = (self.thresholds.similarity - similarity) / self.thresholds.scale
+        score = 1.0 / (1.0 + math.exp(-max(min(logit, 50.0), -50.0)))
+        return round(score, 6)
+
+
+def as_text(value: object) -> str | None:
+    """The text a cell is judged as, or None when the cell is missing (None, NaN)."""
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def similarities(vectors: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Highest cosine similarity of each row of ``vectors`` to ``reference``, and where."""
+    top = np.empty(len(vectors), dtype=np.float32)
+    where = np.empty(len(vectors), dtype=np.int64)
+    step = max(1, 2**22 // max(1, len(reference)))  # bounded memory for large inputs
+    for start in range(0, len(vectors), step):
+        block = vectors[start : start + step] @ reference.T
+        where[start : start + step] = block.argmax(axis=1)
+        top[start : start + step] = block.max(axis=1)
+    return top, where
+
+
+def _encode(encoder: Encoder, texts: Sequence[str], batch_size: int) -> np.ndarray:
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    vectors = encoder.encode(
+        list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
+    )
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def _missing(value: object) -> ValueReport:
+    return ValueReport(value, Verdict.MISSING, 1.0, "", "", "empty cell")
+
+
+def _fields(report: ValueReport) -> tuple[Verdict, float, str, str, str]:
+    return report.verdict, report.score, report.nearest, report.suggestion, report.reason

@@ -1,0 +1,214 @@
+"""`catembed validate` and labelled `catembed evaluate` over real files and standard input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from catembed.cli import GATE_EXIT_CODE, main
+from catembed.tables import read_table
+from catembed.validation import VALIDATOR_FILE
+
+VALUES = ["Sweaters", "<b>Sweaters</b>", "Car Battery", "Jeans", "Swaeters", "Sweaters"]
+VERDICTS = ["valid", "malformed", "out_of_domain", "valid", "malformed", "valid"]
+REPORT = ["verdict", "score", "nearest", "suggestion"]
+
+
+def run(*args: str, stdin: str | bytes | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), input=stdin)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def write(path: Path, table: pa.Table) -> Path:
+    fmt = path.suffix
+    if fmt == ".parquet":
+        pq.write_table(table, path)
+    elif fmt in (".csv", ".tsv"):
+        options = pacsv.WriteOptions(delimiter="\t" if fmt == ".tsv" else ",")
+        pacsv.write_csv(table, path, options)
+    elif fmt == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in table.to_pylist()), "utf-8")
+    else:
+        path.write_text("".join(f"{v}\n" for v in table.column("category").to_pylist()), "utf-8")
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".parquet", ".jsonl"])
+def test_every_table_format_keeps_each_row_and_adds_the_report(
+    model_dir: Path, tmp_path: Path, suffix: str
+) -> None:
+    table = pa.table({"id": list(range(len(VALUES))), "category": VALUES})
+    source = write(tmp_path / f"in{suffix}", table)
+    before = source.read_bytes()
+    output = tmp_path / f"out{suffix}"
+    code, out, err = run(
+        "validate", "--model", str(model_dir), str(source), "--column", "category",
+        "--output", str(output),
+    )  # fmt: skip
+    assert code == 0, err
+    assert source.read_bytes() == before  # the input is never modified
+    result = read_table(output)
+    assert result.column_names == ["id", "category", *REPORT]
+    assert result.column("id").to_pylist() == list(range(len(VALUES)))
+    assert result.column("verdict").to_pylist() == VERDICTS
+    # CSV and TSV read empty cells back as nulls.
+    assert [s or "" for s in result.column("suggestion").to_pylist()[:2]] == ["", "Sweaters"]
+    assert f"{len(VALUES)} rows with verdicts written to {output}" in err
+    assert "anomaly rate: 50.00%" in out
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_text_file_gets_a_value_column(model_dir: Path, tmp_path: Path) -> None:
+    source = write(tmp_path / "in.txt", pa.table({"category": VALUES}))
+    output = tmp_path / "out.csv"
+    code, _, err = run("validate", "--model", str(model_dir), str(source), "--output", str(output))
+    assert code == 0, err
+    result = read_table(output)
+    assert result.column_names == ["value", *REPORT]
+    assert result.column("verdict").to_pylist() == VERDICTS
+
+
+def test_standard_input_and_the_readable_summary(model_dir: Path) -> None:
+    code, out, err = run("validate", "--model", str(model_dir), "-", stdin="\n".join(VALUES) + "\n")
+    assert code == 0, err
+    assert "column 'value': 6 rows, 5 distinct values" in out
+    summary = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.strip()}
+    assert summary["valid"][:2] == ["3", "50.00%"]
+    assert summary["malformed"][:2] == ["2", "33.33%"]
+    assert summary["out_of_domain"][:2] == ["1", "16.67%"]
+    # The worst values, most suspicious first, with their repairs.
+    worst = out.split("suggestion / nearest")[1]
+    assert "<b>Sweaters</b>" in worst and "Car Battery" in worst
+    scores = [float(line.split()[-2]) for line in worst.strip().splitlines()[1:]]
+    assert scores == sorted(scores, reverse=True) and len(scores) == 3
+
+
+def test_the_anomaly_rate_gates_a_pipeline(model_dir: Path) -> None:
+    stdin = "\n".join(VALUES) + "\n"
+    code, _, err = run(
+        "validate", "--model", str(model_dir), "-", "--max-anomaly-rate", "0.4", stdin=stdin
+    )
+    assert code == GATE_EXIT_CODE == 3
+    assert "anomaly rate 50.00% exceeds --max-anomaly-rate 40.00%" in err
+    code, _, _ = run(
+        "validate", "--model", str(model_dir), "-", "--max-anomaly-rate", "0.5", stdin=stdin
+    )
+    assert code == 0
+    code, out, _ = run(
+        "validate", "--model", str(model_dir), "-", "--max-anomaly-rate", "0.5",
+        "--count-missing", stdin=stdin + "\n\n",
+    )  # fmt: skip
+    assert code == GATE_EXIT_CODE
+    assert "anomaly rate: 62.50% (out_of_domain + malformed + missing)" in out
+
+
+def test_numbers_nan_and_nulls_in_parquet_get_verdicts(model_dir: Path, tmp_path: Path) -> None:
+    source = write(
+        tmp_path / "numbers.parquet", pa.table({"size": [1.5, float("nan"), None, 42.0]})
+    )
+    output = tmp_path / "out.jsonl"
+    code, _, err = run("validate", "--model", str(model_dir), str(source), "--output", str(output))
+    assert code == 0, err
+    rows = [json.loads(line) for line in output.read_text("utf-8").splitlines()]
+    assert [r["verdict"] for r in rows] == ["malformed", "missing", "missing", "malformed"]
+
+
+def test_very_long_strings_are_judged(model_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "long.txt"
+    source.write_text("Sweaters\n" + "x" * 100_000 + "\n", encoding="utf-8")
+    code, out, err = run("validate", "--model", str(model_dir), str(source))
+    assert code == 0, err
+    assert "malformed      1" in out
+    assert "xxxxxxxx…" in out  # shown cut short
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        (None, ["missing.csv"], "file not found: "),
+        (
+            "table",
+            ["in.csv", "--column", "nope"],
+            "has no column 'nope'; its columns are: id, category",
+        ),
+        ("table", ["in.csv"], "has several columns (id, category); choose one with --column"),
+        ("empty", ["empty.txt"], "has no rows to validate"),
+        ("latin1", ["latin1.txt"], "is not valid UTF-8"),
+        ("latin1csv", ["latin1.csv"], "is not valid UTF-8 text"),
+        (
+            "table",
+            ["in.csv", "--column", "category", "--output", "in.csv"],
+            "must not be the input",
+        ),
+        (
+            "table",
+            ["in.csv", "--column", "category", "--output", "out.txt"],
+            "--output must end in",
+        ),
+    ],
+)
+def test_bad_input_gives_a_one_line_error(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    setup: str | None, args: list[str], message: str,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    if setup == "table":
+        write(tmp_path / "in.csv", pa.table({"id": [1], "category": ["Sweaters"]}))
+    elif setup == "empty":
+        (tmp_path / "empty.txt").write_bytes(b"")
+    elif setup == "latin1":
+        (tmp_path / "latin1.txt").write_bytes("Caf\xe9\n".encode("latin-1"))
+    elif setup == "latin1csv":
+        (tmp_path / "latin1.csv").write_bytes("category\nCaf\xe9\n".encode("latin-1"))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    code, _, err = run("validate", "--model", str(model_dir), *args)
+    assert code == 1
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_model_without_validator_data_is_a_one_line_error(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "plain"
+    shutil.copytree(model_dir, folder)
+    (folder / VALIDATOR_FILE).unlink()
+    code, _, err = run("validate", "--model", str(folder), "-", stdin="Sweaters\n")
+    assert code == 1
+    assert err.strip() == (
+        f"Error: {folder} has no validator data (validator.json, validator.safetensors); "
+        "train it with `catembed train` or build one with Validator.from_values"
+    )
+
+
+def test_evaluate_labelled_values(model_dir: Path, tmp_path: Path) -> None:
+    labelled = tmp_path / "labelled.csv"
+    labels = ["valid", "malformed", "out_of_domain", "valid", "malformed", "valid"]
+    write(labelled, pa.table({"value": VALUES, "label": labels}))
+    code, out, err = run("evaluate", "--model", str(model_dir), "--data", str(labelled))
+    assert code == 0, err
+    scores = out.split("true \\ verdict")[0]
+    lines = {line.split()[0]: line.split()[1:] for line in scores.splitlines() if line.strip()}
+    assert lines["anomaly"] == ["1.0000", "1.0000", "1.0000", "3"]
+    assert lines["valid"] == ["1.0000", "1.0000", "1.0000", "3"]
+    assert "true \\ verdict  valid  out_of_domain  malformed  missing" in out
+    assert "AUROC of the score (anomaly vs valid): 1.0000" in out
+    bad = tmp_path / "bad.csv"
+    write(bad, pa.table({"value": ["Sweaters"], "label": ["fine"]}))
+    code, _, err = run("evaluate", "--model", str(model_dir), "--data", str(bad))
+    assert code == 1 and "unknown labels ['fine']" in err
+
+
+def test_validate_has_help_text() -> None:
+    code, out, _ = run("validate", "--help")
+    assert code == 0
+    assert "Give every value of a column a verdict" in out
+    assert "--max-anomaly-rate" in out

@@ -1,0 +1,316 @@
+"""The validator: files written by training, verdicts, repairs, scores, metrics, columns."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from catembed import TrainingResult, Validator, ValueReport, Verdict
+from catembed.columns import validate_table
+from catembed.errors import InputError, ModelError
+from catembed.metrics import auroc, class_scores, evaluate_labelled
+from catembed.repair import FormatProfile, Repairer, canonical, clean, fix_mojibake
+from catembed.validation import EMBEDDINGS_FILE, VALIDATOR_FILE, Thresholds
+from catembed.vocabulary import domain_values
+
+APPAREL = list(domain_values("apparel"))
+
+
+class CountingEncoder:
+    """The real model, counting the texts it is asked to encode."""
+
+    def __init__(self, model: object) -> None:
+        self.model = model
+        self.texts: list[str] = []
+
+    def encode(self, texts: list[str], **kwargs: object) -> np.ndarray:
+        self.texts.extend(texts)
+        return self.model.encode(texts, **kwargs)  # type: ignore[attr-defined,no-any-return]
+
+
+@pytest.fixture(scope="module")
+def validator(model_dir: Path) -> Validator:
+    return Validator.load(model_dir)
+
+
+def test_training_writes_a_validator_and_the_folder_still_loads_in_sentence_transformers(
+    model_dir: Path, trained: TrainingResult
+) -> None:
+    from safetensors.numpy import load_file
+    from sentence_transformers import SentenceTransformer
+
+    data = json.loads((model_dir / VALIDATOR_FILE).read_text(encoding="utf-8"))
+    dataset = trained.dataset
+    assert data["reference"] == [*dataset.train_values, *dataset.heldout_values]
+    assert sorted(data["reference"]) == sorted(APPAREL)
+    assert -1 <= data["thresholds"]["similarity"] <= 1
+    assert data["calibration"]["valid_values"] == len(dataset.heldout_values)
+    assert 0 <= data["calibration"]["auroc"] <= 1
+    embeddings = load_file(str(model_dir / EMBEDDINGS_FILE))["reference_embeddings"]
+    assert embeddings.shape == (len(APPAREL), 384)
+    assert not list(model_dir.rglob("*.pkl")) and not list(model_dir.rglob("*.bin"))
+    model = SentenceTransformer(str(model_dir), device="cpu")
+    assert model.encode(["Sweaters"]).shape == (1, 384)
+
+
+@pytest.mark.parametrize(
+    ("value", "suggestion"),
+    [
+        ("<b>Sweaters</b>", "Sweaters"),
+        ("Swaeters", "Sweaters"),
+        ("SWEATERS", "Sweaters"),
+        (" Sweaters", "Sweaters"),
+        ("Swea\u200bters", "Sweaters"),
+        ("#Sweaters", "Sweaters"),
+        ("Sweaters!!", "Sweaters"),
+        ("&quot;Sweaters&quot;", "Sweaters"),
+        ("Sweaters_v2", "Sweaters"),
+        ("Sweaters 👕", "Sweaters"),
+        ("Hodies", "Hoodies"),
+        ("Sweat", "Sweaters"),
+        ("Tank_Tops", "Tank Tops"),
+    ],
+)
+def test_broken_spellings_of_reference_values_are_malformed_and_repaired(
+    validator: Validator, value: str, suggestion: str
+) -> None:
+    [report] = validator.validate([value])
+    assert report.verdict is Verdict.MALFORMED
+    assert report.suggestion == suggestion
+    assert report.nearest == suggestion
+    assert 0.5 <= report.score <= 1.0
+
+
+def test_every_verdict_kind(validator: Validator) -> None:
+    values = [
+        "Sweaters",
+        "Car Battery",
+        "Graphics Card",
+        "N/A",
+        "???",
+        "Sweaters;Hoodies",
+        None,
+        "",
+    ]
+    reports = validator.validate(values)
+    verdicts = [r.verdict for r in reports]
+    assert verdicts == [
+        Verdict.VALID,
+        Verdict.OUT_OF_DOMAIN,
+        Verdict.OUT_OF_DOMAIN,
+        Verdict.MALFORMED,
+        Verdict.MALFORMED,
+        Verdict.MALFORMED,
+        Verdict.MISSING,
+        Verdict.MISSING,
+    ]
+    assert reports[0].score == 0.0 and reports[0].nearest == "Sweaters"
+    assert reports[1].nearest in APPAREL and "below" in reports[1].reason
+    assert reports[3].suggestion == "" and reports[3].reason == "placeholder"
+    assert reports[5].reason == "joins Sweaters and Hoodies"
+    assert [r.value for r in reports] == values
+    assert reports[6].to_dict() == {
+        "value": None,
+        "verdict": "missing",
+        "score": 1.0,
+        "nearest": "",
+        "suggestion": "",
+        "reason": "empty cell",
+    }
+
+
+def test_unseen_valid_values_are_accepted(validator: Validator) -> None:
+    reports = validator.validate(["Denim Shorts", "Wool Socks"])
+    assert all(r.verdict is Verdict.VALID for r in reports), reports
+    assert all(0.0 <= r.score < 0.5 and r.nearest in APPAREL for r in reports)
+
+
+def test_markup_around_an_unseen_value_is_repaired_to_its_clean_form(
+    validator: Validator,
+) -> None:
+    [report] = validator.validate(["<b>Denim Shorts</b>"])
+    assert report.verdict is Verdict.MALFORMED
+    assert report.suggestion == "Denim Shorts"
+
+
+def test_scores_rank_anomalies_above_valid_values(validator: Validator) -> None:
+    valid = ["Sweaters", "Denim Shorts", "Wool Socks", "Hoodies"]
+    anomalies = ["Car Battery", "Toaster", "<td>Jeans</td>", "N/A", "Jackets!!", "Sw3aters"]
+    scores = [r.score for r in validator.validate(valid + anomalies)]
+    assert auroc([False] * len(valid) + [True] * len(anomalies), scores) == 1.0
+    assert all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_numbers_nan_and_long_strings_get_a_verdict_per_row(validator: Validator) -> None:
+    long = "Sweaters " * 11_200  # about 100 kB
+    reports = validator.validate([42, 3.0, float("nan"), long, b"Jeans"])
+    assert [r.verdict for r in reports] == [
+        Verdict.MALFORMED,
+        Verdict.MALFORMED,
+        Verdict.MISSING,
+        Verdict.MALFORMED,
+        Verdict.VALID,
+    ]
+    assert reports[0].value == 42 and "'24'" in reports[0].reason
+    assert "far longer" in reports[3].reason
+
+
+def test_each_distinct_value_is_encoded_once(validator: Validator) -> None:
+    counting = CountingEncoder(validator.encoder)
+    fresh = Validator(
+        counting, validator.reference, validator.thresholds, embeddings=validator.embeddings
+    )
+    values = ["Denim Shorts", "Toaster", "Sweaters", "Denim Shorts", "Toaster", None] * 500
+    reports = fresh.validate(values)
+    assert len(reports) == 3000
+    # References are never encoded, nor values the spelling rules already decide.
+    assert sorted(counting.texts) == ["Denim Shorts", "Toaster"]
+    assert reports[3] == reports[0]
+
+
+def test_a_column_of_many_rows_is_judged_on_its_distinct_values(validator: Validator) -> None:
+    counting = CountingEncoder(validator.encoder)
+    fresh = Validator(
+        counting, validator.reference, validator.thresholds, embeddings=validator.embeddings
+    )
+    pattern = ["Sweaters", "Toaster", None, "SWEATERS", "Jeans"]
+    table = pa.table({"id": list(range(100_000)), "category": pattern * 20_000})
+    report = validate_table(fresh, table, "category")
+    assert counting.texts == ["Toaster"]
+    assert report.table.num_rows == 100_000
+    assert report.table.column_names == [
+        "id",
+        "category",
+        "verdict",
+        "score",
+        "nearest",
+        "suggestion",
+    ]
+    rows = report.table.slice(0, 5).to_pylist()
+    assert [r["verdict"] for r in rows] == [
+        "valid",
+        "out_of_domain",
+        "missing",
+        "malformed",
+        "valid",
+    ]
+    assert rows[3]["suggestion"] == "Sweaters"
+    assert report.counts() == {
+        Verdict.VALID: 40_000,
+        Verdict.OUT_OF_DOMAIN: 20_000,
+        Verdict.MALFORMED: 20_000,
+        Verdict.MISSING: 20_000,
+    }
+    assert report.anomaly_rate() == pytest.approx(0.4)
+    assert report.anomaly_rate(count_missing=True) == pytest.approx(0.6)
+
+
+def test_from_values_save_and_load_round_trip(base_model: object, tmp_path: Path) -> None:
+    values = ["Cardigan", "Trousers", "Sweaters", "Jackets", "Dresses", "Blouses", "Hoodies"]
+    built = Validator.from_values(values, model=base_model)  # type: ignore[arg-type]
+    assert built.reference == values
+    folder = tmp_path / "model"
+    base_model.save(str(folder))  # type: ignore[attr-defined]
+    built.save(folder)
+    loaded = Validator.load(folder, encoder=base_model)  # type: ignore[arg-type]
+    assert loaded.encoder is base_model
+    assert loaded.thresholds == built.thresholds
+    probe = ["Sweaters", "Car Battery", "<i>Jackets</i>", "Jakets"]
+    assert loaded.validate(probe) == built.validate(probe)
+    fixed = Validator.from_values(values, model=base_model, threshold=0.99)  # type: ignore[arg-type]
+    assert fixed.thresholds.similarity == 0.99
+    assert fixed.validate(["Jumpers"])[0].verdict is Verdict.OUT_OF_DOMAIN
+
+
+def test_from_values_needs_two_values(base_model: object) -> None:
+    with pytest.raises(InputError, match="at least 2 distinct valid values"):
+        Validator.from_values(["Sweaters", " Sweaters "], model=base_model)  # type: ignore[arg-type]
+
+
+def test_a_model_folder_without_validator_data_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "plain"
+    shutil.copytree(model_dir, folder)
+    (folder / VALIDATOR_FILE).unlink()
+    with pytest.raises(ModelError, match="has no validator data"):
+        Validator.load(folder)
+    shutil.copy(model_dir / VALIDATOR_FILE, folder / VALIDATOR_FILE)
+    (folder / VALIDATOR_FILE).write_text('{"format_version": 1}', encoding="utf-8")
+    with pytest.raises(ModelError, match="cannot read the validator"):
+        Validator.load(folder)
+    (folder / VALIDATOR_FILE).write_text('{"format_version": 99}', encoding="utf-8")
+    with pytest.raises(ModelError, match="format version 99"):
+        Validator.load(folder)
+
+
+def test_thresholds_are_checked() -> None:
+    with pytest.raises(Exception, match="similarity threshold must be in"):
+        Thresholds(similarity=1.5)
+
+
+def test_canonical_forms_and_mojibake() -> None:
+    assert clean("&lt;b&gt;Tank&nbsp;Tops&lt;/b&gt;") == "Tank Tops"
+    assert clean('"Sweaters"') == "Sweaters"
+    assert clean("Swea\u200bters\t") == "Sweaters"
+    assert canonical("  #CAFÉ!! ") == "cafe"
+    assert fix_mojibake("CafÃ©") == "Café"
+    assert fix_mojibake("CafÃƒÂ©") == "Café"
+    assert fix_mojibake("Sweaters") == "Sweaters"
+
+
+def test_format_profile_is_learned_from_the_reference_values() -> None:
+    profile = FormatProfile.learn(["Tank Tops", "T-Shirts", "Jeans", "Polo Shirts"])
+    assert profile.issues("Denim Shorts") == []
+    assert profile.issues("Board Ga") == ["unknown word 'ga'"]
+    assert profile.issues("Sweaters (2)") == ["characters never used in reference values: '()2'"]
+    assert profile.issues("denim shorts") == ["unusual casing"]
+    assert profile.issues("Dneim Shorts") == ["unknown word 'dneim'"]
+    assert profile.issues("Denim  Shorts") == ["irregular whitespace"]
+    assert profile.issues("n/a") == ["placeholder"]
+    assert FormatProfile.from_dict(profile.to_dict()) == profile
+    # A column of codes is not spell-checked.
+    codes = FormatProfile.learn(["XK-200", "ZT-310", "QP-450"])
+    assert not codes.word_check and codes.issues("XK-999") == []
+
+
+def test_repairer_only_calls_real_word_variants_typos_when_plural() -> None:
+    reference = ["Garden Hose", "Sweaters"]
+    repairer = Repairer(reference, FormatProfile.learn(reference))
+    assert repairer.repair("Garden Hoe") is None
+    assert repairer.repair("Sweater") is not None
+    assert repairer.repair("Garden Hosee") is not None
+
+
+def test_auroc_and_class_scores() -> None:
+    assert auroc([False, False, True, True], [0.1, 0.2, 0.8, 0.9]) == 1.0
+    assert auroc([False, False, True, True], [0.9, 0.8, 0.2, 0.1]) == 0.0
+    assert auroc([False, True], [0.5, 0.5]) == 0.5
+    assert math.isnan(auroc([True, True], [0.1, 0.2]))
+    scores = class_scores(["a", "a", "b", "b"], ["a", "b", "b", "b"], "b")
+    assert (scores.precision, scores.recall, scores.support) == (2 / 3, 1.0, 2)
+    assert scores.f1 == pytest.approx(0.8)
+
+
+def test_evaluate_labelled_counts_a_confusion_matrix() -> None:
+    result = evaluate_labelled(
+        ["valid", "valid", "out_of_domain", "malformed", "malformed"],
+        ["valid", "malformed", "out_of_domain", "malformed", "missing"],
+        [0.1, 0.6, 0.9, 0.95, 1.0],
+    )
+    assert result.confusion == [[1, 0, 1, 0], [0, 1, 0, 0], [0, 0, 1, 1]]
+    assert result.per_label["anomaly"].recall == 1.0
+    assert result.per_label["anomaly"].precision == 0.75
+    assert result.auroc == 1.0
+    with pytest.raises(InputError, match="unknown labels"):
+        evaluate_labelled(["ok"], ["valid"], [0.0])
+
+
+def test_value_report_is_a_plain_record() -> None:
+    report = ValueReport("Jumpers", Verdict.VALID, 0.2, "Sweaters")
+    assert report.suggestion == "" and not report.is_anomaly
+    assert json.loads(json.dumps(report.to_dict()))["verdict"] == "valid"
