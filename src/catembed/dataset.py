@@ -32,6 +32,16 @@ OUT_OF_DOMAIN = "out_of_domain"
 COLUMNS = ("anchor", "positive", "negative")
 MIN_TRAINING_VALUES = 2
 ANCHOR_CORRUPTION_SHARE = 0.7
+# Near-miss spellings are the hardest negatives ('Tuxed' for 'Tuxedo'): drawn twice as often.
+HARD_KINDS = (
+    "typo_insert",
+    "typo_delete",
+    "typo_swap",
+    "typo_double",
+    "typo_replace",
+    "truncate",
+    "char_substitution",
+)
 # Kinds an uncased BERT tokenizer cannot see ('SWEATERS', ' Sweaters', 'Swea\u200bters' all
 # tokenize like 'Sweaters'): as negatives they teach nothing and cap accuracy, so training
 # leaves them to the validator's format checks unless asked for explicitly.
@@ -172,8 +182,10 @@ class _Builder:
         # A broken spelling of the triplet's own values, mostly the anchor's: the hardest and
         # most useful negative ("Sweaters" must sit closer to "Cardigan" than to "Sweatrs").
         source = anchor if self.rng.random() < ANCHOR_CORRUPTION_SHARE else positive
+        kinds = self.config.corruption_kinds
+        weighted = [*kinds, *(k for k in kinds if k in HARD_KINDS)]
         for _ in range(20):
-            kind, negative = corrupt(source, self.rng, self.config.corruption_kinds)
+            kind, negative = corrupt(source, self.rng, weighted)
             if kind == "join" and self.rng.random() < 0.5:
                 negative = join_values(source, self.rng.choice(values), self.rng)
             if negative not in self.known and tokenizer_view(negative) != tokenizer_view(source):
