@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -86,7 +87,10 @@ def test_standard_input_and_the_readable_summary(model_dir: Path) -> None:
     # The worst values, most suspicious first, with their repairs.
     worst = out.split("suggestion / nearest")[1]
     assert "<b>Sweaters</b>" in worst and "Car Battery" in worst
-    scores = [float(line.split()[-2]) for line in worst.strip().splitlines()[1:]]
+    # Values and nearest references may contain spaces: read the score after the verdict.
+    pattern = re.compile(r"\b(?:valid|malformed|out_of_domain|missing)\s+(\d\.\d{3})\b")
+    rows = worst.strip().splitlines()[1:]
+    scores = [float(match.group(1)) for row in rows if (match := pattern.search(row))]
     assert scores == sorted(scores, reverse=True) and len(scores) == 3
 
 
