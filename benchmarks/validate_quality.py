@@ -117,7 +117,14 @@ def main() -> int:
                 )
             else:  # a kept model: calibrate again with this code, on the same data
                 dataset = build_triplets(case.given, DatasetConfig(seed=SEED), case.negatives)
-                calibrate_for_training(load_model(str(folder)), dataset, folder, seed=SEED)
+                calibrate_for_training(
+                    load_model(str(folder)),
+                    dataset,
+                    folder,
+                    seed=SEED,
+                    domain_encoder=base,
+                    domain_model=DEFAULT_BASE_MODEL,
+                )
             validator = Validator.load(folder)
             results = measure(case, validator, base)
             seconds = time.perf_counter() - started

@@ -21,6 +21,7 @@ from catembed.corruptions import CORRUPTION_KINDS, corrupt
 from catembed.metrics import auroc
 from catembed.validation import (
     DEFAULT_BATCH_SIZE,
+    DomainModel,
     Thresholds,
     Validator,
     _encode,
@@ -40,6 +41,7 @@ LOWER_SHARE = 0.25  # where in a run of equally good thresholds the threshold si
 MIN_HELDOUT = 3  # fewer held-out values: fall back to leave-one-out over all values
 CORRUPTIONS_PER_VALUE = 4
 MAX_OUT_OF_DOMAIN = 400
+DOMAIN_FOLDS = 5
 
 
 def leave_one_out(embeddings: np.ndarray) -> np.ndarray:
@@ -79,9 +81,20 @@ def calibrate_threshold(
 
 
 def calibrate_for_training(
-    encoder: Encoder, dataset: TripletDataset, folder: Path, seed: int = 42
+    encoder: Encoder,
+    dataset: TripletDataset,
+    folder: Path,
+    seed: int = 42,
+    domain_encoder: Encoder | None = None,
+    domain_model: str = "",
 ) -> Validator:
-    """Calibrate on ``dataset``'s held-out values and write the validator into ``folder``."""
+    """Calibrate on ``dataset``'s held-out values and write the validator into ``folder``.
+
+    With ``domain_encoder`` (loadable again as ``domain_model``: the base model) and enough
+    held-out values, the out-of-domain decision is a ``DomainModel`` over its embeddings,
+    fitted on the training values against the out-of-domain pool (less the values it is
+    calibrated on), then refitted on every value against the whole pool.
+    """
     train_values = list(dataset.train_values)
     heldout = list(dataset.heldout_values)
     all_values = train_values + heldout
@@ -98,7 +111,12 @@ def calibrate_for_training(
     ood_sims = similarities(_encode(encoder, ood, DEFAULT_BATCH_SIZE), references)[0]
     thresholds = calibrate_threshold(valid_sims, ood_sims)
     corrupted = _corruptions(probe_valid or all_values, set(all_values), rng)
-    probe = Validator(encoder, train_values, thresholds, embeddings=references)
+    domain = None
+    if domain_encoder is not None and probe_valid:
+        domain = _calibrate_domain(
+            domain_encoder, domain_model, train_values, heldout, ood, dataset
+        )
+    probe = Validator(encoder, train_values, thresholds, embeddings=references, domain=domain)
     report = _report(probe, probe_valid, ood, corrupted)
     report.update(
         {
@@ -112,9 +130,53 @@ def calibrate_for_training(
         thresholds.similarity,
         ", ".join(f"{k} {v}" for k, v in report.items() if isinstance(v, float)),
     )
-    validator = Validator(encoder, all_values, thresholds, calibration=report)
+    if domain is not None:
+        report["domain_threshold"] = domain.thresholds.similarity
+        positives = _encode(domain.encoder, all_values, DEFAULT_BATCH_SIZE)
+        pool = _encode(domain.encoder, list(dataset.out_of_domain_values), DEFAULT_BATCH_SIZE)
+        domain.weights, domain.bias = DomainModel.fit(positives, pool)
+    validator = Validator(encoder, all_values, thresholds, calibration=report, domain=domain)
     validator.save(folder)
     return validator
+
+
+def _calibrate_domain(
+    encoder: Encoder,
+    model: str,
+    train_values: list[str],
+    heldout: list[str],
+    ood: list[str],
+    dataset: TripletDataset,
+) -> DomainModel:
+    """A domain classifier fitted on ``train_values`` without the ``ood`` probes.
+
+    Its threshold is calibrated on out-of-fold probabilities of every valid value
+    (``DOMAIN_FOLDS``-fold: the few held-out values alone place it too tightly) against
+    the ``ood`` probes.
+    """
+    probe_ood = set(ood)
+    negatives = [v for v in dataset.out_of_domain_values if v not in probe_ood] or ood
+    values = train_values + heldout
+    positives = _encode(encoder, values, DEFAULT_BATCH_SIZE)
+    pool = _encode(encoder, negatives, DEFAULT_BATCH_SIZE)
+    outsiders = _encode(encoder, ood, DEFAULT_BATCH_SIZE)
+    folds = np.arange(len(values)) % DOMAIN_FOLDS
+    np.random.default_rng(0).shuffle(folds)
+    valid_probabilities = np.empty(len(values))
+    for fold in range(DOMAIN_FOLDS):
+        inside = folds == fold
+        if inside.any():
+            weights, bias = DomainModel.fit(positives[~inside], pool)
+            valid_probabilities[inside] = _probabilities(positives[inside], weights, bias)
+    weights, bias = DomainModel.fit(positives, pool)
+    thresholds = calibrate_threshold(valid_probabilities, _probabilities(outsiders, weights, bias))
+    weights, bias = DomainModel.fit(positives[: len(train_values)], pool)
+    return DomainModel(encoder, model, weights, bias, thresholds)
+
+
+def _probabilities(vectors: np.ndarray, weights: np.ndarray, bias: float) -> np.ndarray:
+    logits = vectors.astype(np.float64) @ weights.astype(np.float64) + bias
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(logits, -50.0, 50.0))))
 
 
 def _unseen_out_of_domain(dataset: TripletDataset, seed: int) -> list[str]:

@@ -118,7 +118,14 @@ def train(
         after = _evaluate_parts(model, dataset)
         logger.info("fine-tuned accuracy: %s", _format(after))
         model.save(str(folder))
-        calibrate_for_training(model, dataset, folder, seed=data.seed)
+        calibrate_for_training(
+            model,
+            dataset,
+            folder,
+            seed=data.seed,
+            domain_encoder=load_model(config.base_model),
+            domain_model=config.base_model,
+        )
         accuracy = {"base": before, "fine_tuned": after}
         trained = min(
             len(dataset.train) * config.epochs, _total_steps(dataset, config) * config.batch_size

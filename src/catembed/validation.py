@@ -17,8 +17,10 @@ A value is checked in this order, and the first rule that fires decides:
    punctuation, one-edit typos, cut short, a version suffix), repaired as ``suggestion``;
    a placeholder ('N/A', '???'); a value whose format no reference value has (characters,
    casing, invisible characters, misspelled English words).
-4. ``out_of_domain`` when the highest cosine similarity to a reference value is below the
-   calibrated threshold, else ``valid``.
+4. ``out_of_domain`` when the value is judged outside the domain, else ``valid``. With a
+   domain classifier (``DomainModel``, calibrated by ``catembed train``), that is when its
+   in-domain probability is below its calibrated threshold; without one, when the highest
+   cosine similarity to a reference value is below the calibrated threshold.
 
 ``score`` is in [0, 1] and ranks anomalies first: ``valid`` values always score below 0.5,
 ``out_of_domain`` and ``malformed`` ones at or above it.
@@ -51,6 +53,7 @@ EMBEDDINGS_FILE = "validator.safetensors"
 FORMAT_VERSION = 1
 DEFAULT_BATCH_SIZE = 128
 DEFAULT_SCALE = 0.03  # similarity units per logit of the out-of-domain score
+DOMAIN_L2 = 1e-2  # regularisation of the domain classifier
 MAX_ENCODED_CHARACTERS = 2000  # the tokenizer keeps 512 tokens anyway
 # Scores of verdicts the spelling alone decides, by how sure the rule is.
 _RULE_SCORES = {"placeholder": 0.99, "repair": 0.95, "format": 0.9, "word": 0.8}
@@ -107,6 +110,57 @@ class Thresholds:
             raise ConfigError(f"score scale must be positive, got {self.scale}")
 
 
+@dataclass
+class DomainModel:
+    """A linear in-domain classifier over another encoder's embeddings (by default the base
+    model, not fine-tuned: fine-tuning on a few values overfits them, so unseen valid values
+    end up as far from the references as outsiders do). It is fitted with the reference
+    values as positives and out-of-domain values as negatives; ``thresholds.similarity``
+    is the lowest in-domain probability that is still in the domain."""
+
+    encoder: Encoder
+    model: str  # what ``Validator.load`` loads the encoder from
+    weights: np.ndarray
+    bias: float
+    thresholds: Thresholds
+
+    def probabilities(
+        self, texts: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> np.ndarray:
+        """In-domain probability of each text."""
+        if not texts:
+            return np.zeros(0, dtype=np.float64)
+        vectors = _encode(self.encoder, texts, batch_size)
+        logits = vectors.astype(np.float64) @ self.weights.astype(np.float64) + self.bias
+        return np.asarray(1.0 / (1.0 + np.exp(-np.clip(logits, -50.0, 50.0))))
+
+    @staticmethod
+    def fit(
+        positives: np.ndarray, negatives: np.ndarray, l2: float = DOMAIN_L2
+    ) -> tuple[np.ndarray, float]:
+        """Weights and bias of a class-balanced, L2-regularised logistic regression."""
+        import torch
+
+        x = torch.tensor(np.r_[positives, negatives], dtype=torch.float64)
+        y = torch.tensor(np.r_[np.ones(len(positives)), np.zeros(len(negatives))])
+        share = torch.where(y > 0, 0.5 / len(positives), 0.5 / len(negatives))
+        w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
+        b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+        optimizer = torch.optim.LBFGS([w, b], max_iter=300, line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            losses = torch.nn.functional.binary_cross_entropy_with_logits(
+                x @ w + b, y, reduction="none"
+            )
+            loss = (share * losses).sum() + l2 * (w * w).sum()
+            loss.backward()  # type: ignore[no-untyped-call]
+            return loss
+
+        optimizer.step(closure)  # type: ignore[no-untyped-call]
+        return w.detach().numpy().astype(np.float32), float(b.detach()[0])
+
+
 class Validator:
     """Reference values, their embeddings and thresholds, with the encoder that made them."""
 
@@ -119,6 +173,7 @@ class Validator:
         profile: FormatProfile | None = None,
         calibration: dict[str, Any] | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        domain: DomainModel | None = None,
     ) -> None:
         self.reference = list(dict.fromkeys(v for v in reference if v.strip()))
         if not self.reference:
@@ -136,6 +191,7 @@ class Validator:
                 f"but {embeddings.shape[0]} embeddings"
             )
         self.embeddings = np.asarray(embeddings, dtype=np.float32)
+        self.domain = domain
         self._repairer = Repairer(self.reference, self.profile)
         self._index = {v: i for i, v in enumerate(self.reference)}
 
@@ -163,10 +219,23 @@ class Validator:
                     f"{settings_path} has format version {data.get('format_version')!r}; "
                     f"this catembed reads version {FORMAT_VERSION}"
                 )
-            embeddings = load_file(str(folder / EMBEDDINGS_FILE))["reference_embeddings"]
+            tensors = load_file(str(folder / EMBEDDINGS_FILE))
+            embeddings = tensors["reference_embeddings"]
             thresholds = Thresholds(**data["thresholds"])
             profile = FormatProfile.from_dict(data["profile"])
             reference = [str(v) for v in data["reference"]]
+            settings = data.get("domain")
+            domain = None
+            if settings is not None:
+                from catembed.models import load_model
+
+                domain = DomainModel(
+                    load_model(str(settings["model"])),
+                    str(settings["model"]),
+                    tensors["domain_weights"],
+                    float(settings["bias"]),
+                    Thresholds(**settings["thresholds"]),
+                )
         except ModelError:
             raise
         except (ValueError, KeyError, TypeError, OSError) as error:
@@ -178,6 +247,7 @@ class Validator:
             embeddings=embeddings,
             profile=profile,
             calibration=data.get("calibration"),
+            domain=domain,
         )
 
     @classmethod
@@ -241,8 +311,19 @@ class Validator:
             "profile": self.profile.to_dict(),
             "reference": self.reference,
         }
+        tensors = {"reference_embeddings": self.embeddings}
+        if self.domain is not None:
+            data["domain"] = {
+                "model": self.domain.model,
+                "bias": self.domain.bias,
+                "thresholds": {
+                    "similarity": self.domain.thresholds.similarity,
+                    "scale": self.domain.thresholds.scale,
+                },
+            }
+            tensors["domain_weights"] = np.asarray(self.domain.weights, dtype=np.float32)
         with atomic_file(target / EMBEDDINGS_FILE) as tmp:
-            save_file({"reference_embeddings": self.embeddings}, str(tmp))
+            save_file(tensors, str(tmp))
         with atomic_file(target / VALIDATOR_FILE) as tmp:
             tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
 
@@ -309,8 +390,16 @@ class Validator:
                     f"the validator's references {self.embeddings.shape[1]}"
                 )
             top, where = similarities(vectors, self.embeddings)
-            for text, similarity, index in zip(pending, top, where, strict=True):
-                decided[text] = self._embedding_rule(text, float(similarity), int(index))
+            clipped = [t[:MAX_ENCODED_CHARACTERS] for t in pending]
+            inside = (
+                self.domain.probabilities(clipped, self.batch_size)
+                if self.domain is not None
+                else [None] * len(pending)
+            )
+            for text, similarity, index, p in zip(pending, top, where, inside, strict=True):
+                decided[text] = self._embedding_rule(
+                    text, float(similarity), int(index), None if p is None else float(p)
+                )
         return [decided[t] for t in texts]
 
     def _string_rules(self, text: str) -> ValueReport | None:
@@ -330,14 +419,24 @@ class Validator:
         suggestion = "" if kind == "placeholder" else self._repairer.closest(text)
         return self._malformed(text, kind, suggestion, "; ".join(issues))
 
-    def _embedding_rule(self, text: str, similarity: float, index: int) -> ValueReport:
+    def _embedding_rule(
+        self, text: str, similarity: float, index: int, inside: float | None = None
+    ) -> ValueReport:
         nearest = self.reference[index]
-        score = self._ood_score(similarity)
-        if score >= 0.5:
+        if inside is not None and self.domain is not None:
+            score = _sigmoid_score(inside, self.domain.thresholds)
+            reason = (
+                f"in-domain probability {inside:.3f} is below "
+                f"{self.domain.thresholds.similarity:.3f} (nearest {nearest!r}, "
+                f"similarity {similarity:.3f})"
+            )
+        else:
+            score = self._ood_score(similarity)
             reason = (
                 f"similarity {similarity:.3f} to {nearest!r} is below "
                 f"{self.thresholds.similarity:.3f}"
             )
+        if score >= 0.5:
             return ValueReport(text, Verdict.OUT_OF_DOMAIN, score, nearest, "", reason)
         return ValueReport(text, Verdict.VALID, score, nearest)
 
@@ -349,9 +448,14 @@ class Validator:
         return ValueReport(text, Verdict.MALFORMED, _RULE_SCORES[kind], nearest, suggestion, reason)
 
     def _ood_score(self, similarity: float) -> float:
-        logit = (self.thresholds.similarity - similarity) / self.thresholds.scale
-        score = 1.0 / (1.0 + math.exp(-max(min(logit, 50.0), -50.0)))
-        return round(score, 6)
+        return _sigmoid_score(similarity, self.thresholds)
+
+
+def _sigmoid_score(value: float, thresholds: Thresholds) -> float:
+    """0.5 at the threshold, rising as ``value`` falls below it."""
+    logit = (thresholds.similarity - value) / thresholds.scale
+    score = 1.0 / (1.0 + math.exp(-max(min(logit, 50.0), -50.0)))
+    return round(score, 6)
 
 
 def as_text(value: object) -> str | None:
