@@ -1,0 +1,213 @@
+"""`catembed dataset build`, `catembed kinds` and `catembed train`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from catembed._cli_options import (
+    dataset_options,
+    dataset_overrides,
+    echo_table,
+    read_valid_values,
+    values_source_options,
+)
+
+
+@click.group()
+def dataset() -> None:
+    """Build triplet datasets from a list of valid values."""
+
+
+@dataset.command("build")
+@values_source_options
+@dataset_options
+@click.option("--seed", type=int, default=None, help="Random seed (default 42).")
+@click.option(
+    "--output",
+    "output_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder to write train and eval files into.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl", "parquet"]),
+    default="csv",
+    show_default=True,
+)
+@click.option(
+    "--base-model", default=None, help="Model whose tokenizer counts tokens for the statistics."
+)
+def dataset_build(
+    valid_file: str | None,
+    column: str | None,
+    output_dir: Path,
+    fmt: str,
+    base_model: str | None,
+    seed: int | None,
+    domain: str | None,
+    **params: Any,
+) -> None:
+    """Build train and eval triplet files and print their statistics."""
+    from catembed.config import load_configs
+    from catembed.dataset import build_triplets, token_statistics
+    from catembed.models import resolve_base_model
+    from catembed.tables import write_table
+    from catembed.vocabulary import DEFAULT_DOMAIN, domain_values
+
+    training, data = load_configs(
+        None, {"seed": seed, "base_model": base_model}, dataset_overrides(params)
+    )
+    values = read_valid_values(valid_file, column)
+    triplets = build_triplets(
+        values if values is not None else domain_values(domain or DEFAULT_DOMAIN), data
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model(training.base_model))
+    for split in ("train", "eval"):
+        table = triplets.table(split)
+        path = output_dir / f"{split}.{fmt}"
+        write_table(table, path)
+        click.echo(f"{path}: {table.num_rows} triplets")
+        stats = token_statistics(table, tokenizer)
+        echo_table(
+            [
+                [col, f"{s['min']:.0f}", f"{s['mean']:.2f}", f"{s['max']:.0f}"]
+                for col, s in stats.items()
+            ],
+            ["column", "min tokens", "mean tokens", "max tokens"],
+        )
+    click.echo(
+        f"valid values: {len(triplets.train_values)} for training, {len(triplets.heldout_values)} held out; "
+        f"evaluation: {len(triplets.eval_seen)} seen + {len(triplets.eval_heldout)} held-out triplets"
+    )
+
+
+@click.command()
+def kinds() -> None:
+    """List the corruption kinds and the built-in domains."""
+    from catembed.corruptions import CORRUPTION_KINDS
+    from catembed.vocabulary import load_vocabulary
+
+    click.echo("corruption kinds: " + ", ".join(CORRUPTION_KINDS))
+    for name, values in load_vocabulary().items():
+        click.echo(f"domain {name}: {len(values)} values, e.g. {', '.join(values[:4])}")
+
+
+@click.command("train")
+@values_source_options
+@dataset_options
+@click.option(
+    "--output",
+    "output_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Model folder to write (default: models/catembed-<domain>).",
+)
+@click.option(
+    "--base-model",
+    default=None,
+    help="Local folder or hub id (default: the offline all-MiniLM-L6-v2).",
+)
+@click.option("--epochs", type=float, default=None, help="Training epochs (default 4).")
+@click.option("--batch-size", type=int, default=None, help="Triplets per batch (default 64).")
+@click.option(
+    "--learning-rate", type=float, default=None, help="Peak learning rate (default 5e-5)."
+)
+@click.option(
+    "--margin", type=float, default=None, help="TripletLoss margin, cosine distance (default 0.3)."
+)
+@click.option(
+    "--seed", type=int, default=None, help="Random seed for data and training (default 42)."
+)
+@click.option(
+    "--warmup-ratio",
+    type=float,
+    default=None,
+    help="Share of steps for linear warm-up (default 0).",
+)
+@click.option(
+    "--max-steps", type=int, default=None, help="Stop after this many steps (default: all epochs)."
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="JSON or TOML file with training and dataset sections.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing model folder.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option(
+    "--stock",
+    is_flag=True,
+    help="Train with the stock sentence-transformers trainer instead of catembed's faster loop.",
+)
+def train_command(
+    valid_file: str | None,
+    column: str | None,
+    output_dir: Path | None,
+    config_file: Path | None,
+    overwrite: bool,
+    no_progress: bool,
+    stock: bool,
+    domain: str | None,
+    **params: Any,
+) -> None:
+    """Fine-tune with the seed recipe, evaluate, and write the model and its card.
+
+    With no arguments it trains on the built-in apparel domain.
+    """
+    from catembed.config import load_configs
+    from catembed.training import train
+    from catembed.vocabulary import DEFAULT_DOMAIN, domain_values
+
+    training_keys = (
+        "base_model",
+        "epochs",
+        "batch_size",
+        "learning_rate",
+        "margin",
+        "seed",
+        "warmup_ratio",
+        "max_steps",
+    )
+    overrides = {k: params.get(k) for k in training_keys}
+    overrides["fast"] = False if stock else None
+    training, data = load_configs(config_file, overrides, dataset_overrides(params))
+    values = read_valid_values(valid_file, column)
+    if values is None:
+        domain_values(domain or DEFAULT_DOMAIN)  # fail fast on an unknown domain
+    name = "custom" if values is not None else (domain or DEFAULT_DOMAIN)
+    output = output_dir or Path("models") / f"catembed-{name}"
+    result = train(
+        values,
+        output,
+        training,
+        data,
+        domain=domain,
+        overwrite=overwrite,
+        show_progress=not no_progress,
+    )
+    rows = []
+    for part in ("seen", "heldout", "all"):
+        if part in result.accuracy["fine_tuned"]:
+            rows.append(
+                [
+                    part,
+                    f"{result.accuracy['base'][part]:.4f}",
+                    f"{result.accuracy['fine_tuned'][part]:.4f}",
+                ]
+            )
+    click.echo("")
+    echo_table(rows, ["evaluation", "base model", "fine-tuned"])
+    click.echo(
+        f"\ntrained in {result.train_seconds:.1f} s ({result.samples_per_second:.1f} samples/s)"
+    )
+    click.echo(f"model and card written to {output}")

@@ -1,0 +1,217 @@
+"""`catembed evaluate`, `validate`, `encode` and `similarity`: commands over a trained model."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from catembed._cli_options import (
+    backend_option,
+    echo_table,
+    model_option,
+)
+from catembed.errors import CatembedError
+
+
+@click.command()
+@model_option
+@backend_option
+@click.option(
+    "--data",
+    "data_file",
+    required=True,
+    help="Triplet file (anchor, positive, negative) or labelled values (value, label).",
+)
+def evaluate(model_dir: Path, backend: str, data_file: str) -> None:
+    """Print the triplet accuracy of a model on a data file, or, for labelled values
+    (labels valid, out_of_domain, malformed), the validator's precision, recall, F1,
+    AUROC and confusion matrix."""
+    from catembed.evaluation import triplet_table_accuracy
+    from catembed.models import check_model_folder, load_model
+    from catembed.tables import read_table
+
+    table = read_table(data_file)
+    if "label" in table.column_names:
+        from catembed.metrics import evaluate_table, evaluation_tables
+        from catembed.validation import Validator
+
+        evaluation = evaluate_table(Validator.load(model_dir, backend), table, data_file)
+        for header, rows in evaluation_tables(evaluation):
+            echo_table(rows, header)
+            click.echo("")
+        click.echo(f"AUROC of the score (anomaly vs valid): {evaluation.auroc:.4f}")
+        return
+    model = load_model(str(check_model_folder(model_dir)))
+    results = triplet_table_accuracy(model, table)
+    echo_table(
+        [[part, str(n), f"{acc:.4f}"] for part, (n, acc) in results.items()],
+        ["part", "triplets", "cosine accuracy"],
+    )
+
+
+GATE_EXIT_CODE = 3
+
+
+@click.command()
+@model_option
+@backend_option
+@click.argument("input_file", metavar="INPUT")
+@click.option("--column", default=None, help="Column holding the values (CSV, Parquet, ...).")
+@click.option(
+    "--output",
+    "output_file",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Write every row with verdict, score, nearest, suggestion (.csv/.tsv/.parquet/.jsonl).",
+)
+@click.option(
+    "--max-anomaly-rate",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help=f"Exit with code {GATE_EXIT_CODE} when the share of anomalous rows exceeds this.",
+)
+@click.option("--count-missing", is_flag=True, help="Count missing cells as anomalies.")
+@click.option("--top", type=int, default=15, show_default=True, help="Worst values to show.")
+def validate(
+    model_dir: Path,
+    backend: str,
+    input_file: str,
+    column: str | None,
+    output_file: Path | None,
+    max_anomaly_rate: float | None,
+    count_missing: bool,
+    top: int,
+) -> None:
+    """Give every value of a column a verdict: valid, out_of_domain, malformed or missing.
+
+    INPUT is a CSV, TSV, Parquet or JSONL file, a text file with one value per line, or -
+    for standard input. Prints counts per verdict and the anomaly rate (out_of_domain and
+    malformed rows); without --output also the worst values.
+    """
+    from catembed.columns import read_input, shown, summary_lines, validate_table, write_output
+    from catembed.validation import Validator
+
+    table, name = read_input(input_file, column)
+    report = validate_table(Validator.load(model_dir, backend), table, name)
+    if output_file is not None:
+        write_output(report, output_file, input_file)
+        click.echo(f"{report.rows:,} rows with verdicts written to {output_file}", err=True)
+    distinct = sum(1 for n in report.rows_per_report if n)
+    click.echo(f"column {name!r}: {report.rows:,} rows, {distinct:,} distinct values")
+    echo_table(summary_lines(report), ["verdict", "rows", "share", "distinct"])
+    rate = report.anomaly_rate(count_missing)
+    counted = "out_of_domain + malformed" + (" + missing" if count_missing else "")
+    click.echo(f"anomaly rate: {rate:.2%} ({counted})")
+    worst = report.worst(top)
+    if output_file is None and worst:
+        click.echo("")
+        echo_table(
+            [
+                [
+                    shown(r.value),
+                    f"{n:,}",
+                    r.verdict.value,
+                    f"{r.score:.3f}",
+                    shown(r.suggestion or r.nearest, 32),
+                ]
+                for r, n in worst
+            ],
+            ["value", "rows", "verdict", "score", "suggestion / nearest"],
+        )
+    if max_anomaly_rate is not None and rate > max_anomaly_rate:
+        click.echo(
+            f"anomaly rate {rate:.2%} exceeds --max-anomaly-rate {max_anomaly_rate:.2%}", err=True
+        )
+        sys.exit(GATE_EXIT_CODE)
+
+
+@click.command()
+@model_option
+@backend_option
+@click.argument("values", nargs=-1)
+@click.option("--input", "input_file", default=None, help="Read values from a file (- for stdin).")
+@click.option("--column", default=None, help="Column of --input holding the values.")
+@click.option(
+    "--output",
+    "output_file",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Write .jsonl, .npy or .parquet (default: JSONL to stdout).",
+)
+def encode(
+    model_dir: Path,
+    backend: str,
+    values: tuple[str, ...],
+    input_file: str | None,
+    column: str | None,
+    output_file: Path | None,
+) -> None:
+    """Embed values given as arguments, in a file, or on stdin."""
+    import numpy as np
+    import pyarrow as pa
+
+    from catembed.backends import load_encoder
+    from catembed.tables import atomic_file, read_column, table_format, write_table
+
+    if values and input_file:
+        raise click.UsageError("give values as arguments or with --input, not both")
+    texts = (
+        list(values)
+        if values
+        else [
+            ("" if v is None else str(v))
+            for v in read_column(input_file or "-", column).to_pylist()
+        ]
+    )
+    if not texts:
+        raise CatembedError("no values to encode")
+    model = load_encoder(model_dir, backend)
+    vectors = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=128)
+    fmt = table_format(output_file) if output_file else "jsonl"
+    if output_file is None:
+        for text, vector in zip(texts, vectors, strict=True):
+            click.echo(
+                json.dumps(
+                    {"value": text, "embedding": [round(float(x), 6) for x in vector]},
+                    ensure_ascii=False,
+                )
+            )
+    elif fmt == "npy":
+        with atomic_file(output_file) as tmp, tmp.open("wb") as handle:
+            np.save(handle, vectors.astype(np.float32))
+    elif fmt in ("jsonl", "parquet"):
+        write_table(
+            pa.table(
+                {"value": texts, "embedding": [v.tolist() for v in vectors.astype(np.float32)]}
+            ),
+            output_file,
+        )
+    else:
+        raise click.UsageError("--output must end in .jsonl, .npy or .parquet")
+    if output_file is not None:
+        click.echo(
+            f"{len(texts)} embeddings of dimension {vectors.shape[1]} written to {output_file}",
+            err=True,
+        )
+
+
+@click.command()
+@model_option
+@backend_option
+@click.argument("values", nargs=-1, required=True)
+def similarity(model_dir: Path, backend: str, values: tuple[str, ...]) -> None:
+    """Print the cosine similarity matrix of the given values."""
+    from catembed.backends import load_encoder
+
+    if len(values) < 2:
+        raise click.UsageError("give at least two values")
+    model = load_encoder(model_dir, backend)
+    vectors = model.encode(list(values), normalize_embeddings=True, convert_to_numpy=True)
+    matrix = vectors @ vectors.T
+    labels = [v if len(v) <= 24 else v[:23] + "…" for v in values]
+    echo_table(
+        [[labels[i], *(f"{x:.4f}" for x in row)] for i, row in enumerate(matrix)], ["", *labels]
+    )

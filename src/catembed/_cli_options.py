@@ -1,0 +1,124 @@
+"""Shared options and helpers of the ``catembed`` commands."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from catembed.errors import CatembedError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MODEL_ENVVAR = "CATEMBED_MODEL"
+
+
+def model_option(func: F) -> F:
+    return click.option(
+        "--model",
+        "model_dir",
+        required=True,
+        envvar=MODEL_ENVVAR,
+        type=click.Path(path_type=Path),
+        help=f"Trained model folder (or ${MODEL_ENVVAR}).",
+    )(func)
+
+
+def backend_option(func: F) -> F:
+    from catembed.backends import DEFAULT_BACKEND, Backend
+
+    return click.option(
+        "--backend",
+        type=click.Choice([b.value for b in Backend]),
+        default=DEFAULT_BACKEND.value,
+        show_default=True,
+        envvar="CATEMBED_BACKEND",
+        help="Inference backend.",
+    )(func)
+
+
+def values_source_options(func: F) -> F:
+    """--valid FILE and --column, shared by `dataset build` and `train`."""
+    func = click.option(
+        "--column", default=None, help="Column of --valid holding the values (CSV, Parquet, ...)."
+    )(func)
+    return click.option(
+        "--valid",
+        "valid_file",
+        default=None,
+        help="Valid values: a text file (one per line) or a CSV/TSV/Parquet/JSONL file; - for stdin.",
+    )(func)
+
+
+def dataset_options(func: F) -> F:
+    """The triplet dataset's knobs; unset options fall back to the config file, then defaults."""
+    options = [
+        click.option(
+            "--domain",
+            default=None,
+            help="Built-in domain to use when --valid is not given (default: apparel).",
+        ),
+        click.option(
+            "--train-size", type=int, default=None, help="Training triplets (default 2120)."
+        ),
+        click.option(
+            "--eval-size", type=int, default=None, help="Evaluation triplets (default 177)."
+        ),
+        click.option(
+            "--heldout-fraction",
+            type=float,
+            default=None,
+            help="Share of valid values held out of training (default 0.2).",
+        ),
+        click.option(
+            "--corruption-rate",
+            type=float,
+            default=None,
+            help="Share of negatives that are malformed variants (default 0.5).",
+        ),
+        click.option(
+            "--corruption-kinds",
+            default=None,
+            help="Comma-separated corruption kinds (default: all; see `catembed kinds`).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def dataset_overrides(params: dict[str, Any]) -> dict[str, Any]:
+    kinds = params.get("corruption_kinds")
+    return {
+        "train_size": params.get("train_size"),
+        "eval_size": params.get("eval_size"),
+        "heldout_fraction": params.get("heldout_fraction"),
+        "corruption_rate": params.get("corruption_rate"),
+        "corruption_kinds": tuple(k.strip() for k in kinds.split(",") if k.strip())
+        if kinds
+        else None,
+    }
+
+
+def read_valid_values(valid_file: str | None, column: str | None) -> list[str] | None:
+    if valid_file is None:
+        if column is not None:
+            raise click.UsageError("--column needs --valid")
+        return None
+    from catembed.tables import read_values
+
+    values = read_values(valid_file, column)
+    if not values:
+        raise CatembedError(f"no valid values found in {valid_file}")
+    return values
+
+
+def echo_table(rows: list[list[str]], header: list[str]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    click.echo(line.format(*header))
+    click.echo(line.format(*("-" * w for w in widths)))
+    for row in rows:
+        click.echo(line.format(*row))
