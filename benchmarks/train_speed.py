@@ -29,6 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=float, default=TrainingConfig().epochs)
     parser.add_argument("--order", choices=["stock-first", "fast-first"], default="stock-first")
+    parser.add_argument("--bf16", action="store_true", help="Also time catembed with --bf16.")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
 
@@ -38,13 +39,17 @@ def main() -> None:
 
     torch.set_num_threads(physical_cores())
     engines = ["stock", "catembed"] if args.order == "stock-first" else ["catembed", "stock"]
+    if args.bf16:
+        engines.append("catembed-bf16")
     results: dict[str, TrainingResult] = {}
     with tempfile.TemporaryDirectory() as scratch:
         for engine in engines:
-            config = TrainingConfig(epochs=args.epochs, fast=engine == "catembed")
+            config = TrainingConfig(
+                epochs=args.epochs, fast=engine != "stock", bf16=engine == "catembed-bf16"
+            )
             results[engine] = train(None, Path(scratch) / engine, config, show_progress=False)
             print(
-                f"{engine:9s} trained in {results[engine].train_seconds:7.1f} s: "
+                f"{engine:13s} trained in {results[engine].train_seconds:7.1f} s: "
                 f"{results[engine].samples_per_second:6.1f} samples/s",
                 flush=True,
             )
@@ -66,6 +71,18 @@ def main() -> None:
         f"largest accuracy gap {gap:.2f} points (target <= {TARGET_POINTS}): "
         f"{_verdict(gap <= TARGET_POINTS)}"
     )
+    if "catembed-bf16" in results:
+        bf16 = results["catembed-bf16"]
+        acc = bf16.accuracy["fine_tuned"]
+        bf16_gap = max(
+            abs(acc[p] - stock.accuracy["fine_tuned"][p]) * 100 for p in ("seen", "heldout", "all")
+        )
+        bf16_ratio = bf16.samples_per_second / stock.samples_per_second
+        print(
+            f"\nopt-in --bf16: {bf16.samples_per_second:.1f} samples/s, {bf16_ratio:.2f}x stock; "
+            f"seen {acc['seen']:.4f}, heldout {acc['heldout']:.4f}, all {acc['all']:.4f}; "
+            f"gap {bf16_gap:.2f} points"
+        )
 
 
 def _verdict(ok: bool) -> str:

@@ -118,3 +118,30 @@ def test_cli_stock_switch_trains_with_the_stock_trainer(tmp_path: Path) -> None:
     accuracy = metadata["accuracy"]
     assert accuracy["fine_tuned"]["all"] > accuracy["base"]["all"]
     assert '"fast": false' in (output / "README.md").read_text(encoding="utf-8")
+
+
+def test_bf16_loss_stays_close_to_the_float32_loss(base_model: SentenceTransformer) -> None:
+    triplets = build_triplets(None, DatasetConfig(train_size=64, eval_size=0)).train
+    texts = [x for t in triplets for x in (t.anchor, t.positive, t.negative)]
+    counts = token_counts(base_model, texts)
+    loss = TripletLoss(base_model, distance_metric=TripletDistanceMetric.COSINE, triplet_margin=0.3)
+    base_model.eval()
+    with torch.no_grad():
+        full = batch_loss(base_model, loss, triplets, counts)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = batch_loss(base_model, loss, triplets, counts)
+    assert float(full) > 0
+    assert float(half) == pytest.approx(float(full), rel=0.05)
+
+
+def test_cli_bf16_switch_trains_and_is_recorded(tmp_path: Path) -> None:
+    output = tmp_path / "bf16"
+    args = ["-q", "train", "--bf16", "--max-steps", "4", "--train-size", "256"]
+    args += ["--eval-size", "80", "--no-progress", "--output", str(output)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    metadata = json.loads((output / "catembed.json").read_text(encoding="utf-8"))
+    assert metadata["training"]["bf16"] is True and metadata["training"]["fast"] is True
+    accuracy = metadata["accuracy"]
+    assert accuracy["fine_tuned"]["all"] > accuracy["base"]["all"]
+    assert '"bf16": true' in (output / "README.md").read_text(encoding="utf-8")

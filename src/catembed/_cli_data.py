@@ -149,6 +149,11 @@ def kinds() -> None:
     is_flag=True,
     help="Train with the stock sentence-transformers trainer instead of catembed's faster loop.",
 )
+@click.option(
+    "--bf16",
+    is_flag=True,
+    help="Opt-in bfloat16 autocast (faster on CPUs with bf16 support; the seed recipe is float32).",
+)
 def train_command(
     valid_file: str | None,
     column: str | None,
@@ -157,6 +162,7 @@ def train_command(
     overwrite: bool,
     no_progress: bool,
     stock: bool,
+    bf16: bool,
     domain: str | None,
     **params: Any,
 ) -> None:
@@ -180,6 +186,7 @@ def train_command(
     )
     overrides = {k: params.get(k) for k in training_keys}
     overrides["fast"] = False if stock else None
+    overrides["bf16"] = True if bf16 else None
     training, data = load_configs(config_file, overrides, dataset_overrides(params))
     values = read_valid_values(valid_file, column)
     if values is None:

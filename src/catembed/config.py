@@ -36,6 +36,7 @@ class _TrainingSection(BaseModel):
     max_steps: int | None = None
     eval_steps: int | None = None
     fast: bool | None = None
+    bf16: bool | None = None
 
 
 class _DatasetSection(BaseModel):

@@ -253,7 +253,8 @@ def fit_fast(
     for epoch in range(math.ceil(total / steps_per_epoch)):
         generator.manual_seed(config.seed + epoch)
         for indices in sampler:
-            value = batch_loss(model, loss, [train[i] for i in indices], counts)
+            with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=config.bf16):
+                value = batch_loss(model, loss, [train[i] for i in indices], counts)
             value.backward()  # type: ignore[no-untyped-call]
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
             optimizer.step()

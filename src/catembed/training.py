@@ -49,6 +49,7 @@ class TrainingConfig:
     max_steps: int = -1  # > 0 stops early (smoke tests); -1 trains all epochs
     eval_steps: int | None = None  # None: evaluate at the end of every epoch
     fast: bool = True  # catembed's loop (distinct texts once, tight padding); False: stock trainer
+    bf16: bool = False  # opt-in bfloat16 autocast; weights and optimizer stay float32
 
     def __post_init__(self) -> None:
         if self.epochs <= 0:
@@ -233,6 +234,7 @@ def trainer_arguments(
         report_to="none",
         disable_tqdm=not show_progress,
         use_cpu=not _has_cuda(),
+        bf16=config.bf16,
     )
 
 
