@@ -107,17 +107,27 @@ def test_the_fast_run_logs_evaluations_and_fills_the_card(
 
 
 @pytest.mark.slow
-def test_cli_stock_switch_trains_with_the_stock_trainer(tmp_path: Path) -> None:
-    output = tmp_path / "stock"
-    args = ["-q", "train", "--stock", "--max-steps", "4", "--train-size", "256"]
+@pytest.mark.parametrize(
+    ("flag", "recorded", "card_line"),
+    [
+        ("--stock", {"fast": False}, '"fast": false'),
+        ("--bf16", {"fast": True, "bf16": True}, '"bf16": true'),
+    ],
+)
+def test_cli_training_switches_train_and_are_recorded(
+    tmp_path: Path, flag: str, recorded: dict[str, bool], card_line: str
+) -> None:
+    output = tmp_path / "model"
+    args = ["-q", "train", flag, "--max-steps", "4", "--train-size", "256"]
     args += ["--eval-size", "80", "--no-progress", "--output", str(output)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     metadata = json.loads((output / "catembed.json").read_text(encoding="utf-8"))
-    assert metadata["training"]["fast"] is False
+    for key, value in recorded.items():
+        assert metadata["training"][key] is value
     accuracy = metadata["accuracy"]
     assert accuracy["fine_tuned"]["all"] > accuracy["base"]["all"]
-    assert '"fast": false' in (output / "README.md").read_text(encoding="utf-8")
+    assert card_line in (output / "README.md").read_text(encoding="utf-8")
 
 
 def test_bf16_loss_stays_close_to_the_float32_loss(base_model: SentenceTransformer) -> None:
@@ -132,16 +142,3 @@ def test_bf16_loss_stays_close_to_the_float32_loss(base_model: SentenceTransform
             half = batch_loss(base_model, loss, triplets, counts)
     assert float(full) > 0
     assert float(half) == pytest.approx(float(full), rel=0.05)
-
-
-def test_cli_bf16_switch_trains_and_is_recorded(tmp_path: Path) -> None:
-    output = tmp_path / "bf16"
-    args = ["-q", "train", "--bf16", "--max-steps", "4", "--train-size", "256"]
-    args += ["--eval-size", "80", "--no-progress", "--output", str(output)]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    metadata = json.loads((output / "catembed.json").read_text(encoding="utf-8"))
-    assert metadata["training"]["bf16"] is True and metadata["training"]["fast"] is True
-    accuracy = metadata["accuracy"]
-    assert accuracy["fine_tuned"]["all"] > accuracy["base"]["all"]
-    assert '"bf16": true' in (output / "README.md").read_text(encoding="utf-8")
