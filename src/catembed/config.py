@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -76,10 +76,6 @@ def load_configs(
         raise
     except (TypeError, ValueError) as error:
         raise ConfigError(str(error)) from None
-
-
-def config_keys() -> tuple[set[str], set[str]]:
-    return {f.name for f in fields(TrainingConfig)}, {f.name for f in fields(DatasetConfig)}
 
 
 def _read(path: Path) -> _ConfigFile:

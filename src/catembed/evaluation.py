@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from catembed.backends import Encoder
 from catembed.errors import InputError
 
 if TYPE_CHECKING:
@@ -14,9 +15,7 @@ if TYPE_CHECKING:
 
     from catembed.dataset import Triplet
 
-
-class Encoder(Protocol):
-    def encode(self, inputs: Any, *args: Any, **kwargs: Any) -> Any: ...
+Columns = tuple[Sequence[str], Sequence[str], Sequence[str]]  # anchors, positives, negatives
 
 
 def encode_distinct(
@@ -32,31 +31,42 @@ def encode_distinct(
     return dict(zip(distinct, np.asarray(vectors, dtype=np.float32), strict=True))
 
 
+def accuracy_by_part(model: Encoder, parts: Mapping[str, Columns]) -> dict[str, float]:
+    """Triplet accuracy of each part, every distinct text of all parts encoded once.
+
+    The same measure as sentence-transformers' ``TripletEvaluator`` ``cosine_accuracy``: the
+    share of triplets whose anchor is closer (cosine) to the positive than to the negative.
+    """
+    vectors = encode_distinct(model, [t for columns in parts.values() for c in columns for t in c])
+    results: dict[str, float] = {}
+    for name, (anchors, positives, negatives) in parts.items():
+        if not anchors:
+            results[name] = float("nan")
+            continue
+        a, p, n = (np.stack([vectors[t] for t in c]) for c in (anchors, positives, negatives))
+        positive_scores = np.einsum("ij,ij->i", a, p)
+        negative_scores = np.einsum("ij,ij->i", a, n)
+        results[name] = float(np.mean(positive_scores > negative_scores))
+    return results
+
+
 def triplet_accuracy(
     model: Encoder, anchors: Sequence[str], positives: Sequence[str], negatives: Sequence[str]
 ) -> float:
-    """Share of triplets whose anchor is closer (cosine) to the positive than to the negative.
-
-    The same measure as sentence-transformers' ``TripletEvaluator`` ``cosine_accuracy``.
-    """
-    if not anchors:
-        return float("nan")
-    vectors = encode_distinct(model, [*anchors, *positives, *negatives])
-    a = np.stack([vectors[t] for t in anchors])
-    p = np.stack([vectors[t] for t in positives])
-    n = np.stack([vectors[t] for t in negatives])
-    positive_scores = np.einsum("ij,ij->i", a, p)
-    negative_scores = np.einsum("ij,ij->i", a, n)
-    return float(np.mean(positive_scores > negative_scores))
+    """Share of triplets whose anchor is closer (cosine) to the positive than to the negative."""
+    return accuracy_by_part(model, {"all": (anchors, positives, negatives)})["all"]
 
 
-def accuracy_of_triplets(model: Encoder, triplets: Sequence[Triplet]) -> float:
-    return triplet_accuracy(
-        model,
+def triplet_columns(triplets: Sequence[Triplet]) -> Columns:
+    return (
         [t.anchor for t in triplets],
         [t.positive for t in triplets],
         [t.negative for t in triplets],
     )
+
+
+def accuracy_of_triplets(model: Encoder, triplets: Sequence[Triplet]) -> float:
+    return triplet_accuracy(model, *triplet_columns(triplets))
 
 
 def triplet_table_accuracy(model: Encoder, table: pa.Table) -> dict[str, tuple[int, float]]:
@@ -68,27 +78,21 @@ def triplet_table_accuracy(model: Encoder, table: pa.Table) -> dict[str, tuple[i
     if missing:
         names = ", ".join(table.column_names)
         raise InputError(f"triplet data needs columns anchor, positive, negative; it has: {names}")
-    columns = {
-        c: [_text(v) for v in table.column(c).to_pylist()]
-        for c in ("anchor", "positive", "negative")
-    }
-    if not columns["anchor"]:
-        raise InputError("the triplet data is empty")
-    parts = table.column("part").to_pylist() if "part" in table.column_names else []
-    results = {"all": (len(columns["anchor"]), _accuracy(model, columns, None, parts))}
-    for part in dict.fromkeys(parts):
-        rows = [i for i, p in enumerate(parts) if p == part]
-        results[str(part)] = (len(rows), _accuracy(model, columns, rows, parts))
-    return results
-
-
-def _accuracy(
-    model: Encoder, columns: dict[str, list[str]], rows: list[int] | None, parts: list[object]
-) -> float:
-    pick = (lambda values: values) if rows is None else (lambda values: [values[i] for i in rows])
-    return triplet_accuracy(
-        model, pick(columns["anchor"]), pick(columns["positive"]), pick(columns["negative"])
+    a, p, n = (
+        [_text(v) for v in table.column(c).to_pylist()] for c in ("anchor", "positive", "negative")
     )
+    if not a:
+        raise InputError("the triplet data is empty")
+    labels = table.column("part").to_pylist() if "part" in table.column_names else []
+    rows = {"all": list(range(len(a)))}
+    for label in dict.fromkeys(labels):
+        rows[str(label)] = [i for i, x in enumerate(labels) if x == label]
+    parts = {
+        name: ([a[i] for i in picked], [p[i] for i in picked], [n[i] for i in picked])
+        for name, picked in rows.items()
+    }
+    accuracy = accuracy_by_part(model, parts)
+    return {name: (len(rows[name]), accuracy[name]) for name in rows}
 
 
 def _text(value: object) -> str:

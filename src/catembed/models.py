@@ -15,7 +15,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-SEED_BASE_MODEL = "sentence-transformers/multi-qa-MiniLM-L6-cos-v1"
 MAX_SEQ_LENGTH = 512
 
 

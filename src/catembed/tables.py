@@ -25,7 +25,6 @@ from catembed.errors import InputError
 
 STDIN = "-"
 TEXT_COLUMN = "value"
-TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".ndjson")
 
 
 def table_format(path: str | Path) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from catembed.calibration import calibrate_for_training
 from catembed.dataset import DatasetConfig, TripletDataset, build_triplets
 from catembed.errors import ConfigError
-from catembed.evaluation import accuracy_of_triplets
+from catembed.evaluation import accuracy_by_part, triplet_columns
 from catembed.modelcard import prepare_card_data, write_model_card
 from catembed.models import DEFAULT_BASE_MODEL, MAX_SEQ_LENGTH, load_model
 from catembed.tables import atomic_folder
@@ -253,9 +253,8 @@ def _quiet_trainer_logs(trainer: Any) -> None:
 
 def _evaluate_parts(model: SentenceTransformer, dataset: TripletDataset) -> dict[str, float]:
     parts = {"seen": dataset.eval_seen, "heldout": dataset.eval_heldout, "all": dataset.evaluation}
-    return {
-        name: accuracy_of_triplets(model, triplets) for name, triplets in parts.items() if triplets
-    }
+    columns = {name: triplet_columns(triplets) for name, triplets in parts.items() if triplets}
+    return accuracy_by_part(model, columns)
 
 
 def _total_steps(dataset: TripletDataset, config: TrainingConfig) -> int:
