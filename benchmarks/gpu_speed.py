@@ -3,13 +3,14 @@
 Stock against catembed in the same run, on the same GPU:
 
 - training: the full seed recipe with the stock SentenceTransformerTrainer
-  (``TrainingConfig(fast=False)``) and with catembed's loop (the default), same data and seed;
+  (``TrainingConfig(fast=False)``), with catembed's loop (the default) and with catembed's
+  loop plus ``--bf16``, same data and seed;
 - encoding: 20,000 distinct category strings with ``SentenceTransformer.encode`` in fp32
   (stock) and in fp16 (``model.half()``), with the triplet accuracy of each.
 
 Prints the GPU's name with the figures. Without a CUDA GPU it says so and exits with status 2.
 
-    .venv/bin/python benchmarks/gpu_speed.py [--texts 20000]
+    .venv/bin/python benchmarks/gpu_speed.py [--texts 20000] [--base-model PATH]
 """
 
 from __future__ import annotations
@@ -33,8 +34,15 @@ BATCH_SIZE = 256
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=20_000)
+    parser.add_argument(
+        "--base-model", default=None, help="folder or hub id (default: offline base)"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="a few steps on CPU, to check the script"
+    )
     args = parser.parse_args()
-    if not torch.cuda.is_available():
+    device = "cpu" if args.dry_run else "cuda"
+    if not args.dry_run and not torch.cuda.is_available():
         print("no CUDA GPU available: nothing measured (run this on a machine with one)")
         sys.exit(2)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -45,37 +53,51 @@ def main() -> None:
     from catembed.evaluation import accuracy_of_triplets
     from catembed.models import load_model
 
-    print(f"GPU: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
+    name = "dry run on CPU" if args.dry_run else torch.cuda.get_device_name(0)
+    print(f"GPU: {name}, torch {torch.__version__}")
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
-        for engine in ("stock", "catembed"):
-            config = TrainingConfig(fast=engine == "catembed")
+        base: dict[str, object] = {"base_model": args.base_model} if args.base_model else {}
+        if args.dry_run:
+            base["max_steps"] = 2
+        engines = {
+            "stock": TrainingConfig(fast=False, **base),
+            "catembed": TrainingConfig(**base),
+            "catembed+bf16": TrainingConfig(bf16=True, **base),
+        }
+        for engine, config in engines.items():
             results[engine] = train(None, Path(scratch) / engine, config, show_progress=False)
             r = results[engine]
             print(
-                f"train {engine:9s} {r.train_seconds:6.1f} s, {r.samples_per_second:7.1f} samples/s, "
+                f"train {engine:13s} {r.train_seconds:6.1f} s, {r.samples_per_second:7.1f} samples/s, "
                 f"accuracy seen {r.accuracy['fine_tuned']['seen']:.4f} "
                 f"heldout {r.accuracy['fine_tuned']['heldout']:.4f} all {r.accuracy['fine_tuned']['all']:.4f}",
                 flush=True,
             )
-        ratio = results["catembed"].samples_per_second / results["stock"].samples_per_second
-        print(f"training speed-up {ratio:.2f}x")
+        for engine in ("catembed", "catembed+bf16"):
+            ratio = results[engine].samples_per_second / results["stock"].samples_per_second
+            print(f"training speed-up {engine} / stock: {ratio:.2f}x")
 
         texts = category_strings(args.texts)
         evaluation = build_triplets().evaluation
-        fp32 = load_model(str(Path(scratch) / "catembed"), device="cuda")
+        fp32 = load_model(str(Path(scratch) / "catembed"), device=device)
         fp16 = copy.deepcopy(fp32).half()
         speeds = {}
         for name, model in (("torch fp32", fp32), ("torch fp16", fp16)):
             model.encode(texts[:1024], batch_size=BATCH_SIZE)  # warm-up
-            torch.cuda.synchronize()
+            synchronize(device)
             started = time.perf_counter()
             model.encode(texts, batch_size=BATCH_SIZE, normalize_embeddings=True)
-            torch.cuda.synchronize()
+            synchronize(device)
             speeds[name] = len(texts) / (time.perf_counter() - started)
             accuracy = accuracy_of_triplets(model, evaluation)
             print(f"encode {name}: {speeds[name]:9.1f} distinct texts/s, accuracy {accuracy:.4f}")
         print(f"encode speed-up fp16/fp32 {speeds['torch fp16'] / speeds['torch fp32']:.2f}x")
+
+
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 if __name__ == "__main__":
