@@ -278,6 +278,31 @@ def test_format_profile_is_learned_from_the_reference_values() -> None:
     assert not codes.word_check and codes.issues("XK-999") == []
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["Yo-Yo", "Micellar Water", "Yukata", "Pull-Up Bar", "Chef's Pants", "Mortar and Pestle",
+     "Saris & Lehengas"],
+)  # fmt: skip
+def test_rare_words_and_the_punctuation_of_real_names_are_not_malformed(value: str) -> None:
+    profile = FormatProfile.learn(["Tank Tops", "Polo Shirts", "Denim Shorts", "Jeans", "Yoga Mat"])
+    assert profile.issues(value) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "issue"),
+    [
+        ("Accesories", "unknown word 'accesories'"),
+        ("Tank Topps", "unknown word 'topps'"),
+        ("Denim-Shorts", "characters never used in reference values: '-'"),
+        ("Tank Tops, ", "characters never used in reference values: ','"),
+        ("Polo " + "x" * 100_000, "unknown word '" + "x" * 100_000 + "'"),
+    ],
+)
+def test_misspelt_words_and_hyphen_joined_values_are_malformed(value: str, issue: str) -> None:
+    profile = FormatProfile.learn(["Tank Tops", "Polo Shirts", "Denim Shorts", "Jeans", "Yoga Mat"])
+    assert issue in profile.issues(value)
+
+
 def test_repairer_only_calls_real_word_variants_typos_when_plural() -> None:
     reference = ["Garden Hose", "Sweaters"]
     repairer = Repairer(reference, FormatProfile.learn(reference))
@@ -314,3 +339,14 @@ def test_value_report_is_a_plain_record() -> None:
     report = ValueReport("Jumpers", Verdict.VALID, 0.2, "Sweaters")
     assert report.suggestion == "" and not report.is_anomaly
     assert json.loads(json.dumps(report.to_dict()))["verdict"] == "valid"
+
+
+def test_calibration_holds_out_whole_built_in_domains() -> None:
+    from catembed.calibration import _domain_folds
+    from catembed.vocabulary import domain_values
+
+    toys, garden = list(domain_values("toys")[:8]), list(domain_values("garden")[:8])
+    folds = _domain_folds(toys + garden + ["Custom Value A", "Custom Value B"])
+    assert len(set(folds[:8])) == 1 and len(set(folds[8:16])) == 1
+    assert folds[0] != folds[8]
+    assert len(set(_domain_folds(toys))) > 1  # one domain alone is split after all

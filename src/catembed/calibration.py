@@ -148,18 +148,19 @@ def _calibrate_domain(
     ood: list[str],
     dataset: TripletDataset,
 ) -> DomainModel:
-    """A domain classifier fitted on ``train_values`` without the ``ood`` probes.
+    """A domain classifier fitted on ``train_values`` without the ``ood`` probes (for the
+    calibration report; the caller refits it on every value).
 
-    Its threshold is calibrated on out-of-fold probabilities of every valid value
-    (``DOMAIN_FOLDS``-fold: the few held-out values alone place it too tightly) against
-    the ``ood`` probes.
+    Its threshold is calibrated on out-of-fold probabilities, as a validator meets values:
+    every valid value with a classifier that never saw it (``DOMAIN_FOLDS``-fold), against
+    every out-of-domain value with a classifier that never saw its whole domain. Values of
+    a domain the classifier saw are far easier to reject than those of a new domain, and
+    new domains are what a column brings.
     """
-    probe_ood = set(ood)
-    negatives = [v for v in dataset.out_of_domain_values if v not in probe_ood] or ood
+    pool_values = list(dataset.out_of_domain_values) or ood
     values = train_values + heldout
     positives = _encode(encoder, values, DEFAULT_BATCH_SIZE)
-    pool = _encode(encoder, negatives, DEFAULT_BATCH_SIZE)
-    outsiders = _encode(encoder, ood, DEFAULT_BATCH_SIZE)
+    pool = _encode(encoder, pool_values, DEFAULT_BATCH_SIZE)
     folds = np.arange(len(values)) % DOMAIN_FOLDS
     np.random.default_rng(0).shuffle(folds)
     valid_probabilities = np.empty(len(values))
@@ -168,10 +169,36 @@ def _calibrate_domain(
         if inside.any():
             weights, bias = DomainModel.fit(positives[~inside], pool)
             valid_probabilities[inside] = _probabilities(positives[inside], weights, bias)
-    weights, bias = DomainModel.fit(positives, pool)
-    thresholds = calibrate_threshold(valid_probabilities, _probabilities(outsiders, weights, bias))
-    weights, bias = DomainModel.fit(positives[: len(train_values)], pool)
+    domain_folds = _domain_folds(pool_values)
+    ood_probabilities = np.empty(len(pool_values))
+    for fold in np.unique(domain_folds):
+        inside = domain_folds == fold
+        weights, bias = DomainModel.fit(positives, pool[~inside] if (~inside).any() else pool)
+        ood_probabilities[inside] = _probabilities(pool[inside], weights, bias)
+    thresholds = calibrate_threshold(valid_probabilities, ood_probabilities)
+    probes = set(ood)
+    unprobed = np.array([v not in probes for v in pool_values])
+    negatives = pool[unprobed] if unprobed.any() else pool
+    weights, bias = DomainModel.fit(positives[: len(train_values)], negatives)
     return DomainModel(encoder, model, weights, bias, thresholds)
+
+
+def _domain_folds(values: Sequence[str]) -> np.ndarray:
+    """A fold per value that keeps each built-in domain whole (other values: spread evenly)."""
+    from catembed.vocabulary import load_vocabulary
+
+    domain_of = {v: d for d, vs in load_vocabulary().items() for v in vs}
+    domains = sorted({domain_of[v] for v in values if v in domain_of})
+    order = {d: i for i, d in enumerate(random.Random(0).sample(domains, len(domains)))}
+    folds = np.asarray(
+        [
+            order[domain_of[v]] % DOMAIN_FOLDS if v in domain_of else i % DOMAIN_FOLDS
+            for i, v in enumerate(values)
+        ]
+    )
+    if len(np.unique(folds)) < 2:  # one built-in domain: split it after all
+        folds = np.arange(len(values)) % DOMAIN_FOLDS
+    return folds
 
 
 def _probabilities(vectors: np.ndarray, weights: np.ndarray, bias: float) -> np.ndarray:

@@ -28,12 +28,19 @@ PLACEHOLDERS = frozenset(
     }
 )  # fmt: skip
 SHORT_WORDS = frozenset(["a", "an", "of", "to", "in", "on", "at", "by", "or", "as", "up", "x", "s"])
+# Lower-case words a title-cased value may hold ('Mortar and Pestle', "Chef's Pants").
+CONNECTORS = frozenset(["a", "an", "and", "as", "at", "by", "de", "for", "from", "in", "into",
+                        "n", "of", "on", "or", "s", "the", "to", "with"])  # fmt: skip
 MIN_WORD_LENGTH = 3  # shorter words ('tv', 'pc') are not spell-checked
+MAX_WORD_LENGTH = 40
 MIN_TYPO_LENGTH = 4  # values shorter than this are never called a typo of another
 WORD_CHECK_COVERAGE = 0.9  # spell-check only columns whose reference words are this often English
 _TAG = re.compile(r"</?\s*[A-Za-z][^<>]{0,200}>|<\s*/?\s*br\s*/?>", re.IGNORECASE)
 _ENTITY = re.compile(r"&(#\d+|#x[0-9a-fA-F]+|[A-Za-z]{2,8});")
 _WORD = re.compile(r"[^\W\d_]+")
+# Punctuation real names use: 'Pull-Up Bar', "Chef's Pants", 'Saris & Lehengas'.
+_BENIGN_PUNCTUATION = re.compile(r"(?<=[^\W\d_])[-'\u2019](?=[^\W\d_])| & ")
+_HYPHEN_JOINED = re.compile(r"[^\W\d_]{4,}(?:-[^\W\d_]{4,})+")  # 'Knife-Block': spaces replaced
 _NOISE_SUFFIX = re.compile(
     r"(?:[\s_\-]*(?:\(\s*\d+\s*\)|\(copy\)|- ?copy|v\d+(?:\.\d+)?|final|old|new|\d+))+$",
     re.IGNORECASE,
@@ -200,7 +207,9 @@ class FormatProfile:
         strange = sorted(
             {
                 c
-                for c in text
+                for c in (
+                    text if _HYPHEN_JOINED.fullmatch(text) else _BENIGN_PUNCTUATION.sub("", text)
+                )
                 if not c.isspace()
                 and c not in self.characters
                 and not (c.isalpha() and (c.isascii() or self.non_ascii_letters))
@@ -212,7 +221,7 @@ class FormatProfile:
             found.append(f"characters never used in reference values: {shown!r}")
         words = _WORD.findall(clean(text))
         if (words and _shape(words[0]) not in self.first_shapes) or any(
-            _shape(w) not in self.word_shapes for w in words[1:]
+            _shape(w) not in self.word_shapes and w not in CONNECTORS for w in words[1:]
         ):
             found.append("unusual casing")
         unknown = self.unknown_words(text)
@@ -221,21 +230,30 @@ class FormatProfile:
         return found
 
     def unknown_words(self, text: str) -> list[str]:
-        """Words of ``text`` that are neither English nor used by a reference value."""
+        """Words of ``text`` that look misspelt: neither English nor used by a reference value,
+        but one edit away from such a word. Rare real words ('Micellar', 'Yukata') pass."""
         if not self.word_check:
             return []
         english = english_words()
         known = set(self.known_words)
-        words = _WORD.findall(clean(text))
+        cleaned = clean(text)
+        matches = list(_WORD.finditer(cleaned))
         unknown = []
-        for word in words:
+        for position, match in enumerate(matches):
+            word = match.group()
             if word.casefold() in known or not word.isascii():
                 continue
             if len(word) < MIN_WORD_LENGTH:
-                # 'Board Ga': a short fragment that is neither an acronym nor a common word
-                if word.casefold() not in SHORT_WORDS and not word.isupper():
+                # 'Board Ga': a value cut short inside its last word ('Yo-Yo' is not)
+                last = (
+                    position == len(matches) - 1
+                    and cleaned[match.start() - 1 : match.start()] == " "
+                )
+                if last and word.casefold() not in SHORT_WORDS and not word.isupper():
                     unknown.append(word.casefold())
-            elif not _is_word(word.casefold(), english, known):
+            elif not _is_word(word.casefold(), english, known) and _misspells(
+                word.casefold(), english, known
+            ):
                 unknown.append(word.casefold())
         return unknown
 
@@ -254,6 +272,23 @@ def _is_word(word: str, english: frozenset[str], known: Iterable[str] = ()) -> b
         if inside(head) and (inside(tail) or any(inside(s) for s in _stems(tail))):
             return True
     return False
+
+
+def _misspells(word: str, english: frozenset[str], known: set[str]) -> bool:
+    """Whether one edit (delete, swap, replace, insert) turns ``word`` into a known word."""
+    if len(word) > MAX_WORD_LENGTH:
+        return True  # no real word is this long; and its edits would not fit in memory
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    edits = (
+        [a + b[1:] for a, b in splits if b]
+        + [a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1]
+        + [a + c + b[1:] for a, b in splits if b for c in letters]
+        + [a + c + b for a, b in splits for c in letters]
+    )
+    return any(
+        (e in english or e in known) and len(e) >= MIN_WORD_LENGTH and e != word for e in edits
+    )
 
 
 def _stems(word: str) -> list[str]:
