@@ -5,6 +5,7 @@ as unseen valid values), then score held-out valid values against out-of-domain 
 were never training negatives and corruptions (all 23 kinds) of the held-out values. Prints
 AUROC of the score and anomaly-class F1 at the validator's own thresholds, next to:
 
+* ``Validator.from_values`` with the base model, no fine-tuning (at its own thresholds),
 * exact set membership with the training values,
 * the best rapidfuzz ratio to a training value (1 - ratio is the score),
 * nearest-neighbour cosine with the base model, not fine-tuned (1 - cosine is the score),
@@ -213,6 +214,14 @@ def measure(
         [1 - process.extractOne(t, case.given, scorer=fuzz.ratio)[1] / 100 for t in texts]
     )
     results["rapidfuzz ratio"] = oracle(labels, fuzzy)
+    untrained = Validator.from_values(case.given, model=base, out_of_domain=case.negatives)  # type: ignore[arg-type]
+    reports = untrained.validate(texts)
+    flagged = np.array([r.is_anomaly for r in reports])
+    results["from_values, no training"] = (
+        auroc(labels, np.array([r.score for r in reports])),
+        f1(labels, flagged),
+        1 - flagged[~labels].mean(),
+    )
     results["base model cosine"] = oracle(labels, 1 - nearest_cosine(base, case.given, texts))
     results["fine-tuned cosine"] = oracle(
         labels, 1 - nearest_cosine(validator.encoder, case.given, texts)

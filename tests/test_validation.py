@@ -221,8 +221,12 @@ def test_from_values_save_and_load_round_trip(base_model: object, tmp_path: Path
     loaded = Validator.load(folder, encoder=base_model)  # type: ignore[arg-type]
     assert loaded.encoder is base_model
     assert loaded.thresholds == built.thresholds
-    probe = ["Sweaters", "Car Battery", "<i>Jackets</i>", "Jakets"]
+    assert built.domain is not None and loaded.domain is not None
+    assert loaded.domain.encoder is base_model  # '' in validator.json: the validator's encoder
+    probe = ["Sweaters", "Car Battery", "<i>Jackets</i>", "Jakets", "Skirts", "Toaster"]
     assert loaded.validate(probe) == built.validate(probe)
+    verdicts = [r.verdict for r in built.validate(["Skirts", "Blazers", "Toaster", "Car Battery"])]
+    assert verdicts == [Verdict.VALID] * 2 + [Verdict.OUT_OF_DOMAIN] * 2
     fixed = Validator.from_values(values, model=base_model, threshold=0.99)  # type: ignore[arg-type]
     assert fixed.thresholds.similarity == 0.99
     assert fixed.validate(["Jumpers"])[0].verdict is Verdict.OUT_OF_DOMAIN

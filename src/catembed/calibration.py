@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -111,12 +112,19 @@ def calibrate_for_training(
     ood_sims = similarities(_encode(encoder, ood, DEFAULT_BATCH_SIZE), references)[0]
     thresholds = calibrate_threshold(valid_sims, ood_sims)
     corrupted = _corruptions(probe_valid or all_values, set(all_values), rng)
-    domain = None
+    domain = probe_domain = None
     if domain_encoder is not None and probe_valid:
-        domain = _calibrate_domain(
-            domain_encoder, domain_model, train_values, heldout, ood, dataset
+        pool = list(dataset.out_of_domain_values) or ood
+        domain = fit_domain_model(domain_encoder, domain_model, all_values, pool)
+        # The report's probe knows neither the held-out values nor the out-of-domain probes.
+        probes = set(ood)
+        unprobed = [v for v in pool if v not in probes] or pool
+        weights, bias = DomainModel.fit(
+            _encode(domain_encoder, train_values, DEFAULT_BATCH_SIZE),
+            _encode(domain_encoder, unprobed, DEFAULT_BATCH_SIZE),
         )
-    probe = Validator(encoder, train_values, thresholds, embeddings=references, domain=domain)
+        probe_domain = replace(domain, weights=weights, bias=bias)
+    probe = Validator(encoder, train_values, thresholds, embeddings=references, domain=probe_domain)
     report = _report(probe, probe_valid, ood, corrupted)
     report.update(
         {
@@ -132,24 +140,16 @@ def calibrate_for_training(
     )
     if domain is not None:
         report["domain_threshold"] = domain.thresholds.similarity
-        positives = _encode(domain.encoder, all_values, DEFAULT_BATCH_SIZE)
-        pool = _encode(domain.encoder, list(dataset.out_of_domain_values), DEFAULT_BATCH_SIZE)
-        domain.weights, domain.bias = DomainModel.fit(positives, pool)
     validator = Validator(encoder, all_values, thresholds, calibration=report, domain=domain)
     validator.save(folder)
     return validator
 
 
-def _calibrate_domain(
-    encoder: Encoder,
-    model: str,
-    train_values: list[str],
-    heldout: list[str],
-    ood: list[str],
-    dataset: TripletDataset,
+def fit_domain_model(
+    encoder: Encoder, model: str, values: Sequence[str], out_of_domain: Sequence[str]
 ) -> DomainModel:
-    """A domain classifier fitted on ``train_values`` without the ``ood`` probes (for the
-    calibration report; the caller refits it on every value).
+    """A domain classifier over ``encoder``'s embeddings (loadable again as ``model``; ''
+    means the validator's own encoder): ``values`` against ``out_of_domain``.
 
     Its threshold is calibrated on out-of-fold probabilities, as a validator meets values:
     every valid value with a classifier that never saw it (``DOMAIN_FOLDS``-fold), against
@@ -157,29 +157,26 @@ def _calibrate_domain(
     a domain the classifier saw are far easier to reject than those of a new domain, and
     new domains are what a column brings.
     """
-    pool_values = list(dataset.out_of_domain_values) or ood
-    values = train_values + heldout
     positives = _encode(encoder, values, DEFAULT_BATCH_SIZE)
-    pool = _encode(encoder, pool_values, DEFAULT_BATCH_SIZE)
+    pool = _encode(encoder, out_of_domain, DEFAULT_BATCH_SIZE)
     folds = np.arange(len(values)) % DOMAIN_FOLDS
     np.random.default_rng(0).shuffle(folds)
     valid_probabilities = np.empty(len(values))
     for fold in range(DOMAIN_FOLDS):
         inside = folds == fold
-        if inside.any():
+        if inside.any() and (~inside).any():
             weights, bias = DomainModel.fit(positives[~inside], pool)
             valid_probabilities[inside] = _probabilities(positives[inside], weights, bias)
-    domain_folds = _domain_folds(pool_values)
-    ood_probabilities = np.empty(len(pool_values))
+        elif inside.any():
+            valid_probabilities[inside] = 0.5
+    domain_folds = _domain_folds(out_of_domain)
+    ood_probabilities = np.empty(len(out_of_domain))
     for fold in np.unique(domain_folds):
         inside = domain_folds == fold
         weights, bias = DomainModel.fit(positives, pool[~inside] if (~inside).any() else pool)
         ood_probabilities[inside] = _probabilities(pool[inside], weights, bias)
     thresholds = calibrate_threshold(valid_probabilities, ood_probabilities)
-    probes = set(ood)
-    unprobed = np.array([v not in probes for v in pool_values])
-    negatives = pool[unprobed] if unprobed.any() else pool
-    weights, bias = DomainModel.fit(positives[: len(train_values)], negatives)
+    weights, bias = DomainModel.fit(positives, pool)
     return DomainModel(encoder, model, weights, bias, thresholds)
 
 

@@ -225,13 +225,16 @@ class Validator:
             profile = FormatProfile.from_dict(data["profile"])
             reference = [str(v) for v in data["reference"]]
             settings = data.get("domain")
+            if encoder is None:
+                encoder = load_encoder(folder, backend)
             domain = None
             if settings is not None:
                 from catembed.models import load_model
 
+                name = str(settings["model"])
                 domain = DomainModel(
-                    load_model(str(settings["model"])),
-                    str(settings["model"]),
+                    load_model(name) if name else encoder,
+                    name,
                     tensors["domain_weights"],
                     float(settings["bias"]),
                     Thresholds(**settings["thresholds"]),
@@ -241,7 +244,7 @@ class Validator:
         except (ValueError, KeyError, TypeError, OSError) as error:
             raise ModelError(f"cannot read the validator in {folder}: {error}") from None
         return cls(
-            encoder if encoder is not None else load_encoder(folder, backend),
+            encoder,
             reference,
             thresholds,
             embeddings=embeddings,
@@ -261,10 +264,12 @@ class Validator:
     ) -> Validator:
         """Build a validator from valid values with any model (default: the base model).
 
-        Without ``threshold`` it is calibrated: each value's similarity to the others
-        against ``out_of_domain`` values (default: the built-in domains unlike ``values``).
+        Without ``threshold`` it is calibrated against ``out_of_domain`` values (default: the
+        built-in domains unlike ``values``), and the out-of-domain decision is a
+        ``DomainModel`` over the model's embeddings; with ``threshold`` it is the highest
+        cosine similarity to a value.
         """
-        from catembed.calibration import calibrate_threshold, leave_one_out
+        from catembed.calibration import calibrate_threshold, fit_domain_model, leave_one_out
         from catembed.models import DEFAULT_BASE_MODEL, load_model
         from catembed.vocabulary import out_of_domain_values
 
@@ -284,12 +289,15 @@ class Validator:
             encoder = model
         embeddings = _encode(encoder, reference, DEFAULT_BATCH_SIZE)
         if threshold is not None:
-            thresholds = Thresholds(threshold)
-        else:
-            negatives = list(out_of_domain or out_of_domain_values(reference))
-            ood = similarities(_encode(encoder, negatives, DEFAULT_BATCH_SIZE), embeddings)[0]
-            thresholds = calibrate_threshold(leave_one_out(embeddings), ood)
-        return cls(encoder, reference, thresholds, embeddings=embeddings)
+            return cls(encoder, reference, Thresholds(threshold), embeddings=embeddings)
+        negatives = list(dict.fromkeys(out_of_domain or out_of_domain_values(reference)))
+        negatives = [v for v in negatives if v not in set(reference)]
+        if not negatives:
+            raise InputError("need at least 1 out-of-domain value to calibrate a validator")
+        ood = similarities(_encode(encoder, negatives, DEFAULT_BATCH_SIZE), embeddings)[0]
+        thresholds = calibrate_threshold(leave_one_out(embeddings), ood)
+        domain = fit_domain_model(encoder, "", reference, negatives)
+        return cls(encoder, reference, thresholds, embeddings=embeddings, domain=domain)
 
     def save(self, folder: str | Path) -> None:
         """Write ``validator.json`` and ``validator.safetensors`` into a model folder."""
