@@ -7,9 +7,12 @@ files exported once into the model folder (``onnx/``) and reused (see catembed.o
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
+
+import numpy as np
 
 from catembed.errors import ConfigError
 from catembed.models import check_model_folder, load_model
@@ -45,6 +48,16 @@ def load_encoder(path: str | Path, backend: Backend | str = DEFAULT_BACKEND) -> 
     from catembed.onnx_backend import OnnxEncoder
 
     return OnnxEncoder(folder, quantized=chosen is Backend.ONNX_INT8)
+
+
+def encode_normalized(encoder: Encoder, texts: Sequence[str], batch_size: int) -> np.ndarray:
+    """Unit-length float32 embeddings of ``texts``, one row each."""
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    vectors = encoder.encode(
+        list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
+    )
+    return np.asarray(vectors, dtype=np.float32)
 
 
 def physical_cores() -> int:

@@ -18,16 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from catembed.backends import encode_normalized
 from catembed.corruptions import CORRUPTION_KINDS, corrupt
+from catembed.domain import DomainModel, probabilities
 from catembed.metrics import auroc
-from catembed.validation import (
-    DEFAULT_BATCH_SIZE,
-    DomainModel,
-    Thresholds,
-    Validator,
-    _encode,
-    similarities,
-)
+from catembed.validation import DEFAULT_BATCH_SIZE, Thresholds, Validator, similarities
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -101,15 +96,17 @@ def calibrate_for_training(
     all_values = train_values + heldout
     ood = _unseen_out_of_domain(dataset, seed)
     rng = random.Random(seed)
-    references = _encode(encoder, train_values, DEFAULT_BATCH_SIZE)
+    references = encode_normalized(encoder, train_values, DEFAULT_BATCH_SIZE)
     if len(heldout) >= MIN_HELDOUT:
-        valid_sims = similarities(_encode(encoder, heldout, DEFAULT_BATCH_SIZE), references)[0]
+        valid_sims = similarities(
+            encode_normalized(encoder, heldout, DEFAULT_BATCH_SIZE), references
+        )[0]
         probe_valid = heldout
     else:
-        references = _encode(encoder, all_values, DEFAULT_BATCH_SIZE)
+        references = encode_normalized(encoder, all_values, DEFAULT_BATCH_SIZE)
         valid_sims = leave_one_out(references)
         train_values, probe_valid = all_values, []
-    ood_sims = similarities(_encode(encoder, ood, DEFAULT_BATCH_SIZE), references)[0]
+    ood_sims = similarities(encode_normalized(encoder, ood, DEFAULT_BATCH_SIZE), references)[0]
     thresholds = calibrate_threshold(valid_sims, ood_sims)
     corrupted = _corruptions(probe_valid or all_values, set(all_values), rng)
     domain = probe_domain = None
@@ -120,8 +117,8 @@ def calibrate_for_training(
         probes = set(ood)
         unprobed = [v for v in pool if v not in probes] or pool
         weights, bias = DomainModel.fit(
-            _encode(domain_encoder, train_values, DEFAULT_BATCH_SIZE),
-            _encode(domain_encoder, unprobed, DEFAULT_BATCH_SIZE),
+            encode_normalized(domain_encoder, train_values, DEFAULT_BATCH_SIZE),
+            encode_normalized(domain_encoder, unprobed, DEFAULT_BATCH_SIZE),
         )
         probe_domain = replace(domain, weights=weights, bias=bias)
     probe = Validator(encoder, train_values, thresholds, embeddings=references, domain=probe_domain)
@@ -157,8 +154,8 @@ def fit_domain_model(
     a domain the classifier saw are far easier to reject than those of a new domain, and
     new domains are what a column brings.
     """
-    positives = _encode(encoder, values, DEFAULT_BATCH_SIZE)
-    pool = _encode(encoder, out_of_domain, DEFAULT_BATCH_SIZE)
+    positives = encode_normalized(encoder, values, DEFAULT_BATCH_SIZE)
+    pool = encode_normalized(encoder, out_of_domain, DEFAULT_BATCH_SIZE)
     folds = np.arange(len(values)) % DOMAIN_FOLDS
     np.random.default_rng(0).shuffle(folds)
     valid_probabilities = np.empty(len(values))
@@ -166,7 +163,7 @@ def fit_domain_model(
         inside = folds == fold
         if inside.any() and (~inside).any():
             weights, bias = DomainModel.fit(positives[~inside], pool)
-            valid_probabilities[inside] = _probabilities(positives[inside], weights, bias)
+            valid_probabilities[inside] = probabilities(positives[inside], weights, bias)
         elif inside.any():
             valid_probabilities[inside] = 0.5
     domain_folds = _domain_folds(out_of_domain)
@@ -174,7 +171,7 @@ def fit_domain_model(
     for fold in np.unique(domain_folds):
         inside = domain_folds == fold
         weights, bias = DomainModel.fit(positives, pool[~inside] if (~inside).any() else pool)
-        ood_probabilities[inside] = _probabilities(pool[inside], weights, bias)
+        ood_probabilities[inside] = probabilities(pool[inside], weights, bias)
     thresholds = calibrate_threshold(valid_probabilities, ood_probabilities)
     weights, bias = DomainModel.fit(positives, pool)
     return DomainModel(encoder, model, weights, bias, thresholds)
@@ -196,11 +193,6 @@ def _domain_folds(values: Sequence[str]) -> np.ndarray:
     if len(np.unique(folds)) < 2:  # one built-in domain: split it after all
         folds = np.arange(len(values)) % DOMAIN_FOLDS
     return folds
-
-
-def _probabilities(vectors: np.ndarray, weights: np.ndarray, bias: float) -> np.ndarray:
-    logits = vectors.astype(np.float64) @ weights.astype(np.float64) + bias
-    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(logits, -50.0, 50.0))))
 
 
 def _unseen_out_of_domain(dataset: TripletDataset, seed: int) -> list[str]:

@@ -39,12 +39,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from catembed.backends import encode_normalized
 from catembed.errors import ConfigError, InputError, ModelError
 from catembed.repair import FormatProfile, Repairer, clean, split_joined
 from catembed.tables import atomic_file
 
 if TYPE_CHECKING:
     from catembed.backends import Encoder
+    from catembed.domain import DomainModel
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +55,6 @@ EMBEDDINGS_FILE = "validator.safetensors"
 FORMAT_VERSION = 1
 DEFAULT_BATCH_SIZE = 128
 DEFAULT_SCALE = 0.03  # similarity units per logit of the out-of-domain score
-DOMAIN_L2 = 1e-2  # regularisation of the domain classifier
 MAX_ENCODED_CHARACTERS = 2000  # the tokenizer keeps 512 tokens anyway
 # Scores of verdicts the spelling alone decides, by how sure the rule is.
 _RULE_SCORES = {"placeholder": 0.99, "repair": 0.95, "format": 0.9, "word": 0.8}
@@ -110,57 +111,6 @@ class Thresholds:
             raise ConfigError(f"score scale must be positive, got {self.scale}")
 
 
-@dataclass
-class DomainModel:
-    """A linear in-domain classifier over another encoder's embeddings (by default the base
-    model, not fine-tuned: fine-tuning on a few values overfits them, so unseen valid values
-    end up as far from the references as outsiders do). It is fitted with the reference
-    values as positives and out-of-domain values as negatives; ``thresholds.similarity``
-    is the lowest in-domain probability that is still in the domain."""
-
-    encoder: Encoder
-    model: str  # what ``Validator.load`` loads the encoder from
-    weights: np.ndarray
-    bias: float
-    thresholds: Thresholds
-
-    def probabilities(
-        self, texts: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE
-    ) -> np.ndarray:
-        """In-domain probability of each text."""
-        if not texts:
-            return np.zeros(0, dtype=np.float64)
-        vectors = _encode(self.encoder, texts, batch_size)
-        logits = vectors.astype(np.float64) @ self.weights.astype(np.float64) + self.bias
-        return np.asarray(1.0 / (1.0 + np.exp(-np.clip(logits, -50.0, 50.0))))
-
-    @staticmethod
-    def fit(
-        positives: np.ndarray, negatives: np.ndarray, l2: float = DOMAIN_L2
-    ) -> tuple[np.ndarray, float]:
-        """Weights and bias of a class-balanced, L2-regularised logistic regression."""
-        import torch
-
-        x = torch.tensor(np.r_[positives, negatives], dtype=torch.float64)
-        y = torch.tensor(np.r_[np.ones(len(positives)), np.zeros(len(negatives))])
-        share = torch.where(y > 0, 0.5 / len(positives), 0.5 / len(negatives))
-        w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
-        b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-        optimizer = torch.optim.LBFGS([w, b], max_iter=300, line_search_fn="strong_wolfe")
-
-        def closure() -> torch.Tensor:
-            optimizer.zero_grad()
-            losses = torch.nn.functional.binary_cross_entropy_with_logits(
-                x @ w + b, y, reduction="none"
-            )
-            loss = (share * losses).sum() + l2 * (w * w).sum()
-            loss.backward()  # type: ignore[no-untyped-call]
-            return loss
-
-        optimizer.step(closure)  # type: ignore[no-untyped-call]
-        return w.detach().numpy().astype(np.float32), float(b.detach()[0])
-
-
 class Validator:
     """Reference values, their embeddings and thresholds, with the encoder that made them."""
 
@@ -184,7 +134,7 @@ class Validator:
         self.profile = profile or FormatProfile.learn(self.reference)
         self.calibration = calibration or {}
         if embeddings is None:
-            embeddings = _encode(encoder, self.reference, batch_size)
+            embeddings = encode_normalized(encoder, self.reference, batch_size)
         if embeddings.shape[0] != len(self.reference):
             raise ModelError(
                 f"validator has {len(self.reference)} reference values "
@@ -229,6 +179,7 @@ class Validator:
                 encoder = load_encoder(folder, backend)
             domain = None
             if settings is not None:
+                from catembed.domain import DomainModel
                 from catembed.models import load_model
 
                 name = str(settings["model"])
@@ -287,14 +238,14 @@ class Validator:
                 encoder = load_model(name)
         else:
             encoder = model
-        embeddings = _encode(encoder, reference, DEFAULT_BATCH_SIZE)
+        embeddings = encode_normalized(encoder, reference, DEFAULT_BATCH_SIZE)
         if threshold is not None:
             return cls(encoder, reference, Thresholds(threshold), embeddings=embeddings)
         negatives = list(dict.fromkeys(out_of_domain or out_of_domain_values(reference)))
         negatives = [v for v in negatives if v not in set(reference)]
         if not negatives:
             raise InputError("need at least 1 out-of-domain value to calibrate a validator")
-        ood = similarities(_encode(encoder, negatives, DEFAULT_BATCH_SIZE), embeddings)[0]
+        ood = similarities(encode_normalized(encoder, negatives, DEFAULT_BATCH_SIZE), embeddings)[0]
         thresholds = calibrate_threshold(leave_one_out(embeddings), ood)
         domain = fit_domain_model(encoder, "", reference, negatives)
         return cls(encoder, reference, thresholds, embeddings=embeddings, domain=domain)
@@ -389,7 +340,7 @@ class Validator:
                     decided[text] = report
         pending = [t for t in dict.fromkeys(texts) if t not in decided]
         if pending:
-            vectors = _encode(
+            vectors = encode_normalized(
                 self.encoder, [t[:MAX_ENCODED_CHARACTERS] for t in pending], self.batch_size
             )
             if vectors.shape[1] != self.embeddings.shape[1]:
@@ -489,15 +440,6 @@ def similarities(vectors: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray
         where[start : start + step] = block.argmax(axis=1)
         top[start : start + step] = block.max(axis=1)
     return top, where
-
-
-def _encode(encoder: Encoder, texts: Sequence[str], batch_size: int) -> np.ndarray:
-    if not texts:
-        return np.zeros((0, 0), dtype=np.float32)
-    vectors = encoder.encode(
-        list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
-    )
-    return np.asarray(vectors, dtype=np.float32)
 
 
 def _missing(value: object) -> ValueReport:
