@@ -16,7 +16,8 @@ from catembed.columns import validate_table
 from catembed.errors import InputError, ModelError
 from catembed.metrics import auroc, class_scores, evaluate_labelled
 from catembed.repair import FormatProfile, Repairer, canonical, clean, fix_mojibake
-from catembed.validation import EMBEDDINGS_FILE, VALIDATOR_FILE, Thresholds
+from catembed.validation import EMBEDDINGS_FILE, VALIDATOR_FILE
+from catembed.verdicts import Thresholds
 from catembed.vocabulary import domain_values
 
 APPAREL = list(domain_values("apparel"))

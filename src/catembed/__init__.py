@@ -5,7 +5,8 @@ from __future__ import annotations
 from catembed.dataset import DatasetConfig, TripletDataset, build_triplets
 from catembed.errors import CatembedError
 from catembed.training import TrainingConfig, TrainingResult, train
-from catembed.validation import Validator, ValueReport, Verdict
+from catembed.validation import Validator
+from catembed.verdicts import ValueReport, Verdict
 
 __version__ = "0.1.0"
 

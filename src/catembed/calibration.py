@@ -22,7 +22,8 @@ from catembed.backends import encode_normalized
 from catembed.corruptions import CORRUPTION_KINDS, corrupt
 from catembed.domain import DomainModel, probabilities
 from catembed.metrics import auroc
-from catembed.validation import DEFAULT_BATCH_SIZE, Thresholds, Validator, similarities
+from catembed.validation import DEFAULT_BATCH_SIZE, Validator, similarities
+from catembed.verdicts import Thresholds
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from catembed.errors import InputError
 from catembed.tables import STDIN, TEXT_COLUMN, atomic_file, read_table, table_format, write_table
-from catembed.validation import ANOMALIES, ValueReport, Verdict
+from catembed.verdicts import ANOMALIES, ValueReport, Verdict
 
 if TYPE_CHECKING:
     from catembed.validation import Validator

@@ -18,7 +18,7 @@ from catembed.backends import encode_normalized
 
 if TYPE_CHECKING:
     from catembed.backends import Encoder
-    from catembed.validation import Thresholds
+    from catembed.verdicts import Thresholds
 
 DOMAIN_L2 = 1e-2  # regularisation of the classifier
 BATCH_SIZE = 128

@@ -30,19 +30,26 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from enum import StrEnum
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from catembed.backends import encode_normalized
-from catembed.errors import ConfigError, InputError, ModelError
+from catembed.errors import InputError, ModelError
 from catembed.repair import FormatProfile, Repairer, clean, split_joined
 from catembed.tables import atomic_file
+from catembed.verdicts import (
+    Thresholds,
+    ValueReport,
+    Verdict,
+    as_text,
+    missing_report,
+    report_fields,
+    sigmoid_score,
+)
 
 if TYPE_CHECKING:
     from catembed.backends import Encoder
@@ -54,61 +61,9 @@ VALIDATOR_FILE = "validator.json"
 EMBEDDINGS_FILE = "validator.safetensors"
 FORMAT_VERSION = 1
 DEFAULT_BATCH_SIZE = 128
-DEFAULT_SCALE = 0.03  # similarity units per logit of the out-of-domain score
 MAX_ENCODED_CHARACTERS = 2000  # the tokenizer keeps 512 tokens anyway
 # Scores of verdicts the spelling alone decides, by how sure the rule is.
 _RULE_SCORES = {"placeholder": 0.99, "repair": 0.95, "format": 0.9, "word": 0.8}
-
-
-class Verdict(StrEnum):
-    VALID = "valid"
-    OUT_OF_DOMAIN = "out_of_domain"
-    MALFORMED = "malformed"
-    MISSING = "missing"
-
-
-ANOMALIES = (Verdict.OUT_OF_DOMAIN, Verdict.MALFORMED)
-
-
-@dataclass(frozen=True)
-class ValueReport:
-    """The validator's answer for one value."""
-
-    value: object
-    verdict: Verdict
-    score: float  # in [0, 1], higher means more likely wrong; >= 0.5 for anomalies
-    nearest: str  # the closest reference value ('' for missing values)
-    suggestion: str = ""  # the repaired value when there is a confident one
-    reason: str = ""
-
-    @property
-    def is_anomaly(self) -> bool:
-        return self.verdict in ANOMALIES
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "value": self.value,
-            "verdict": self.verdict.value,
-            "score": self.score,
-            "nearest": self.nearest,
-            "suggestion": self.suggestion,
-            "reason": self.reason,
-        }
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Decision thresholds: ``similarity`` is the lowest cosine similarity to a reference
-    value that is still in the domain; ``scale`` how fast the score rises below it."""
-
-    similarity: float
-    scale: float = DEFAULT_SCALE
-
-    def __post_init__(self) -> None:
-        if not -1.0 <= self.similarity <= 1.0:
-            raise ConfigError(f"similarity threshold must be in [-1, 1], got {self.similarity}")
-        if not self.scale > 0:
-            raise ConfigError(f"score scale must be positive, got {self.scale}")
 
 
 class Validator:
@@ -295,9 +250,9 @@ class Validator:
         for value, key in zip(values, keys, strict=True):
             report = judged.get(key) if key is not None else None
             if report is None:
-                report = _missing(value)
+                report = missing_report(value)
             elif report.value is not value:
-                report = ValueReport(value, *_fields(report))
+                report = ValueReport(value, *report_fields(report))
             reports.append(report)
         return reports
 
@@ -331,7 +286,7 @@ class Validator:
         decided: dict[str, ValueReport] = {}
         for text in dict.fromkeys(texts):
             if not text.strip():
-                decided[text] = _missing(text)
+                decided[text] = missing_report(text)
             elif text in self._index:
                 decided[text] = ValueReport(text, Verdict.VALID, 0.0, text)
             else:
@@ -383,7 +338,7 @@ class Validator:
     ) -> ValueReport:
         nearest = self.reference[index]
         if inside is not None and self.domain is not None:
-            score = _sigmoid_score(inside, self.domain.thresholds)
+            score = sigmoid_score(inside, self.domain.thresholds)
             reason = (
                 f"in-domain probability {inside:.3f} is below "
                 f"{self.domain.thresholds.similarity:.3f} (nearest {nearest!r}, "
@@ -407,27 +362,7 @@ class Validator:
         return ValueReport(text, Verdict.MALFORMED, _RULE_SCORES[kind], nearest, suggestion, reason)
 
     def _ood_score(self, similarity: float) -> float:
-        return _sigmoid_score(similarity, self.thresholds)
-
-
-def _sigmoid_score(value: float, thresholds: Thresholds) -> float:
-    """0.5 at the threshold, rising as ``value`` falls below it."""
-    logit = (thresholds.similarity - value) / thresholds.scale
-    score = 1.0 / (1.0 + math.exp(-max(min(logit, 50.0), -50.0)))
-    return round(score, 6)
-
-
-def as_text(value: object) -> str | None:
-    """The text a cell is judged as, or None when the cell is missing (None, NaN)."""
-    if value is None:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+        return sigmoid_score(similarity, self.thresholds)
 
 
 def similarities(vectors: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -440,11 +375,3 @@ def similarities(vectors: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray
         where[start : start + step] = block.argmax(axis=1)
         top[start : start + step] = block.max(axis=1)
     return top, where
-
-
-def _missing(value: object) -> ValueReport:
-    return ValueReport(value, Verdict.MISSING, 1.0, "", "", "empty cell")
-
-
-def _fields(report: ValueReport) -> tuple[Verdict, float, str, str, str]:
-    return report.verdict, report.score, report.nearest, report.suggestion, report.reason

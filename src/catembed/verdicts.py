@@ -1,0 +1,91 @@
+"""What a validator says about a value: its verdict, score, nearest reference and repair."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from catembed.errors import ConfigError
+
+DEFAULT_SCALE = 0.03  # similarity units per logit of the out-of-domain score
+
+
+class Verdict(StrEnum):
+    VALID = "valid"
+    OUT_OF_DOMAIN = "out_of_domain"
+    MALFORMED = "malformed"
+    MISSING = "missing"
+
+
+ANOMALIES = (Verdict.OUT_OF_DOMAIN, Verdict.MALFORMED)
+
+
+@dataclass(frozen=True)
+class ValueReport:
+    """The validator's answer for one value."""
+
+    value: object
+    verdict: Verdict
+    score: float  # in [0, 1], higher means more likely wrong; >= 0.5 for anomalies
+    nearest: str  # the closest reference value ('' for missing values)
+    suggestion: str = ""  # the repaired value when there is a confident one
+    reason: str = ""
+
+    @property
+    def is_anomaly(self) -> bool:
+        return self.verdict in ANOMALIES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "verdict": self.verdict.value,
+            "score": self.score,
+            "nearest": self.nearest,
+            "suggestion": self.suggestion,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Decision thresholds: ``similarity`` is the lowest cosine similarity to a reference
+    value that is still in the domain; ``scale`` how fast the score rises below it."""
+
+    similarity: float
+    scale: float = DEFAULT_SCALE
+
+    def __post_init__(self) -> None:
+        if not -1.0 <= self.similarity <= 1.0:
+            raise ConfigError(f"similarity threshold must be in [-1, 1], got {self.similarity}")
+        if not self.scale > 0:
+            raise ConfigError(f"score scale must be positive, got {self.scale}")
+
+
+def sigmoid_score(value: float, thresholds: Thresholds) -> float:
+    """0.5 at the threshold, rising as ``value`` falls below it."""
+    logit = (thresholds.similarity - value) / thresholds.scale
+    score = 1.0 / (1.0 + math.exp(-max(min(logit, 50.0), -50.0)))
+    return round(score, 6)
+
+
+def as_text(value: object) -> str | None:
+    """The text a cell is judged as, or None when the cell is missing (None, NaN)."""
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def missing_report(value: object) -> ValueReport:
+    return ValueReport(value, Verdict.MISSING, 1.0, "", "", "empty cell")
+
+
+def report_fields(report: ValueReport) -> tuple[Verdict, float, str, str, str]:
+    return report.verdict, report.score, report.nearest, report.suggestion, report.reason
