@@ -41,6 +41,21 @@ def write(path: Path, table: pa.Table) -> Path:
     return path
 
 
+def test_a_rare_misspelling_of_a_frequent_unlisted_value_gets_its_repair(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    column = ["Wool Socks"] * 60 + ["Wool Sacks"] * 3 + ["Sweaters"] * 5
+    source = write(tmp_path / "in.csv", pa.table({"category": column}))
+    output = tmp_path / "out.csv"
+    code, _, err = run("validate", "--model", str(model_dir), str(source), "--output", str(output))
+    assert code == 0, err
+    rows = read_table(output).to_pylist()
+    assert {(r["verdict"], r["suggestion"]) for r in rows if r["category"] == "Wool Sacks"} == {
+        ("malformed", "Wool Socks")
+    }
+    assert {r["verdict"] for r in rows if r["category"] == "Wool Socks"} == {"valid"}
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".tsv", ".parquet", ".jsonl"])
 def test_every_table_format_keeps_each_row_and_adds_the_report(
     model_dir: Path, tmp_path: Path, suffix: str

@@ -148,6 +148,23 @@ def test_scores_rank_anomalies_above_valid_values(validator: Validator) -> None:
     assert all(0.0 <= s <= 1.0 for s in scores)
 
 
+def test_a_rare_one_edit_variant_of_a_frequent_value_is_its_typo(validator: Validator) -> None:
+    column = (
+        ["Wool Socks"] * 40 + ["Wool Sacks"] * 2 + ["Denim Shorts"] * 30 + ["Denim Shirts"] * 25
+    )
+    reports = {r.value: r for r in validator.validate(column)}
+    typo = reports["Wool Sacks"]
+    assert typo.verdict is Verdict.MALFORMED and typo.suggestion == "Wool Socks"
+    assert "20x more rows" in typo.reason
+    assert reports["Wool Socks"].verdict is Verdict.VALID
+    # Two values of similar frequency are both kept, whatever their spelling distance.
+    assert "one edit from" not in reports["Denim Shirts"].reason
+    counted = validator.validate(["Wool Socks", "Wool Sacks"], rows=[40, 2])
+    assert counted[1] == typo
+    once_each = validator.validate(["Wool Socks", "Wool Sacks"])
+    assert "one edit from" not in once_each[1].reason
+
+
 def test_numbers_nan_and_long_strings_get_a_verdict_per_row(validator: Validator) -> None:
     long = "Sweaters " * 11_200  # about 100 kB
     reports = validator.validate([42, 3.0, float("nan"), long, b"Jeans"])

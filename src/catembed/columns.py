@@ -90,13 +90,13 @@ def validate_table(validator: Validator, table: pa.Table, column: str) -> Column
     """Add ``verdict``, ``score``, ``nearest`` and ``suggestion`` to every row of ``table``."""
     encoded = _dictionary_encode(table.column(column), column)
     dictionary = encoded.chunk(0).dictionary if encoded.num_chunks else pa.array([], pa.string())
-    reports = validator.validate(dictionary.to_pylist())
-    reports.append(ValueReport(None, Verdict.MISSING, 1.0, "", "", "empty cell"))
-    missing = len(reports) - 1
+    missing = len(dictionary)  # nulls point one past the dictionary, at the missing report
     indices = [pc.fill_null(c.indices, pa.scalar(missing, c.indices.type)) for c in encoded.chunks]
-    counts = np.zeros(len(reports), dtype=np.int64)
+    counts = np.zeros(missing + 1, dtype=np.int64)
     for chunk in indices:
-        counts += np.bincount(chunk.to_numpy(zero_copy_only=False), minlength=len(reports))
+        counts += np.bincount(chunk.to_numpy(zero_copy_only=False), minlength=missing + 1)
+    reports = validator.validate(dictionary.to_pylist(), rows=counts[:missing].tolist())
+    reports.append(ValueReport(None, Verdict.MISSING, 1.0, "", "", "empty cell"))
     columns = {
         "verdict": pa.array([r.verdict.value for r in reports], pa.string()),
         "score": pa.array([r.score for r in reports], pa.float64()),

@@ -362,7 +362,7 @@ class Repairer:
         if match is None:
             return None
         target = match[0]
-        if _digits_only_differ(form, target):
+        if digits_only_differ(form, target):
             return None  # 'Size 8' is not a typo of 'Size 9'
         # A one-edit variant made of real words ('Garden Hoe' next to 'Garden Hose') is only
         # a typo when it is the reference's plural or singular; other words go on to the model.
@@ -387,7 +387,7 @@ class Repairer:
         return None
 
 
-def _digits_only_differ(a: str, b: str) -> bool:
+def digits_only_differ(a: str, b: str) -> bool:
     has_digits = any(c.isdigit() for c in a) and any(c.isdigit() for c in b)
     return has_digits and re.sub(r"\d", "", a) == re.sub(r"\d", "", b)
 

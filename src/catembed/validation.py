@@ -30,16 +30,27 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
 
 from catembed.backends import encode_normalized
 from catembed.errors import InputError, ModelError
-from catembed.repair import FormatProfile, Repairer, clean, split_joined
+from catembed.repair import (
+    MIN_TYPO_LENGTH,
+    FormatProfile,
+    Repairer,
+    canonical,
+    clean,
+    digits_only_differ,
+    split_joined,
+)
 from catembed.tables import atomic_file
 from catembed.verdicts import (
     Thresholds,
@@ -62,6 +73,11 @@ EMBEDDINGS_FILE = "validator.safetensors"
 FORMAT_VERSION = 1
 DEFAULT_BATCH_SIZE = 128
 MAX_ENCODED_CHARACTERS = 2000  # the tokenizer keeps 512 tokens anyway
+# A value one edit from an accepted value that fills this many times more rows is its typo.
+RARE_VARIANT_RATIO = 10
+MIN_VARIANT_TARGET_ROWS = 20
+RARE_VARIANT_SCORE = 0.85
+MAX_VARIANT_COMPARISONS = 20_000_000  # high-cardinality columns skip the rule
 # Scores of verdicts the spelling alone decides, by how sure the rule is.
 _RULE_SCORES = {"placeholder": 0.99, "repair": 0.95, "format": 0.9, "word": 0.8}
 
@@ -241,11 +257,24 @@ class Validator:
         with atomic_file(target / VALIDATOR_FILE) as tmp:
             tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
 
-    def validate(self, values: Sequence[object]) -> list[ValueReport]:
-        """One report per value, in order; each distinct value is judged once."""
+    def validate(
+        self, values: Sequence[object], rows: Sequence[int] | None = None
+    ) -> list[ValueReport]:
+        """One report per value, in order; each distinct value is judged once.
+
+        ``values`` is a column (repeats count as rows), or its distinct values with ``rows``
+        giving how many rows hold each. A value one edit away from a value that fills many
+        times more rows of the column is that value misspelt ('Knife Blok' in a column full
+        of 'Knife Block'), even when neither is a reference value.
+        """
         keys = [as_text(v) for v in values]
         distinct = list(dict.fromkeys(k for k in keys if k is not None))
         judged = dict(zip(distinct, self.judge(distinct), strict=True))
+        counts: Counter[str] = Counter()
+        for key, n in zip(keys, rows if rows is not None else [1] * len(keys), strict=True):
+            if key is not None:
+                counts[key] += n
+        judged.update(self._rare_variants(judged, counts))
         reports = []
         for value, key in zip(values, keys, strict=True):
             report = judged.get(key) if key is not None else None
@@ -315,6 +344,44 @@ class Validator:
                     text, float(similarity), int(index), None if p is None else float(p)
                 )
         return [decided[t] for t in texts]
+
+    def _rare_variants(
+        self, judged: dict[str, ValueReport], rows: Counter[str]
+    ) -> dict[str, ValueReport]:
+        """Malformed reports for accepted or out-of-domain values that are rare one-edit
+        variants of a frequent accepted value of the same column."""
+        frequent = {
+            canonical(t): t
+            for t, r in judged.items()
+            if r.verdict is Verdict.VALID and rows[t] >= MIN_VARIANT_TARGET_ROWS
+        }
+        frequent.pop("", None)
+        candidates = [
+            t
+            for t, r in judged.items()
+            if t not in self._index
+            and r.verdict in (Verdict.VALID, Verdict.OUT_OF_DOMAIN)
+            and rows[t] * RARE_VARIANT_RATIO <= max(rows.values(), default=0)
+        ]
+        if not frequent or len(candidates) * len(frequent) > MAX_VARIANT_COMPARISONS:
+            return {}
+        keys = list(frequent)
+        found: dict[str, ValueReport] = {}
+        for text in candidates:
+            form = canonical(text)
+            if len(form) < MIN_TYPO_LENGTH:
+                continue
+            match = process.extractOne(form, keys, scorer=OSA.distance, score_cutoff=1)
+            if match is None or match[0] == form or digits_only_differ(form, match[0]):
+                continue
+            target = frequent[match[0]]
+            ratio = rows[target] / max(rows[text], 1)
+            if ratio >= RARE_VARIANT_RATIO:
+                reason = f"one edit from {target!r}, which fills {ratio:.0f}x more rows"
+                found[text] = ValueReport(
+                    text, Verdict.MALFORMED, RARE_VARIANT_SCORE, target, target, reason
+                )
+        return found
 
     def _string_rules(self, text: str) -> ValueReport | None:
         """A malformed verdict from the spelling alone, or None to ask the model."""
