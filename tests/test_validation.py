@@ -165,6 +165,23 @@ def test_a_rare_one_edit_variant_of_a_frequent_value_is_its_typo(validator: Vali
     assert "one edit from" not in once_each[1].reason
 
 
+def test_a_value_as_common_as_the_listed_ones_is_not_called_out_of_domain(
+    base_model: object,
+) -> None:
+    listed = ["pneumonia", "surgical infection prevention"]
+    validator = Validator.from_values(listed, model=base_model)  # type: ignore[arg-type]
+    column = (
+        ["pneumonia"] * 240 + ["surgical infection prevention"] * 300
+        + ["heart failure"] * 160 + ["toaster"] * 200 + ["heart failure", "toaster"]
+    )  # fmt: skip
+    alone = {r.value: r.verdict for r in validator.validate(["heart failure", "toaster"])}
+    assert alone == {"heart failure": Verdict.OUT_OF_DOMAIN, "toaster": Verdict.OUT_OF_DOMAIN}
+    reports = {r.value: r for r in validator.validate(column)}
+    assert reports["heart failure"].verdict is Verdict.VALID
+    assert reports["heart failure"].score < 0.5 and "161 rows" in reports["heart failure"].reason
+    assert reports["toaster"].verdict is Verdict.OUT_OF_DOMAIN  # the classifier rules it out
+
+
 def test_numbers_nan_and_long_strings_get_a_verdict_per_row(validator: Validator) -> None:
     long = "Sweaters " * 11_200  # about 100 kB
     reports = validator.validate([42, 3.0, float("nan"), long, b"Jeans"])
@@ -303,7 +320,7 @@ def test_format_profile_is_learned_from_the_reference_values() -> None:
 @pytest.mark.parametrize(
     "value",
     ["Yo-Yo", "Micellar Water", "Yukata", "Pull-Up Bar", "Chef's Pants", "Mortar and Pestle",
-     "Saris & Lehengas"],
+     "Saris & Lehengas", "Tops/Blouses"],
 )  # fmt: skip
 def test_rare_words_and_the_punctuation_of_real_names_are_not_malformed(value: str) -> None:
     profile = FormatProfile.learn(["Tank Tops", "Polo Shirts", "Denim Shorts", "Jeans", "Yoga Mat"])

@@ -38,8 +38,8 @@ WORD_CHECK_COVERAGE = 0.9  # spell-check only columns whose reference words are 
 _TAG = re.compile(r"</?\s*[A-Za-z][^<>]{0,200}>|<\s*/?\s*br\s*/?>", re.IGNORECASE)
 _ENTITY = re.compile(r"&(#\d+|#x[0-9a-fA-F]+|[A-Za-z]{2,8});")
 _WORD = re.compile(r"[^\W\d_]+")
-# Punctuation real names use: 'Pull-Up Bar', "Chef's Pants", 'Saris & Lehengas'.
-_BENIGN_PUNCTUATION = re.compile(r"(?<=[^\W\d_])[-'\u2019](?=[^\W\d_])| & ")
+# Punctuation real names use: 'Pull-Up Bar', "Chef's Pants", 'Saris & Lehengas', 'and/or'.
+_BENIGN_PUNCTUATION = re.compile(r"(?<=[^\W\d_])[-'\u2019/](?=[^\W\d_])| & ")
 _HYPHEN_JOINED = re.compile(r"[^\W\d_]{4,}(?:-[^\W\d_]{4,})+")  # 'Knife-Block': spaces replaced
 _NOISE_SUFFIX = re.compile(
     r"(?:[\s_\-]*(?:\(\s*\d+\s*\)|\(copy\)|- ?copy|v\d+(?:\.\d+)?|final|old|new|\d+))+$",

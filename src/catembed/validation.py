@@ -78,6 +78,10 @@ RARE_VARIANT_RATIO = 10
 MIN_VARIANT_TARGET_ROWS = 20
 RARE_VARIANT_SCORE = 0.85
 MAX_VARIANT_COMPARISONS = 20_000_000  # high-cardinality columns skip the rule
+# A doubted value that fills as many rows as the reference values a column uses is valid.
+MIN_COLUMN_ROWS = 100
+ESTABLISHED_PROBABILITY_SHARE = 0.6
+ESTABLISHED_SCORE = 0.45
 # Scores of verdicts the spelling alone decides, by how sure the rule is.
 _RULE_SCORES = {"placeholder": 0.99, "repair": 0.95, "format": 0.9, "word": 0.8}
 
@@ -263,9 +267,11 @@ class Validator:
         """One report per value, in order; each distinct value is judged once.
 
         ``values`` is a column (repeats count as rows), or its distinct values with ``rows``
-        giving how many rows hold each. A value one edit away from a value that fills many
-        times more rows of the column is that value misspelt ('Knife Blok' in a column full
-        of 'Knife Block'), even when neither is a reference value.
+        giving how many rows hold each. The column is evidence too: a well-formed value the
+        domain classifier doubts but does not rule out is valid when it fills as many rows as
+        the reference values the column uses; a value one edit away from a value that fills
+        many times more rows is that value misspelt ('Knife Blok' in a column full of
+        'Knife Block'), even when neither is a reference value.
         """
         keys = [as_text(v) for v in values]
         distinct = list(dict.fromkeys(k for k in keys if k is not None))
@@ -274,6 +280,7 @@ class Validator:
         for key, n in zip(keys, rows if rows is not None else [1] * len(keys), strict=True):
             if key is not None:
                 counts[key] += n
+        judged.update(self._established(judged, counts))
         judged.update(self._rare_variants(judged, counts))
         reports = []
         for value, key in zip(values, keys, strict=True):
@@ -344,6 +351,36 @@ class Validator:
                     text, float(similarity), int(index), None if p is None else float(p)
                 )
         return [decided[t] for t in texts]
+
+    def _established(
+        self, judged: dict[str, ValueReport], rows: Counter[str]
+    ) -> dict[str, ValueReport]:
+        """Valid reports for out-of-domain values about as common in the column as the
+        reference values it uses (half the rows of the rarest, and at least 20), when the
+        domain classifier's probability is not far below its threshold (at least
+        ``ESTABLISHED_PROBABILITY_SHARE`` of it)."""
+        used = sorted(rows[t] for t in self.reference if rows[t] > 0)
+        if self.domain is None or len(used) < 2 or sum(rows.values()) < MIN_COLUMN_ROWS:
+            return {}
+        bar = max(MIN_VARIANT_TARGET_ROWS, used[0] / 2)
+        doubted = [
+            t for t, r in judged.items() if r.verdict is Verdict.OUT_OF_DOMAIN and rows[t] >= bar
+        ]
+        if not doubted:
+            return {}
+        floor = ESTABLISHED_PROBABILITY_SHARE * self.domain.thresholds.similarity
+        inside = self.domain.probabilities([t[:MAX_ENCODED_CHARACTERS] for t in doubted])
+        found = {}
+        for text, probability in zip(doubted, inside, strict=True):
+            if probability >= floor:
+                reason = (
+                    f"fills {rows[text]} rows, about as many as the reference values of this column "
+                    f"(in-domain probability {probability:.3f} alone would call it out of domain)"
+                )
+                found[text] = replace(
+                    judged[text], verdict=Verdict.VALID, score=ESTABLISHED_SCORE, reason=reason
+                )
+        return found
 
     def _rare_variants(
         self, judged: dict[str, ValueReport], rows: Counter[str]
