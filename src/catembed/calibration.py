@@ -39,6 +39,7 @@ MIN_HELDOUT = 3  # fewer held-out values: fall back to leave-one-out over all va
 CORRUPTIONS_PER_VALUE = 4
 MAX_OUT_OF_DOMAIN = 400
 DOMAIN_FOLDS = 5
+DOMAIN_REPEATS = 3
 
 
 def leave_one_out(embeddings: np.ndarray) -> np.ndarray:
@@ -150,30 +151,34 @@ def fit_domain_model(
     means the validator's own encoder): ``values`` against ``out_of_domain``.
 
     Its threshold is calibrated on out-of-fold probabilities, as a validator meets values:
-    every valid value with a classifier that never saw it (``DOMAIN_FOLDS``-fold), against
+    every valid value with a classifier that never saw it (``DOMAIN_FOLDS``-fold, repeated
+    ``DOMAIN_REPEATS`` times), against
     every out-of-domain value with a classifier that never saw its whole domain. Values of
     a domain the classifier saw are far easier to reject than those of a new domain, and
     new domains are what a column brings.
     """
     positives = encode_normalized(encoder, values, DEFAULT_BATCH_SIZE)
     pool = encode_normalized(encoder, out_of_domain, DEFAULT_BATCH_SIZE)
-    folds = np.arange(len(values)) % DOMAIN_FOLDS
-    np.random.default_rng(0).shuffle(folds)
-    valid_probabilities = np.empty(len(values))
-    for fold in range(DOMAIN_FOLDS):
-        inside = folds == fold
-        if inside.any() and (~inside).any():
-            weights, bias = DomainModel.fit(positives[~inside], pool)
-            valid_probabilities[inside] = probabilities(positives[inside], weights, bias)
-        elif inside.any():
-            valid_probabilities[inside] = 0.5
+    valid_probabilities = np.empty((DOMAIN_REPEATS, len(values)))
+    for repeat in range(DOMAIN_REPEATS):  # fold assignments of so few values are noisy
+        folds = np.arange(len(values)) % DOMAIN_FOLDS
+        np.random.default_rng(repeat).shuffle(folds)
+        for fold in range(DOMAIN_FOLDS):
+            inside = folds == fold
+            if inside.any() and (~inside).any():
+                weights, bias = DomainModel.fit(positives[~inside], pool)
+                valid_probabilities[repeat, inside] = probabilities(
+                    positives[inside], weights, bias
+                )
+            elif inside.any():
+                valid_probabilities[repeat, inside] = 0.5
     domain_folds = _domain_folds(out_of_domain)
     ood_probabilities = np.empty(len(out_of_domain))
     for fold in np.unique(domain_folds):
         inside = domain_folds == fold
         weights, bias = DomainModel.fit(positives, pool[~inside] if (~inside).any() else pool)
         ood_probabilities[inside] = probabilities(pool[inside], weights, bias)
-    thresholds = calibrate_threshold(valid_probabilities, ood_probabilities)
+    thresholds = calibrate_threshold(valid_probabilities.ravel(), ood_probabilities)
     weights, bias = DomainModel.fit(positives, pool)
     return DomainModel(encoder, model, weights, bias, thresholds)
 
