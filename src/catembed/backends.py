@@ -25,6 +25,7 @@ class Backend(StrEnum):
 
 
 DEFAULT_BACKEND = Backend.TORCH
+MAX_ENCODED_CHARACTERS = 2000  # of a value; the tokenizer keeps 512 tokens anyway
 
 
 class Encoder(Protocol):

@@ -21,6 +21,7 @@ A value is checked in this order, and the first rule that fires decides:
    domain classifier (``DomainModel``, calibrated by ``catembed train``), that is when its
    in-domain probability is below its calibrated threshold; without one, when the highest
    cosine similarity to a reference value is below the calibrated threshold.
+5. When the values form a column, its row counts can revise 4 (see catembed.column_evidence).
 
 ``score`` is in [0, 1] and ranks anomalies first: ``valid`` values always score below 0.5,
 ``out_of_domain`` and ``malformed`` ones at or above it.
@@ -37,18 +38,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from rapidfuzz import process
-from rapidfuzz.distance import OSA
 
-from catembed.backends import encode_normalized
+from catembed.backends import MAX_ENCODED_CHARACTERS, encode_normalized
+from catembed.column_evidence import column_evidence
 from catembed.errors import InputError, ModelError
 from catembed.repair import (
-    MIN_TYPO_LENGTH,
     FormatProfile,
     Repairer,
-    canonical,
     clean,
-    digits_only_differ,
     split_joined,
 )
 from catembed.tables import atomic_file
@@ -72,16 +69,6 @@ VALIDATOR_FILE = "validator.json"
 EMBEDDINGS_FILE = "validator.safetensors"
 FORMAT_VERSION = 1
 DEFAULT_BATCH_SIZE = 128
-MAX_ENCODED_CHARACTERS = 2000  # the tokenizer keeps 512 tokens anyway
-# A value one edit from an accepted value that fills this many times more rows is its typo.
-RARE_VARIANT_RATIO = 10
-MIN_VARIANT_TARGET_ROWS = 20
-RARE_VARIANT_SCORE = 0.85
-MAX_VARIANT_COMPARISONS = 20_000_000  # high-cardinality columns skip the rule
-# A doubted value that fills as many rows as the reference values a column uses is valid.
-MIN_COLUMN_ROWS = 100
-ESTABLISHED_PROBABILITY_SHARE = 0.6
-ESTABLISHED_SCORE = 0.45
 # Scores of verdicts the spelling alone decides, by how sure the rule is.
 _RULE_SCORES = {"placeholder": 0.99, "repair": 0.95, "format": 0.9, "word": 0.8}
 
@@ -280,8 +267,7 @@ class Validator:
         for key, n in zip(keys, rows if rows is not None else [1] * len(keys), strict=True):
             if key is not None:
                 counts[key] += n
-        judged.update(self._established(judged, counts))
-        judged.update(self._rare_variants(judged, counts))
+        judged.update(column_evidence(self, judged, counts))
         reports = []
         for value, key in zip(values, keys, strict=True):
             report = judged.get(key) if key is not None else None
@@ -351,74 +337,6 @@ class Validator:
                     text, float(similarity), int(index), None if p is None else float(p)
                 )
         return [decided[t] for t in texts]
-
-    def _established(
-        self, judged: dict[str, ValueReport], rows: Counter[str]
-    ) -> dict[str, ValueReport]:
-        """Valid reports for out-of-domain values about as common in the column as the
-        reference values it uses (half the rows of the rarest, and at least 20), when the
-        domain classifier's probability is not far below its threshold (at least
-        ``ESTABLISHED_PROBABILITY_SHARE`` of it)."""
-        used = sorted(rows[t] for t in self.reference if rows[t] > 0)
-        if self.domain is None or len(used) < 2 or sum(rows.values()) < MIN_COLUMN_ROWS:
-            return {}
-        bar = max(MIN_VARIANT_TARGET_ROWS, used[0] / 2)
-        doubted = [
-            t for t, r in judged.items() if r.verdict is Verdict.OUT_OF_DOMAIN and rows[t] >= bar
-        ]
-        if not doubted:
-            return {}
-        floor = ESTABLISHED_PROBABILITY_SHARE * self.domain.thresholds.similarity
-        inside = self.domain.probabilities([t[:MAX_ENCODED_CHARACTERS] for t in doubted])
-        found = {}
-        for text, probability in zip(doubted, inside, strict=True):
-            if probability >= floor:
-                reason = (
-                    f"fills {rows[text]} rows, about as many as the reference values of this column "
-                    f"(in-domain probability {probability:.3f} alone would call it out of domain)"
-                )
-                found[text] = replace(
-                    judged[text], verdict=Verdict.VALID, score=ESTABLISHED_SCORE, reason=reason
-                )
-        return found
-
-    def _rare_variants(
-        self, judged: dict[str, ValueReport], rows: Counter[str]
-    ) -> dict[str, ValueReport]:
-        """Malformed reports for accepted or out-of-domain values that are rare one-edit
-        variants of a frequent accepted value of the same column."""
-        frequent = {
-            canonical(t): t
-            for t, r in judged.items()
-            if r.verdict is Verdict.VALID and rows[t] >= MIN_VARIANT_TARGET_ROWS
-        }
-        frequent.pop("", None)
-        candidates = [
-            t
-            for t, r in judged.items()
-            if t not in self._index
-            and r.verdict in (Verdict.VALID, Verdict.OUT_OF_DOMAIN)
-            and rows[t] * RARE_VARIANT_RATIO <= max(rows.values(), default=0)
-        ]
-        if not frequent or len(candidates) * len(frequent) > MAX_VARIANT_COMPARISONS:
-            return {}
-        keys = list(frequent)
-        found: dict[str, ValueReport] = {}
-        for text in candidates:
-            form = canonical(text)
-            if len(form) < MIN_TYPO_LENGTH:
-                continue
-            match = process.extractOne(form, keys, scorer=OSA.distance, score_cutoff=1)
-            if match is None or match[0] == form or digits_only_differ(form, match[0]):
-                continue
-            target = frequent[match[0]]
-            ratio = rows[target] / max(rows[text], 1)
-            if ratio >= RARE_VARIANT_RATIO:
-                reason = f"one edit from {target!r}, which fills {ratio:.0f}x more rows"
-                found[text] = ValueReport(
-                    text, Verdict.MALFORMED, RARE_VARIANT_SCORE, target, target, reason
-                )
-        return found
 
     def _string_rules(self, text: str) -> ValueReport | None:
         """A malformed verdict from the spelling alone, or None to ask the model."""

@@ -1,0 +1,118 @@
+"""Column evidence: what a column's row counts say that its distinct values alone do not.
+
+Two rules revise the per-value verdicts of a column (``Validator.validate``):
+
+- a value the domain classifier doubts but does not rule out is valid when it fills about as
+  many rows as the reference values the column uses ('heart attack' in 279 of 1,000 rows when
+  only 'pneumonia' was listed);
+- a value one edit away from an accepted value that fills many times more rows is that value
+  misspelt ('Knife Blok' in a column full of 'Knife Block'), even when neither is listed.
+
+Both only ever apply with many rows, so lists of distinct values are judged as before.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
+
+from catembed.backends import MAX_ENCODED_CHARACTERS
+from catembed.repair import MIN_TYPO_LENGTH, canonical, digits_only_differ
+from catembed.verdicts import ValueReport, Verdict
+
+if TYPE_CHECKING:
+    from catembed.validation import Validator
+
+# A value one edit from an accepted value that fills this many times more rows is its typo.
+RARE_VARIANT_RATIO = 10
+MIN_VARIANT_TARGET_ROWS = 20
+RARE_VARIANT_SCORE = 0.85
+MAX_VARIANT_COMPARISONS = 20_000_000  # high-cardinality columns skip the rule
+# A doubted value that fills as many rows as the reference values a column uses is valid.
+MIN_COLUMN_ROWS = 100
+ESTABLISHED_PROBABILITY_SHARE = 0.6
+ESTABLISHED_SCORE = 0.45
+
+
+def column_evidence(
+    validator: Validator, judged: dict[str, ValueReport], rows: Counter[str]
+) -> dict[str, ValueReport]:
+    """Revised reports for the values of ``judged`` (distinct value -> report) that the
+    column's ``rows`` (value -> row count) change."""
+    revised = established(validator, judged, rows)
+    return revised | rare_variants(validator, {**judged, **revised}, rows)
+
+
+def established(
+    validator: Validator, judged: dict[str, ValueReport], rows: Counter[str]
+) -> dict[str, ValueReport]:
+    """Valid reports for out-of-domain values about as common in the column as the
+    reference values it uses (half the rows of the rarest, and at least 20), when the
+    domain classifier's probability is not far below its threshold (at least
+    ``ESTABLISHED_PROBABILITY_SHARE`` of it)."""
+    used = sorted(rows[t] for t in validator.reference if rows[t] > 0)
+    if validator.domain is None or len(used) < 2 or sum(rows.values()) < MIN_COLUMN_ROWS:
+        return {}
+    bar = max(MIN_VARIANT_TARGET_ROWS, used[0] / 2)
+    doubted = [
+        t for t, r in judged.items() if r.verdict is Verdict.OUT_OF_DOMAIN and rows[t] >= bar
+    ]
+    if not doubted:
+        return {}
+    floor = ESTABLISHED_PROBABILITY_SHARE * validator.domain.thresholds.similarity
+    inside = validator.domain.probabilities([t[:MAX_ENCODED_CHARACTERS] for t in doubted])
+    found = {}
+    for text, probability in zip(doubted, inside, strict=True):
+        if probability >= floor:
+            reason = (
+                f"fills {rows[text]} rows, about as many as the reference values of this column "
+                f"(in-domain probability {probability:.3f} alone would call it out of domain)"
+            )
+            found[text] = replace(
+                judged[text], verdict=Verdict.VALID, score=ESTABLISHED_SCORE, reason=reason
+            )
+    return found
+
+
+def rare_variants(
+    validator: Validator, judged: dict[str, ValueReport], rows: Counter[str]
+) -> dict[str, ValueReport]:
+    """Malformed reports for accepted or out-of-domain values that are rare one-edit
+    variants of a frequent accepted value of the same column."""
+    listed = set(validator.reference)
+    frequent = {
+        canonical(t): t
+        for t, r in judged.items()
+        if r.verdict is Verdict.VALID and rows[t] >= MIN_VARIANT_TARGET_ROWS
+    }
+    frequent.pop("", None)
+    candidates = [
+        t
+        for t, r in judged.items()
+        if t not in listed
+        and r.verdict in (Verdict.VALID, Verdict.OUT_OF_DOMAIN)
+        and rows[t] * RARE_VARIANT_RATIO <= max(rows.values(), default=0)
+    ]
+    if not frequent or len(candidates) * len(frequent) > MAX_VARIANT_COMPARISONS:
+        return {}
+    keys = list(frequent)
+    found: dict[str, ValueReport] = {}
+    for text in candidates:
+        form = canonical(text)
+        if len(form) < MIN_TYPO_LENGTH:
+            continue
+        match = process.extractOne(form, keys, scorer=OSA.distance, score_cutoff=1)
+        if match is None or match[0] == form or digits_only_differ(form, match[0]):
+            continue
+        target = frequent[match[0]]
+        ratio = rows[target] / max(rows[text], 1)
+        if ratio >= RARE_VARIANT_RATIO:
+            reason = f"one edit from {target!r}, which fills {ratio:.0f}x more rows"
+            found[text] = ValueReport(
+                text, Verdict.MALFORMED, RARE_VARIANT_SCORE, target, target, reason
+            )
+    return found
