@@ -163,6 +163,8 @@ def test_a_rare_one_edit_variant_of_a_frequent_value_is_its_typo(validator: Vali
     assert counted[1] == typo
     once_each = validator.validate(["Wool Socks", "Wool Sacks"])
     assert "one edit from" not in once_each[1].reason
+    with pytest.raises(InputError, match="rows has 1 counts for 2 values"):
+        validator.validate(["Wool Socks", "Wool Sacks"], rows=[40])
 
 
 def test_a_value_as_common_as_the_listed_ones_is_not_called_out_of_domain(

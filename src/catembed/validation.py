@@ -260,6 +260,8 @@ class Validator:
         many times more rows is that value misspelt ('Knife Blok' in a column full of
         'Knife Block'), even when neither is a reference value.
         """
+        if rows is not None and len(rows) != len(values):
+            raise InputError(f"rows has {len(rows)} counts for {len(values)} values")
         keys = [as_text(v) for v in values]
         distinct = list(dict.fromkeys(k for k in keys if k is not None))
         judged = dict(zip(distinct, self.judge(distinct), strict=True))
