@@ -219,7 +219,12 @@ class FormatProfile:
         if strange:
             shown = "".join(strange[:5])
             found.append(f"characters never used in reference values: {shown!r}")
-        words = _WORD.findall(clean(text))
+        # A hyphenated capital letter is a prefix, not casing noise: 'T-Shirts', 'V-Neck'.
+        cleaned = clean(text)
+        every = list(_WORD.finditer(cleaned))
+        prefixes = [m for m in every if len(m.group()) == 1 and m.group().isupper()
+                    and cleaned[m.end() : m.end() + 1] == "-"]  # fmt: skip
+        words = [m.group() for m in every if m not in prefixes] or [m.group() for m in every]
         if (words and _shape(words[0]) not in self.first_shapes) or any(
             _shape(w) not in self.word_shapes and w not in CONNECTORS for w in words[1:]
         ):
