@@ -26,6 +26,7 @@ class Backend(StrEnum):
 
 DEFAULT_BACKEND = Backend.TORCH
 MAX_ENCODED_CHARACTERS = 2000  # of a value; the tokenizer keeps 512 tokens anyway
+DEFAULT_BATCH_SIZE = 128
 
 
 class Encoder(Protocol):

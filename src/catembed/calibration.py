@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from catembed.backends import encode_normalized
+from catembed.backends import DEFAULT_BATCH_SIZE, encode_normalized
 from catembed.corruptions import CORRUPTION_KINDS, corrupt
 from catembed.domain import DomainModel, probabilities
 from catembed.metrics import auroc
-from catembed.validation import DEFAULT_BATCH_SIZE, Validator, similarities
+from catembed.validation import Validator, similarities
 from catembed.verdicts import Thresholds
 
 if TYPE_CHECKING:
@@ -114,13 +114,14 @@ def calibrate_for_training(
     domain = probe_domain = None
     if domain_encoder is not None and probe_valid:
         pool = list(dataset.out_of_domain_values) or ood
-        domain = fit_domain_model(domain_encoder, domain_model, all_values, pool)
+        positives = encode_normalized(domain_encoder, all_values, DEFAULT_BATCH_SIZE)
+        negatives = encode_normalized(domain_encoder, pool, DEFAULT_BATCH_SIZE)
+        domain = _fit_domain_vectors(domain_encoder, domain_model, positives, negatives, pool)
         # The report's probe knows neither the held-out values nor the out-of-domain probes.
         probes = set(ood)
-        unprobed = [v for v in pool if v not in probes] or pool
+        unprobed = np.array([v not in probes for v in pool])
         weights, bias = DomainModel.fit(
-            encode_normalized(domain_encoder, train_values, DEFAULT_BATCH_SIZE),
-            encode_normalized(domain_encoder, unprobed, DEFAULT_BATCH_SIZE),
+            positives[: len(train_values)], negatives[unprobed] if unprobed.any() else negatives
         )
         probe_domain = replace(domain, weights=weights, bias=bias)
     probe = Validator(encoder, train_values, thresholds, embeddings=references, domain=probe_domain)
@@ -159,9 +160,21 @@ def fit_domain_model(
     """
     positives = encode_normalized(encoder, values, DEFAULT_BATCH_SIZE)
     pool = encode_normalized(encoder, out_of_domain, DEFAULT_BATCH_SIZE)
-    valid_probabilities = np.empty((DOMAIN_REPEATS, len(values)))
+    return _fit_domain_vectors(encoder, model, positives, pool, out_of_domain)
+
+
+def _fit_domain_vectors(
+    encoder: Encoder,
+    model: str,
+    positives: np.ndarray,
+    pool: np.ndarray,
+    out_of_domain: Sequence[str],
+) -> DomainModel:
+    """``fit_domain_model`` on embeddings already made: ``positives`` of the valid values,
+    ``pool`` of ``out_of_domain``."""
+    valid_probabilities = np.empty((DOMAIN_REPEATS, len(positives)))
     for repeat in range(DOMAIN_REPEATS):  # fold assignments of so few values are noisy
-        folds = np.arange(len(values)) % DOMAIN_FOLDS
+        folds = np.arange(len(positives)) % DOMAIN_FOLDS
         np.random.default_rng(repeat).shuffle(folds)
         for fold in range(DOMAIN_FOLDS):
             inside = folds == fold

@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from catembed.backends import encode_normalized
+from catembed.backends import DEFAULT_BATCH_SIZE, encode_normalized
 
 if TYPE_CHECKING:
     from catembed.backends import Encoder
     from catembed.verdicts import Thresholds
 
 DOMAIN_L2 = 1e-2  # regularisation of the classifier
-BATCH_SIZE = 128
 
 
 @dataclass
@@ -36,7 +35,9 @@ class DomainModel:
     bias: float
     thresholds: Thresholds
 
-    def probabilities(self, texts: Sequence[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
+    def probabilities(
+        self, texts: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> np.ndarray:
         """In-domain probability of each text."""
         if not texts:
             return np.zeros(0, dtype=np.float64)

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from catembed.backends import MAX_ENCODED_CHARACTERS, encode_normalized
+from catembed.backends import DEFAULT_BATCH_SIZE, MAX_ENCODED_CHARACTERS, encode_normalized
 from catembed.column_evidence import column_evidence
 from catembed.errors import InputError, ModelError
 from catembed.repair import (
@@ -68,7 +68,6 @@ logger = logging.getLogger(__name__)
 VALIDATOR_FILE = "validator.json"
 EMBEDDINGS_FILE = "validator.safetensors"
 FORMAT_VERSION = 1
-DEFAULT_BATCH_SIZE = 128
 # Scores of verdicts the spelling alone decides, by how sure the rule is.
 _RULE_SCORES = {"placeholder": 0.99, "repair": 0.95, "format": 0.9, "word": 0.8}
 
@@ -265,10 +264,12 @@ class Validator:
         keys = [as_text(v) for v in values]
         distinct = list(dict.fromkeys(k for k in keys if k is not None))
         judged = dict(zip(distinct, self.judge(distinct), strict=True))
-        counts: Counter[str] = Counter()
-        for key, n in zip(keys, rows if rows is not None else [1] * len(keys), strict=True):
-            if key is not None:
-                counts[key] += n
+        counts: Counter[str] = Counter(k for k in keys if k is not None)
+        if rows is not None:
+            counts.clear()
+            for key, n in zip(keys, rows, strict=True):
+                if key is not None:
+                    counts[key] += n
         judged.update(column_evidence(self, judged, counts))
         reports = []
         for value, key in zip(values, keys, strict=True):
@@ -319,16 +320,14 @@ class Validator:
                     decided[text] = report
         pending = [t for t in dict.fromkeys(texts) if t not in decided]
         if pending:
-            vectors = encode_normalized(
-                self.encoder, [t[:MAX_ENCODED_CHARACTERS] for t in pending], self.batch_size
-            )
+            clipped = [t[:MAX_ENCODED_CHARACTERS] for t in pending]
+            vectors = encode_normalized(self.encoder, clipped, self.batch_size)
             if vectors.shape[1] != self.embeddings.shape[1]:
                 raise ModelError(
                     f"the encoder gives {vectors.shape[1]} dimensions, "
                     f"the validator's references {self.embeddings.shape[1]}"
                 )
             top, where = similarities(vectors, self.embeddings)
-            clipped = [t[:MAX_ENCODED_CHARACTERS] for t in pending]
             inside = (
                 self.domain.probabilities(clipped, self.batch_size)
                 if self.domain is not None
