@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -13,11 +14,13 @@ from sentence_transformers.sentence_transformer.losses import TripletDistanceMet
 from catembed import DatasetConfig, TrainingConfig, TrainingResult, build_triplets
 from catembed.cli import main
 from catembed.config import load_configs
-from catembed.fast_training import (
-    batch_loss,
+from catembed.fast_training import batch_loss, train_used_rows
+from catembed.packing import (
     distinct_positions,
     embed_distinct,
     length_runs,
+    pack_rows,
+    packable,
     token_counts,
 )
 
@@ -36,6 +39,77 @@ def test_length_runs_cover_every_position_in_order() -> None:
     assert length_runs(lengths, overhead=10_000) == [range(8)]
     with pytest.raises(ValueError, match="sorted"):
         length_runs([5, 3])
+
+
+def test_pack_rows_place_every_text_once_within_capacity() -> None:
+    lengths = [3, 9, 4, 4, 12, 30, 5, 3, 7]
+    rows = pack_rows(lengths, capacity=12)
+    assert sorted(i for row in rows for i in row) == list(range(len(lengths)))
+    assert [5] in rows  # longer than a row: alone
+    assert all(sum(lengths[i] for i in row) <= 12 for row in rows if row != [5])
+    assert len(rows) == 5  # [30] alone, the other 47 tokens in the fewest rows of 12
+
+
+def _packing_texts() -> list[str]:
+    texts = ["Sweaters", "Car Battery", "Hoodies", "<b>Sweaters</b>", "T-Shirts", "#Socks"]
+    texts += [f"Wool Blend Cardigan Sweater Size {n}" for n in range(12)]
+    texts.append(" ".join(["Extra Long Category Name"] * 8))  # longer than one row
+    return texts
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_packed_embeddings_equal_encoding_each_text(
+    base_model: SentenceTransformer, attention: str
+) -> None:
+    base_model[0].auto_model.set_attn_implementation(attention)
+    assert packable(base_model)
+    texts = _packing_texts()
+    counts = token_counts(base_model, texts)
+    assert len(pack_rows([counts[t] for t in texts], 24)) > 2
+    with torch.no_grad():
+        packed = embed_distinct(base_model.eval(), texts, [counts[t] for t in texts])
+    reference = base_model.encode(texts, convert_to_tensor=True, batch_size=1)
+    torch.testing.assert_close(packed, reference, atol=1e-5, rtol=1e-4)
+
+
+def test_models_that_cannot_pack_encode_in_length_runs(base_model: SentenceTransformer) -> None:
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    cls_model = SentenceTransformer(modules=[base_model[0], Pooling(384, pooling_mode="cls")])
+    assert not packable(cls_model)
+    texts = _packing_texts()
+    counts = token_counts(cls_model, texts)
+    with torch.no_grad():
+        fast = embed_distinct(cls_model.eval(), texts, [counts[t] for t in texts])
+    reference = cls_model.encode(texts, convert_to_tensor=True, batch_size=1)
+    torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-4)
+
+
+def test_training_only_used_rows_gives_the_dense_update(base_model: SentenceTransformer) -> None:
+    triplets = build_triplets(None, DatasetConfig(train_size=64, eval_size=0)).train
+    texts = [x for t in triplets for x in (t.anchor, t.positive, t.negative)]
+    table = base_model[0].auto_model.get_input_embeddings()
+    before = table.weight.detach().clone()
+    models = {"dense": copy.deepcopy(base_model), "rows": base_model}
+    for name, model in models.items():
+        loss = TripletLoss(model, distance_metric=TripletDistanceMetric.COSINE, triplet_margin=0.3)
+        counts = token_counts(model, texts)
+        with train_used_rows(model, texts if name == "rows" else []):
+            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
+            model.eval()  # no dropout: both see the same network
+            for _ in range(2):
+                batch_loss(model, loss, triplets, counts).backward()
+                optimizer.step()
+                optimizer.zero_grad()
+    assert base_model[0].auto_model.get_input_embeddings() is table  # the table is back
+    assert table.weight.requires_grad
+    dense = dict(models["dense"].named_parameters())
+    for name, parameter in base_model.named_parameters():
+        torch.testing.assert_close(parameter, dense[name], atol=1e-6, rtol=1e-5, msg=name)
+    moved = (table.weight.detach() != before).any(dim=1)
+    used = {i for ids in base_model.tokenizer(texts)["input_ids"] for i in ids}
+    assert 0 < int(moved.sum()) <= len(used)
+    assert set(moved.nonzero().flatten().tolist()) <= used
 
 
 def _stock_loss(model: SentenceTransformer, loss: TripletLoss, triplets: list) -> torch.Tensor:  # type: ignore[type-arg]

@@ -5,11 +5,16 @@ tokens long. This loop
 
 - encodes each distinct text of a batch once and indexes its embedding into every place it
   appears, so gradients from all of them flow into the one shared forward pass;
-- sorts the distinct texts by token length and splits them into runs that minimise padded
-  tokens plus a per-run overhead, each padded only to its own longest text;
+- packs the distinct texts of a BERT-style mean-pooling model end to end into a few rows,
+  each text attending only to itself (a block-diagonal mask, positions restarting at 0),
+  so the encoder runs on almost no padding; other models get length-sorted runs, each
+  padded only to its own longest text;
 - runs plain torch around sentence-transformers' own modules and ``TripletLoss``: fused AdamW
   (betas 0.9/0.999, eps 1e-8, no weight decay), the same linear schedule, gradient clipping
   at 1.0, the same seed and the same batch order as the stock trainer's sampler;
+- trains only the word-embedding rows of tokens the training texts use (a few thousand of
+  30,522): without weight decay AdamW never moves a row whose gradient was always zero, so
+  this is the same update without a dense 30,522-row gradient and optimizer pass each step;
 - evaluates with a ``TripletEvaluator`` that encodes each distinct evaluation text once.
 
 The loss on a batch equals the stock ``TripletLoss`` on it (see tests/test_fast_training.py);
@@ -22,7 +27,8 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +36,8 @@ import numpy as np
 import torch
 from sentence_transformers.sentence_transformer.evaluation import TripletEvaluator
 from sentence_transformers.sentence_transformer.losses import TripletDistanceMetric, TripletLoss
-from sentence_transformers.util import batch_to_device
 
+from catembed.packing import distinct_positions, embed_distinct, token_counts
 from catembed.training import EVALUATOR_NAME, TrainingConfig, trainer_arguments
 
 if TYPE_CHECKING:
@@ -41,59 +47,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# The cost of one more forward call, in padded tokens: runs shorter than this are merged.
-DEFAULT_RUN_OVERHEAD_TOKENS = 96
 MAX_GRAD_NORM = 1.0
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPSILON = 1e-8
-
-
-def distinct_positions(texts: Sequence[str]) -> tuple[list[str], list[int]]:
-    """Return the distinct texts in first-seen order and, for each text, its distinct index."""
-    index: dict[str, int] = {}
-    positions = [index.setdefault(text, len(index)) for text in texts]
-    return list(index), positions
-
-
-def length_runs(lengths: Sequence[int], overhead: int = DEFAULT_RUN_OVERHEAD_TOKENS) -> list[range]:
-    """Split positions ``0..n-1`` of ascending ``lengths`` into consecutive runs.
-
-    Each run is padded to its last (longest) length; the split minimises padded tokens plus
-    ``overhead`` per run (dynamic programming, O(n^2) for the few hundred texts of a batch).
-    """
-    n = len(lengths)
-    if any(lengths[i] > lengths[i + 1] for i in range(n - 1)):
-        raise ValueError("lengths must be sorted ascending")
-    best = [0.0] + [math.inf] * n
-    start_of = [0] * (n + 1)
-    for end in range(1, n + 1):
-        for start in range(end):
-            cost = best[start] + overhead + (end - start) * lengths[end - 1]
-            if cost < best[end]:
-                best[end], start_of[end] = cost, start
-    runs: list[range] = []
-    end = n
-    while end > 0:
-        runs.append(range(start_of[end], end))
-        end = start_of[end]
-    return runs[::-1]
-
-
-def embed_distinct(
-    model: SentenceTransformer, texts: Sequence[str], lengths: Sequence[int]
-) -> torch.Tensor:
-    """Embed distinct ``texts`` (token counts ``lengths``) in length-sorted runs, keeping the
-    graph; row ``i`` of the result is the embedding of ``texts[i]``."""
-    order = sorted(range(len(texts)), key=lengths.__getitem__)
-    parts = []
-    for run in length_runs([lengths[i] for i in order]):
-        features = model.preprocess([texts[order[j]] for j in run])
-        features = batch_to_device(features, model.device)
-        parts.append(model(features)["sentence_embedding"])
-    stacked = torch.cat(parts)
-    inverse = torch.empty(len(order), dtype=torch.long)
-    inverse[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
-    return stacked[inverse.to(stacked.device)]
 
 
 def batch_loss(
@@ -112,13 +68,62 @@ def batch_loss(
     return result
 
 
-def token_counts(model: SentenceTransformer, texts: Sequence[str]) -> dict[str, int]:
-    """Tokens per distinct text (special tokens included, truncated to max_seq_length)."""
-    distinct = list(dict.fromkeys(texts))
-    if not distinct:
-        return {}
-    encoded = model.tokenizer(distinct, truncation=True, max_length=model.max_seq_length)
-    return {text: len(ids) for text, ids in zip(distinct, encoded["input_ids"], strict=True)}
+class UsedRows(torch.nn.Module):
+    """A word-embedding table whose trainable part is the rows of ``ids``; other rows are
+    read, unchanged, from the original ``table``."""
+
+    ids: torch.Tensor
+    remap: torch.Tensor
+
+    def __init__(self, table: torch.nn.Embedding, ids: torch.Tensor) -> None:
+        super().__init__()
+        self.table = table
+        self.rows = torch.nn.Parameter(table.weight.detach()[ids].clone())
+        self.register_buffer("ids", ids)
+        remap = torch.full((table.num_embeddings,), -1, dtype=torch.long, device=ids.device)
+        remap[ids] = torch.arange(len(ids), device=ids.device)
+        self.register_buffer("remap", remap)
+        pad = table.padding_idx
+        self.padding_idx = int(remap[pad]) if pad is not None and int(remap[pad]) >= 0 else None
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        mapped = self.remap[input_ids]
+        if bool((mapped >= 0).all()):
+            return torch.nn.functional.embedding(mapped, self.rows, self.padding_idx)
+        with torch.no_grad():  # a text outside the training set (evaluation): full table
+            return torch.nn.functional.embedding(input_ids, self.merged())
+
+    def merged(self) -> torch.Tensor:
+        """The whole table with the trained rows in place."""
+        weight = self.table.weight.detach().clone()
+        weight[self.ids] = self.rows.detach()
+        return weight
+
+
+@contextmanager
+def train_used_rows(model: SentenceTransformer, texts: Sequence[str]) -> Iterator[None]:
+    """Within the block, the word embeddings of ``model`` train only the rows the tokens of
+    ``texts`` use; on exit the trained rows are written back into the original table."""
+    transformer = getattr(model[0], "auto_model", None)
+    table = getattr(transformer, "get_input_embeddings", lambda: None)()
+    if transformer is None or not isinstance(table, torch.nn.Embedding) or not texts:
+        yield
+        return
+    encoded = model.tokenizer(list(texts), truncation=True, max_length=model.max_seq_length)
+    used = {i for ids in encoded["input_ids"] for i in ids}
+    if table.padding_idx is not None:
+        used.add(table.padding_idx)
+    ids = torch.tensor(sorted(used), dtype=torch.long, device=table.weight.device)
+    rows = UsedRows(table, ids)
+    table.weight.requires_grad_(False)
+    transformer.set_input_embeddings(rows)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            table.weight[ids] = rows.rows.detach()
+        table.weight.requires_grad_(True)
+        transformer.set_input_embeddings(table)
 
 
 class DistinctTripletEvaluator(TripletEvaluator):  # type: ignore[misc]
@@ -207,7 +212,8 @@ def fit_fast(
         name=EVALUATOR_NAME,
         batch_size=config.batch_size,
     )
-    counts = token_counts(model, [x for t in train for x in (t.anchor, t.positive, t.negative)])
+    texts = [x for t in train for x in (t.anchor, t.positive, t.negative)]
+    counts = token_counts(model, texts)
 
     with tempfile.TemporaryDirectory(prefix="catembed-trainer-") as scratch:
         args = trainer_arguments(config, scratch, eval_steps, show_progress)
@@ -223,64 +229,65 @@ def fit_fast(
     )
     card.on_train_begin(args, state, control, model=model)
 
-    fused = model.device.type in ("cpu", "cuda")
-    optimizer = torch.optim.AdamW(
-        model.parameters(),
-        lr=config.learning_rate,
-        betas=ADAM_BETAS,
-        eps=ADAM_EPSILON,
-        weight_decay=0.0,
-        fused=fused or None,
-    )
-    scheduler = get_scheduler(
-        config.lr_scheduler,
-        optimizer,
-        num_warmup_steps=math.ceil(total * config.warmup_ratio),
-        num_training_steps=total,
-    )
-    # The stock trainer's order: accelerate's SeedableRandomSampler reseeds with seed + epoch.
-    generator = torch.Generator()
-    sampler = torch.utils.data.BatchSampler(
-        torch.utils.data.RandomSampler(range(len(train)), generator=generator),
-        batch_size=config.batch_size,
-        drop_last=False,
-    )
+    with train_used_rows(model, texts):
+        fused = model.device.type in ("cpu", "cuda")
+        optimizer = torch.optim.AdamW(
+            model.parameters(),
+            lr=config.learning_rate,
+            betas=ADAM_BETAS,
+            eps=ADAM_EPSILON,
+            weight_decay=0.0,
+            fused=fused or None,
+        )
+        scheduler = get_scheduler(
+            config.lr_scheduler,
+            optimizer,
+            num_warmup_steps=math.ceil(total * config.warmup_ratio),
+            num_training_steps=total,
+        )
+        # The stock trainer's order: accelerate's SeedableRandomSampler reseeds with seed + epoch.
+        generator = torch.Generator()
+        sampler = torch.utils.data.BatchSampler(
+            torch.utils.data.RandomSampler(range(len(train)), generator=generator),
+            batch_size=config.batch_size,
+            drop_last=False,
+        )
 
-    history: list[dict[str, float]] = []
-    running, counted = 0.0, 0
-    progress = tqdm(total=total, disable=not show_progress, desc="training", unit="step")
-    model.train()
-    for epoch in range(math.ceil(total / steps_per_epoch)):
-        generator.manual_seed(config.seed + epoch)
-        for indices in sampler:
-            with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=config.bf16):
-                value = batch_loss(model, loss, [train[i] for i in indices], counts)
-            value.backward()  # type: ignore[no-untyped-call]
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            running += float(value.detach())
-            counted += 1
-            state.global_step += 1
-            state.epoch = state.global_step / steps_per_epoch
-            progress.update(1)
-            if state.global_step % eval_steps == 0 or state.global_step == total:
-                logs = {
-                    "loss": round(running / counted, 4),
-                    "grad_norm": float(grad_norm),
-                    "learning_rate": float(scheduler.get_last_lr()[0]),
-                    "epoch": state.epoch,
-                }
-                running, counted = 0.0, 0
-                history.append({**logs, "step": state.global_step})
-                card.on_log(args, state, control, model=model, logs=logs)
-                if evaluation:
-                    history.append(_evaluate(model, evaluator, state.epoch, state.global_step))
-                    model.train()
-            if state.global_step >= total:
-                break
-    progress.close()
+        history: list[dict[str, float]] = []
+        running, counted = 0.0, 0
+        progress = tqdm(total=total, disable=not show_progress, desc="training", unit="step")
+        model.train()
+        for epoch in range(math.ceil(total / steps_per_epoch)):
+            generator.manual_seed(config.seed + epoch)
+            for indices in sampler:
+                with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=config.bf16):
+                    value = batch_loss(model, loss, [train[i] for i in indices], counts)
+                value.backward()  # type: ignore[no-untyped-call]
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                running += float(value.detach())
+                counted += 1
+                state.global_step += 1
+                state.epoch = state.global_step / steps_per_epoch
+                progress.update(1)
+                if state.global_step % eval_steps == 0 or state.global_step == total:
+                    logs = {
+                        "loss": round(running / counted, 4),
+                        "grad_norm": float(grad_norm),
+                        "learning_rate": float(scheduler.get_last_lr()[0]),
+                        "epoch": state.epoch,
+                    }
+                    running, counted = 0.0, 0
+                    history.append({**logs, "step": state.global_step})
+                    card.on_log(args, state, control, model=model, logs=logs)
+                    if evaluation:
+                        history.append(_evaluate(model, evaluator, state.epoch, state.global_step))
+                        model.train()
+                if state.global_step >= total:
+                    break
+        progress.close()
     model.eval()
     return history
 
