@@ -12,7 +12,10 @@ AUROC of the score and anomaly-class F1 at the validator's own thresholds, next 
 * nearest-neighbour cosine with the fine-tuned model alone (no string rules).
 
 Baselines have no thresholds of their own: their F1 is the best over all thresholds (an
-oracle, generous to them). Targets: AUROC >= 0.98, F1 >= 0.95, valid accepted >= 95%.
+oracle, generous to them). The row "validator score, oracle threshold" gives the same oracle
+for the validator's score, among thresholds that accept >= 95% of valid values: when it
+falls short of the F1 target, the score, not its calibrated threshold, is the limit.
+Targets: AUROC >= 0.98, F1 >= 0.95, valid accepted >= 95%.
 
     .venv/bin/python benchmarks/validate_quality.py            # 4 vocabulary + 4 taxonomy domains
     .venv/bin/python benchmarks/validate_quality.py --quick    # 30 training steps per domain
@@ -208,6 +211,8 @@ def measure(
     ours = np.array([r.score for r in reports])
     flagged = np.array([r.is_anomaly for r in reports])
     results = {"validator": (auroc(labels, ours), f1(labels, flagged), 1 - flagged[~labels].mean())}
+    # Is the threshold or the score the limit? The best threshold on this very test set.
+    results["validator score, oracle threshold"] = oracle(labels, ours, min_accepted=0.95)
     exact = np.array([t not in set(case.given) for t in texts], dtype=float)
     results["exact membership"] = oracle(labels, exact)
     fuzzy = np.array(
@@ -244,14 +249,17 @@ def f1(labels: np.ndarray, flagged: np.ndarray) -> float:
     return float(2 * precision * recall / (precision + recall))
 
 
-def oracle(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float, float]:
-    """AUROC, best F1 over thresholds, and valid acceptance at that threshold."""
+def oracle(
+    labels: np.ndarray, scores: np.ndarray, min_accepted: float = 0.0
+) -> tuple[float, float, float]:
+    """AUROC, best F1 over thresholds that accept at least ``min_accepted`` of the valid
+    values, and valid acceptance at that threshold."""
     best = (0.0, 0.0)
     for threshold in np.unique(scores):
         flagged = scores >= threshold
-        value = f1(labels, flagged)
-        if value > best[0]:
-            best = (value, 1 - float(flagged[~labels].mean()))
+        value, accepted = f1(labels, flagged), 1 - float(flagged[~labels].mean())
+        if value > best[0] and accepted >= min_accepted:
+            best = (value, accepted)
     return auroc(labels, scores), best[0], best[1]
 
 
