@@ -167,6 +167,22 @@ def test_a_rare_one_edit_variant_of_a_frequent_value_is_its_typo(validator: Vali
         validator.validate(["Wool Socks", "Wool Sacks"], rows=[40])
 
 
+def test_a_typo_like_value_as_common_as_its_reference_is_a_value_of_its_own(
+    validator: Validator,
+) -> None:
+    assert {"Sweaters", "Hoodies"} <= set(validator.reference)
+    [alone] = validator.validate(["Sweater"])
+    assert alone.verdict is Verdict.MALFORMED and alone.suggestion == "Sweaters"
+    column = ["Sweaters"] * 3 + ["Sweater"] * 20 + ["Hoodies"] * 60 + ["Hodies"] * 6
+    column += ["Jeans"] * 40
+    reports = {r.value: r for r in validator.validate(column)}
+    assert reports["Sweater"].verdict is Verdict.VALID
+    assert "fills 20 rows to its 3: a value of its own" in reports["Sweater"].reason
+    # A typo rarer than what it misspells stays a typo.
+    assert reports["Hodies"].verdict is Verdict.MALFORMED
+    assert reports["Hodies"].suggestion == "Hoodies"
+
+
 def test_a_value_as_common_as_the_listed_ones_is_not_called_out_of_domain(
     base_model: object,
 ) -> None:
@@ -327,6 +343,14 @@ def test_format_profile_is_learned_from_the_reference_values() -> None:
 def test_rare_words_and_the_punctuation_of_real_names_are_not_malformed(value: str) -> None:
     profile = FormatProfile.learn(["Tank Tops", "Polo Shirts", "Denim Shorts", "Jeans", "Yoga Mat"])
     assert profile.issues(value) == []
+
+
+def test_a_capital_before_an_apostrophe_is_a_name_prefix_not_casing_noise() -> None:
+    profile = FormatProfile.learn(["Saint Louis", "Kansas City", "Springfield", "Fort Collins"])
+    assert profile.issues("D'Iberville") == []
+    assert "unusual casing" not in profile.issues("O'Fallon")
+    assert "unusual casing" in profile.issues("o'fallon")
+    assert "unusual casing" in profile.issues("SprIngfield")
 
 
 @pytest.mark.parametrize(

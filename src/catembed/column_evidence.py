@@ -1,7 +1,10 @@
 """Column evidence: what a column's row counts say that its distinct values alone do not.
 
-Two rules revise the per-value verdicts of a column (``Validator.validate``):
+Three rules revise the per-value verdicts of a column (``Validator.validate``):
 
+- a value the string rules call a typo or a cut-short reference value is judged by the model
+  instead when it fills at least as many rows as that reference value: typos are rarer than
+  what they misspell, so 'Conroe' in 13 rows next to 'Monroe' in 2 is a value of its own;
 - a value the domain classifier doubts but does not rule out is valid when it fills about as
   many rows as the reference values the column uses ('heart attack' in 279 of 1,000 rows when
   only 'pneumonia' was listed);
@@ -21,7 +24,13 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from catembed.backends import MAX_ENCODED_CHARACTERS
-from catembed.repair import MIN_TYPO_LENGTH, canonical, digits_only_differ
+from catembed.repair import (
+    MIN_TYPO_LENGTH,
+    TRUNCATION_REASON,
+    TYPO_REASON,
+    canonical,
+    digits_only_differ,
+)
 from catembed.verdicts import ValueReport, Verdict
 
 if TYPE_CHECKING:
@@ -36,6 +45,9 @@ MAX_VARIANT_COMPARISONS = 20_000_000  # high-cardinality columns skip the rule
 MIN_COLUMN_ROWS = 100
 ESTABLISHED_PROBABILITY_SHARE = 0.6
 ESTABLISHED_SCORE = 0.45
+# A typo-like value that fills this many rows, and no fewer than its reference value, is not
+# a typo.
+MIN_COMMON_VARIANT_ROWS = 5
 
 
 def column_evidence(
@@ -43,8 +55,34 @@ def column_evidence(
 ) -> dict[str, ValueReport]:
     """Revised reports for the values of ``judged`` (distinct value -> report) that the
     column's ``rows`` (value -> row count) change."""
-    revised = established(validator, judged, rows)
+    revised = common_variants(validator, judged, rows)
+    revised |= established(validator, {**judged, **revised}, rows)
     return revised | rare_variants(validator, {**judged, **revised}, rows)
+
+
+def common_variants(
+    validator: Validator, judged: dict[str, ValueReport], rows: Counter[str]
+) -> dict[str, ValueReport]:
+    """The model's reports for values called a typo or a cut-short form of a reference value
+    that fill at least as many rows as that value (and at least ``MIN_COMMON_VARIANT_ROWS``)."""
+    if sum(rows.values()) < MIN_COLUMN_ROWS:
+        return {}
+    spelled = [
+        t
+        for t, r in judged.items()
+        if r.verdict is Verdict.MALFORMED
+        and r.reason in (TYPO_REASON, TRUNCATION_REASON)
+        and rows[t] >= max(MIN_COMMON_VARIANT_ROWS, rows[r.suggestion])
+    ]
+    found = {}
+    for text, report in zip(spelled, validator.model_reports(spelled), strict=True):
+        like = judged[text].suggestion
+        note = (
+            f"{judged[text].reason} ({like!r}), but fills {rows[text]} rows to its "
+            f"{rows[like]}: a value of its own"
+        )
+        found[text] = replace(report, reason=f"{report.reason}; {note}" if report.reason else note)
+    return found
 
 
 def established(

@@ -37,6 +37,8 @@ MIN_TYPO_LENGTH = 4  # values shorter than this are never called a typo of anoth
 WORD_CHECK_COVERAGE = 0.9  # spell-check only columns whose reference words are this often English
 _TAG = re.compile(r"</?\s*[A-Za-z][^<>]{0,200}>|<\s*/?\s*br\s*/?>", re.IGNORECASE)
 _ENTITY = re.compile(r"&(#\d+|#x[0-9a-fA-F]+|[A-Za-z]{2,8});")
+TYPO_REASON = "one edit away from a reference value"
+TRUNCATION_REASON = "cut short"
 _WORD = re.compile(r"[^\W\d_]+")
 # Punctuation real names use: 'Pull-Up Bar', "Chef's Pants", 'Saris & Lehengas', 'and/or'.
 _BENIGN_PUNCTUATION = re.compile(r"(?<=[^\W\d_])[-'\u2019/](?=[^\W\d_])| & ")
@@ -219,11 +221,12 @@ class FormatProfile:
         if strange:
             shown = "".join(strange[:5])
             found.append(f"characters never used in reference values: {shown!r}")
-        # A hyphenated capital letter is a prefix, not casing noise: 'T-Shirts', 'V-Neck'.
+        # A capital letter before a hyphen or apostrophe is a prefix, not casing noise:
+        # 'T-Shirts', 'V-Neck', "O'Fallon".
         cleaned = clean(text)
         every = list(_WORD.finditer(cleaned))
         prefixes = [m for m in every if len(m.group()) == 1 and m.group().isupper()
-                    and cleaned[m.end() : m.end() + 1] == "-"]  # fmt: skip
+                    and cleaned[m.end() : m.end() + 1] in ("-", "'", "\u2019")]  # fmt: skip
         words = [m.group() for m in every if m not in prefixes] or [m.group() for m in every]
         if (words and _shape(words[0]) not in self.first_shapes) or any(
             _shape(w) not in self.word_shapes and w not in CONNECTORS for w in words[1:]
@@ -375,7 +378,7 @@ class Repairer:
         plural = form.rstrip("s") == target.rstrip("s")
         if real_words and not plural:
             return None
-        return Repair(self._canonical[target], "one edit away from a reference value")
+        return Repair(self._canonical[target], TYPO_REASON)
 
     def _truncation(self, form: str) -> Repair | None:
         if len(form) < MIN_TYPO_LENGTH:
@@ -388,7 +391,7 @@ class Repairer:
                 and form[-1].isalnum()
                 and 2 * len(form) >= len(key)
             ):
-                return Repair(self._canonical[key], "cut short")
+                return Repair(self._canonical[key], TRUNCATION_REASON)
         return None
 
 

@@ -257,7 +257,9 @@ class Validator:
         domain classifier doubts but does not rule out is valid when it fills as many rows as
         the reference values the column uses; a value one edit away from a value that fills
         many times more rows is that value misspelt ('Knife Blok' in a column full of
-        'Knife Block'), even when neither is a reference value.
+        'Knife Block'), even when neither is a reference value; and a typo-like value that
+        fills at least as many rows as the reference value it resembles is judged by the
+        model instead ('Conroe' next to 'Monroe').
         """
         if rows is not None and len(rows) != len(values):
             raise InputError(f"rows has {len(rows)} counts for {len(values)} values")
@@ -319,25 +321,30 @@ class Validator:
                 if report is not None:
                     decided[text] = report
         pending = [t for t in dict.fromkeys(texts) if t not in decided]
-        if pending:
-            clipped = [t[:MAX_ENCODED_CHARACTERS] for t in pending]
-            vectors = encode_normalized(self.encoder, clipped, self.batch_size)
-            if vectors.shape[1] != self.embeddings.shape[1]:
-                raise ModelError(
-                    f"the encoder gives {vectors.shape[1]} dimensions, "
-                    f"the validator's references {self.embeddings.shape[1]}"
-                )
-            top, where = similarities(vectors, self.embeddings)
-            inside = (
-                self.domain.probabilities(clipped, self.batch_size)
-                if self.domain is not None
-                else [None] * len(pending)
-            )
-            for text, similarity, index, p in zip(pending, top, where, inside, strict=True):
-                decided[text] = self._embedding_rule(
-                    text, float(similarity), int(index), None if p is None else float(p)
-                )
+        decided.update(zip(pending, self.model_reports(pending), strict=True))
         return [decided[t] for t in texts]
+
+    def model_reports(self, texts: Sequence[str]) -> list[ValueReport]:
+        """Reports from the embedding model alone, without string rules, for ``texts``."""
+        if not texts:
+            return []
+        clipped = [t[:MAX_ENCODED_CHARACTERS] for t in texts]
+        vectors = encode_normalized(self.encoder, clipped, self.batch_size)
+        if vectors.shape[1] != self.embeddings.shape[1]:
+            raise ModelError(
+                f"the encoder gives {vectors.shape[1]} dimensions, "
+                f"the validator's references {self.embeddings.shape[1]}"
+            )
+        top, where = similarities(vectors, self.embeddings)
+        inside = (
+            self.domain.probabilities(clipped, self.batch_size)
+            if self.domain is not None
+            else [None] * len(texts)
+        )
+        return [
+            self._embedding_rule(text, float(s), int(i), None if p is None else float(p))
+            for text, s, i, p in zip(texts, top, where, inside, strict=True)
+        ]
 
     def _string_rules(self, text: str) -> ValueReport | None:
         """A malformed verdict from the spelling alone, or None to ask the model."""
