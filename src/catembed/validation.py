@@ -21,7 +21,8 @@ A value is checked in this order, and the first rule that fires decides:
    domain classifier (``DomainModel``, calibrated by ``catembed train``), that is when its
    in-domain probability is below its calibrated threshold; without one, when the highest
    cosine similarity to a reference value is below the calibrated threshold.
-5. When the values form a column, its row counts can revise 4 (see catembed.column_evidence).
+5. When the values form a column, its row counts can revise 3 and 4 (see
+   catembed.column_evidence).
 
 ``score`` is in [0, 1] and ranks anomalies first: ``valid`` values always score below 0.5,
 ``out_of_domain`` and ``malformed`` ones at or above it.
@@ -42,12 +43,7 @@ import numpy as np
 from catembed.backends import DEFAULT_BATCH_SIZE, MAX_ENCODED_CHARACTERS, encode_normalized
 from catembed.column_evidence import column_evidence
 from catembed.errors import InputError, ModelError
-from catembed.repair import (
-    FormatProfile,
-    Repairer,
-    clean,
-    split_joined,
-)
+from catembed.repair import FormatProfile, Repairer, clean, split_joined
 from catembed.tables import atomic_file
 from catembed.verdicts import (
     Thresholds,
