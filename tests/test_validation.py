@@ -376,6 +376,31 @@ def test_repairer_only_calls_real_word_variants_typos_when_plural() -> None:
     assert repairer.repair("Garden Hosee") is not None
 
 
+@pytest.mark.parametrize("value", ["Madison WI", "Madison, WI", "Madison / WI", "Madison - WI"])
+def test_repairer_strips_a_code_appended_to_a_reference_value(value: str) -> None:
+    reference = ["Madison", "Canton", "Salem"]
+    repairer = Repairer(reference, FormatProfile.learn(reference))
+    repair = repairer.repair(value)
+    assert repair is not None and repair.suggestion == "Madison"
+    assert repair.reason == "code appended to a reference value"
+    assert repairer.without_code("Portland OR") == "Portland"
+
+
+def test_codes_are_kept_where_reference_values_carry_them() -> None:
+    reference = ["Size XL", "Size M", "Size S"]
+    repairer = Repairer(reference, FormatProfile.learn(reference))
+    assert repairer.repair("Size L") is None
+    assert repairer.without_code("Size L") == "Size L"
+
+
+def test_an_appended_code_is_repaired_to_the_value_it_follows(validator: Validator) -> None:
+    listed, unlisted = validator.validate(["Hoodies XL", "Denim Shorts, UK"])
+    assert listed.verdict is Verdict.MALFORMED and listed.suggestion == "Hoodies"
+    assert listed.reason == "code appended to a reference value"
+    # Not a reference value: suggested once the model accepts what precedes the code.
+    assert unlisted.verdict is Verdict.MALFORMED and unlisted.suggestion == "Denim Shorts"
+
+
 def test_auroc_and_class_scores() -> None:
     assert auroc([False, False, True, True], [0.1, 0.2, 0.8, 0.9]) == 1.0
     assert auroc([False, False, True, True], [0.9, 0.8, 0.2, 0.1]) == 0.0

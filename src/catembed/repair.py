@@ -39,6 +39,8 @@ _TAG = re.compile(r"</?\s*[A-Za-z][^<>]{0,200}>|<\s*/?\s*br\s*/?>", re.IGNORECAS
 _ENTITY = re.compile(r"&(#\d+|#x[0-9a-fA-F]+|[A-Za-z]{2,8});")
 TYPO_REASON = "one edit away from a reference value"
 TRUNCATION_REASON = "cut short"
+# A short upper-case code after a value: 'Madison WI', 'Hoodies, XL', 'Jeans - UK'.
+_APPENDED_CODE = re.compile(r"(?P<base>.*[^\W_])(?:\s*[,/]\s*|\s+-\s+|\s+)[A-Z]{2,3}")
 _WORD = re.compile(r"[^\W\d_]+")
 # Punctuation real names use: 'Pull-Up Bar', "Chef's Pants", 'Saris & Lehengas', 'and/or'.
 _BENIGN_PUNCTUATION = re.compile(r"(?<=[^\W\d_])[-'\u2019/](?=[^\W\d_])| & ")
@@ -332,6 +334,14 @@ class Repairer:
             if key:
                 self._squashed.setdefault(key, value)
         self._keys = list(self._canonical)
+        self._codes = any(_APPENDED_CODE.fullmatch(v) for v in self.reference)
+
+    def without_code(self, text: str) -> str:
+        """``text`` cleaned, less a short upper-case code appended to it ('Madison WI' ->
+        'Madison'), unless reference values end in such codes themselves."""
+        cleaned = clean(text)
+        match = None if self._codes else _APPENDED_CODE.fullmatch(cleaned)
+        return match["base"] if match else cleaned
 
     def repair(self, text: str) -> Repair | None:
         """The reference value ``text`` is a broken spelling of, when there is a clear one."""
@@ -346,6 +356,9 @@ class Repairer:
         stripped = canonical(_NOISE_SUFFIX.sub("", clean(text)))
         if stripped and stripped != form and stripped in self._canonical:
             return Repair(self._canonical[stripped], "suffix added to a reference value")
+        base = canonical(self.without_code(text))
+        if base and base != form and base in self._canonical:
+            return Repair(self._canonical[base], "code appended to a reference value")
         if len(form) > 4 * max(self.profile.max_length, 1):
             return None
         typo = self._typo(form, text)

@@ -43,7 +43,7 @@ import numpy as np
 from catembed.backends import DEFAULT_BATCH_SIZE, MAX_ENCODED_CHARACTERS, encode_normalized
 from catembed.column_evidence import column_evidence
 from catembed.errors import InputError, ModelError
-from catembed.repair import FormatProfile, Repairer, clean, split_joined
+from catembed.repair import FormatProfile, Repairer, split_joined
 from catembed.tables import atomic_file
 from catembed.verdicts import (
     Thresholds,
@@ -283,13 +283,14 @@ class Validator:
         """Reports for distinct non-missing texts (whitespace-only counts as missing).
 
         A malformed value with no reference value to repair it to is suggested its cleaned
-        form ('<b>Board Games</b>' -> 'Board Games') when that form is judged valid.
+        form ('<b>Board Games</b>' -> 'Board Games', 'Canton MA' -> 'Canton') when that form
+        is judged valid.
         """
         reports = self._judge_batch(texts)
         if not repair_unseen:
             return reports
         cleaned = {
-            r.value: clean(str(r.value))
+            r.value: self._repairer.without_code(str(r.value))
             for r in reports
             if r.verdict is Verdict.MALFORMED and not r.suggestion
         }
