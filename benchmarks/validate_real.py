@@ -107,14 +107,20 @@ def measure(
             flush=True,
         )
     print(f"\n{name}, pooled over its columns:")
-    print(f"{'method':26s} {'precision':>9s} {'recall':>7s} {'F1':>6s} {'repaired':>9s}")
+    print(
+        f"{'method':26s} {'precision':>9s} {'recall':>7s} {'F1':>6s} {'repaired':>9s} {'wrong':>6s}"
+    )
     for method in methods:
         t = totals[method]
         precision = t["hit"] / max(t["flagged"], 1)
         recall = t["hit"] / max(t["errors"], 1)
         repairs = f"{t['repaired'] / max(t['hit'], 1):.1%}" if method in repaired else ""
-        print(f"{method:26s} {precision:9.3f} {recall:7.3f} {f1(t):6.3f} {repairs:>9s}")
-    print("repaired: share of detected errors whose suggestion is the clean value")
+        wrong = f"{t['misrepaired'] / max(t['hit'], 1):.1%}" if method in repaired else ""
+        print(f"{method:26s} {precision:9.3f} {recall:7.3f} {f1(t):6.3f} {repairs:>9s} {wrong:>6s}")
+    print(
+        "repaired: share of detected errors whose suggestion is the clean value; "
+        "wrong: whose suggestion is another value"
+    )
 
 
 def read(path: Path, columns: tuple[str, ...]) -> dict[str, list[str]]:
@@ -136,6 +142,7 @@ def count(
         total["hit"] += error and flag
         if suggestions is not None and error and flag:
             total["repaired"] += suggestions[i] == truth[i]
+            total["misrepaired"] += suggestions[i] not in ("", truth[i])
     return total
 
 

@@ -167,6 +167,19 @@ def test_a_rare_one_edit_variant_of_a_frequent_value_is_its_typo(validator: Vali
         validator.validate(["Wool Socks", "Wool Sacks"], rows=[40])
 
 
+def test_an_anomaly_is_suggested_the_frequent_column_value_it_resembles(
+    validator: Validator,
+) -> None:
+    assert "Denim Shorts" not in validator.reference
+    [alone] = validator.validate(["Dxnim Shxrts"])
+    assert alone.verdict is Verdict.MALFORMED and alone.suggestion == ""
+    column = ["Denim Shorts"] * 40 + ["Dxnim Shxrts", "Toaster"] + ["Jeans"] * 30
+    reports = {r.value: r for r in validator.validate(column)}
+    assert reports["Dxnim Shxrts"].verdict is Verdict.MALFORMED
+    assert reports["Dxnim Shxrts"].suggestion == "Denim Shorts"  # two edits: not a typo rule
+    assert reports["Toaster"].suggestion == ""
+
+
 def test_a_typo_like_value_as_common_as_its_reference_is_a_value_of_its_own(
     validator: Validator,
 ) -> None:

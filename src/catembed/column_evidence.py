@@ -9,7 +9,9 @@ Three rules revise the per-value verdicts of a column (``Validator.validate``):
   many rows as the reference values the column uses ('heart attack' in 279 of 1,000 rows when
   only 'pneumonia' was listed);
 - a value one edit away from an accepted value that fills many times more rows is that value
-  misspelt ('Knife Blok' in a column full of 'Knife Block'), even when neither is listed.
+  misspelt ('Knife Blok' in a column full of 'Knife Block'), even when neither is listed;
+  an anomaly without a suggestion is suggested the value of that kind it is closest to in
+  spelling, when close enough ('hearx axxack' -> 'heart attack').
 
 Both only ever apply with many rows, so lists of distinct values are judged as before.
 """
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 RARE_VARIANT_RATIO = 10
 MIN_VARIANT_TARGET_ROWS = 20
 RARE_VARIANT_SCORE = 0.85
+FREQUENT_SUGGESTION_SIMILARITY = 0.75  # normalized OSA similarity to a frequent value
 MAX_VARIANT_COMPARISONS = 20_000_000  # high-cardinality columns skip the rule
 # A doubted value that fills as many rows as the reference values a column uses is valid.
 MIN_COLUMN_ROWS = 100
@@ -57,7 +60,41 @@ def column_evidence(
     column's ``rows`` (value -> row count) change."""
     revised = common_variants(validator, judged, rows)
     revised |= established(validator, {**judged, **revised}, rows)
-    return revised | rare_variants(validator, {**judged, **revised}, rows)
+    revised |= rare_variants(validator, {**judged, **revised}, rows)
+    return revised | frequent_suggestions({**judged, **revised}, rows)
+
+
+def frequent_suggestions(
+    judged: dict[str, ValueReport], rows: Counter[str]
+) -> dict[str, ValueReport]:
+    """Anomalies without a suggestion, suggested the accepted value of the column that fills
+    ``RARE_VARIANT_RATIO`` times their rows (and ``MIN_VARIANT_TARGET_ROWS``) and is closest
+    in spelling, when at least ``FREQUENT_SUGGESTION_SIMILARITY`` alike."""
+    frequent = {
+        canonical(t): t
+        for t, r in judged.items()
+        if r.verdict is Verdict.VALID and rows[t] >= MIN_VARIANT_TARGET_ROWS
+    }
+    frequent.pop("", None)
+    pending = [t for t, r in judged.items() if r.is_anomaly and not r.suggestion and rows[t] > 0]
+    if not frequent or len(pending) * len(frequent) > MAX_VARIANT_COMPARISONS:
+        return {}
+    keys = list(frequent)
+    longest = max(len(k) for k in keys) / FREQUENT_SUGGESTION_SIMILARITY  # longer: too unlike
+    found = {}
+    for text in pending:
+        form = canonical(text)
+        if len(form) > longest:
+            continue
+        match = process.extractOne(
+            form,
+            keys,
+            scorer=OSA.normalized_similarity,
+            score_cutoff=FREQUENT_SUGGESTION_SIMILARITY,
+        )
+        if match is not None and rows[frequent[match[0]]] >= RARE_VARIANT_RATIO * rows[text]:
+            found[text] = replace(judged[text], suggestion=frequent[match[0]])
+    return found
 
 
 def common_variants(
