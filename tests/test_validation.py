@@ -15,7 +15,8 @@ from catembed import TrainingResult, Validator, ValueReport, Verdict
 from catembed.columns import validate_table
 from catembed.errors import InputError, ModelError
 from catembed.metrics import auroc, class_scores, evaluate_labelled
-from catembed.repair import FormatProfile, Repairer, canonical, clean, fix_mojibake
+from catembed.normalize import canonical, clean, fix_mojibake
+from catembed.repair import FormatProfile, Repairer
 from catembed.validation import EMBEDDINGS_FILE, VALIDATOR_FILE
 from catembed.verdicts import Thresholds
 from catembed.vocabulary import domain_values

@@ -26,13 +26,8 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from catembed.backends import MAX_ENCODED_CHARACTERS
-from catembed.repair import (
-    MIN_TYPO_LENGTH,
-    TRUNCATION_REASON,
-    TYPO_REASON,
-    canonical,
-    digits_only_differ,
-)
+from catembed.normalize import canonical
+from catembed.repair import MIN_TYPO_LENGTH, TRUNCATION_REASON, TYPO_REASON, digits_only_differ
 from catembed.verdicts import ValueReport, Verdict
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""String-level checks of categorical values: canonical forms, format profiles, repairs.
+"""String-level checks of categorical values: format profiles and repairs.
 
 Everything here works on the text alone, no model: the validator combines it with the
 embedding neighbourhood. A :class:`FormatProfile` is learned from the reference values (which
@@ -9,7 +9,6 @@ came from ('<b>Sweaters</b>', 'SWEATERS', 'Swaeters', 'Sweat' -> 'Sweaters').
 
 from __future__ import annotations
 
-import html
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -20,13 +19,8 @@ from typing import Any
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-PLACEHOLDERS = frozenset(
-    {
-        "n/a", "na", "n.a.", "null", "none", "nil", "nan", "?", "??", "???", "-", "--", "---",
-        "tbd", "tba", "unknown", "#n/a", "(blank)", "blank", "0", ".", "undefined", "missing",
-        "empty", "xxx", "test", "todo", "#value!", "#ref!", "default", "other?",
-    }
-)  # fmt: skip
+from catembed.normalize import ENTITY, PLACEHOLDERS, TAG, canonical, clean, fix_mojibake, squashed
+
 SHORT_WORDS = frozenset(["a", "an", "of", "to", "in", "on", "at", "by", "or", "as", "up", "x", "s"])
 # Lower-case words a title-cased value may hold ('Mortar and Pestle', "Chef's Pants").
 CONNECTORS = frozenset(["a", "an", "and", "as", "at", "by", "de", "for", "from", "in", "into",
@@ -35,8 +29,6 @@ MIN_WORD_LENGTH = 3  # shorter words ('tv', 'pc') are not spell-checked
 MAX_WORD_LENGTH = 40
 MIN_TYPO_LENGTH = 4  # values shorter than this are never called a typo of another
 WORD_CHECK_COVERAGE = 0.9  # spell-check only columns whose reference words are this often English
-_TAG = re.compile(r"</?\s*[A-Za-z][^<>]{0,200}>|<\s*/?\s*br\s*/?>", re.IGNORECASE)
-_ENTITY = re.compile(r"&(#\d+|#x[0-9a-fA-F]+|[A-Za-z]{2,8});")
 TYPO_REASON = "one edit away from a reference value"
 TRUNCATION_REASON = "cut short"
 # A short upper-case code after a value: 'Madison WI', 'Hoodies, XL', 'Jeans - UK'.
@@ -49,7 +41,6 @@ _NOISE_SUFFIX = re.compile(
     r"(?:[\s_\-]*(?:\(\s*\d+\s*\)|\(copy\)|- ?copy|v\d+(?:\.\d+)?|final|old|new|\d+))+$",
     re.IGNORECASE,
 )
-_MOJIBAKE_MARKERS = frozenset("ÃÂâï")
 _JOIN_SEPARATORS = (";", "|", ",", " / ", " + ")
 
 
@@ -59,67 +50,6 @@ def english_words() -> frozenset[str]:
     from spellchecker import SpellChecker
 
     return frozenset(SpellChecker(language="en", distance=1).word_frequency.dictionary)
-
-
-def fix_mojibake(text: str) -> str:
-    """Undo UTF-8 read as cp1252 or latin-1, up to twice ('CafÃ©' -> 'Café')."""
-    for _ in range(2):
-        if not _MOJIBAKE_MARKERS.intersection(text):
-            break
-        for codec in ("cp1252", "latin-1"):
-            try:
-                text = text.encode(codec).decode("utf-8")
-                break
-            except (UnicodeEncodeError, UnicodeDecodeError):
-                continue
-        else:
-            break
-    return text
-
-
-def clean(text: str) -> str:
-    """The value as it was meant to be written: entities decoded, tags, control characters,
-    emoji and stray edge punctuation removed, whitespace collapsed; case is kept."""
-    text = fix_mojibake(text)
-    for _ in range(2):
-        text = html.unescape(text)
-    text = _TAG.sub(" ", text)
-    text = unicodedata.normalize("NFKC", text)
-    kept = []
-    for char in text:
-        category = unicodedata.category(char)
-        if char.isspace():
-            kept.append(" ")
-        elif category in ("Cc", "Cf", "Co", "Cs", "Cn", "So", "Sk"):
-            continue
-        else:
-            kept.append(char)
-    text = " ".join("".join(kept).split())
-    return _strip_edges(text)
-
-
-def canonical(text: str) -> str:
-    """Case- and accent-folded :func:`clean` form: what two spellings of one value share."""
-    decomposed = unicodedata.normalize("NFKD", clean(text).casefold())
-    return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
-
-
-def squashed(text: str) -> str:
-    """Only the letters and digits of :func:`canonical` ('Jigsaw_Puzzle' -> 'jigsawpuzzle')."""
-    return "".join(c for c in canonical(text) if c.isalnum())
-
-
-def _strip_edges(text: str) -> str:
-    start, end = 0, len(text)
-    while start < end and _edge_noise(text[start]):
-        start += 1
-    while end > start and _edge_noise(text[end - 1]):
-        end -= 1
-    return text[start:end].strip()
-
-
-def _edge_noise(char: str) -> bool:
-    return char.isspace() or unicodedata.category(char)[0] in ("P", "S")
 
 
 def _shape(word: str) -> str:
@@ -199,9 +129,9 @@ class FormatProfile:
             found.append("control or invisible character")
         if "  " in text or any(c.isspace() and c != " " for c in text):
             found.append("irregular whitespace")
-        if _TAG.search(text) and "<" not in self.characters:
+        if TAG.search(text) and "<" not in self.characters:
             found.append("markup")
-        if _ENTITY.search(text) and "&" not in self.characters:
+        if ENTITY.search(text) and "&" not in self.characters:
             found.append("HTML entity")
         if fix_mojibake(text) != text:
             found.append("mojibake")

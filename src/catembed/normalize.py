@@ -1,0 +1,84 @@
+"""Canonical forms of category strings: what a value was meant to be, whatever its spelling.
+
+:func:`clean` undoes encoding damage, markup, invisible characters and stray edge
+punctuation; :func:`canonical` also folds case and accents; :func:`squashed` keeps only letters
+and digits. Two spellings of one value share a canonical form ('<b>SWEATERS</b>', 'Sweaters').
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+
+PLACEHOLDERS = frozenset(
+    {
+        "n/a", "na", "n.a.", "null", "none", "nil", "nan", "?", "??", "???", "-", "--", "---",
+        "tbd", "tba", "unknown", "#n/a", "(blank)", "blank", "0", ".", "undefined", "missing",
+        "empty", "xxx", "test", "todo", "#value!", "#ref!", "default", "other?",
+    }
+)  # fmt: skip
+TAG = re.compile(r"</?\s*[A-Za-z][^<>]{0,200}>|<\s*/?\s*br\s*/?>", re.IGNORECASE)
+ENTITY = re.compile(r"&(#\d+|#x[0-9a-fA-F]+|[A-Za-z]{2,8});")
+_MOJIBAKE_MARKERS = frozenset("ÃÂâï")
+
+
+def fix_mojibake(text: str) -> str:
+    """Undo UTF-8 read as cp1252 or latin-1, up to twice ('CafÃ©' -> 'Café')."""
+    for _ in range(2):
+        if not _MOJIBAKE_MARKERS.intersection(text):
+            break
+        for codec in ("cp1252", "latin-1"):
+            try:
+                text = text.encode(codec).decode("utf-8")
+                break
+            except (UnicodeEncodeError, UnicodeDecodeError):
+                continue
+        else:
+            break
+    return text
+
+
+def clean(text: str) -> str:
+    """The value as it was meant to be written: entities decoded, tags, control characters,
+    emoji and stray edge punctuation removed, whitespace collapsed; case is kept."""
+    text = fix_mojibake(text)
+    for _ in range(2):
+        text = html.unescape(text)
+    text = TAG.sub(" ", text)
+    text = unicodedata.normalize("NFKC", text)
+    kept = []
+    for char in text:
+        category = unicodedata.category(char)
+        if char.isspace():
+            kept.append(" ")
+        elif category in ("Cc", "Cf", "Co", "Cs", "Cn", "So", "Sk"):
+            continue
+        else:
+            kept.append(char)
+    text = " ".join("".join(kept).split())
+    return _strip_edges(text)
+
+
+def canonical(text: str) -> str:
+    """Case- and accent-folded :func:`clean` form: what two spellings of one value share."""
+    decomposed = unicodedata.normalize("NFKD", clean(text).casefold())
+    return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
+
+
+def squashed(text: str) -> str:
+    """Only the letters and digits of :func:`canonical` ('Jigsaw_Puzzle' -> 'jigsawpuzzle')."""
+    return "".join(c for c in canonical(text) if c.isalnum())
+
+
+def _strip_edges(text: str) -> str:
+    start, end = 0, len(text)
+    while start < end and _edge_noise(text[start]):
+        start += 1
+    while end > start and _edge_noise(text[end - 1]):
+        end -= 1
+    return text[start:end].strip()
+
+
+def _edge_noise(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char)[0] in ("P", "S")
