@@ -104,12 +104,13 @@ def encoder_tokens(config: TrainingConfig) -> tuple[int, int]:
         PACKED_ROW_TOKENS,
         distinct_positions,
         pack_rows,
-        token_counts,
+        token_ids,
     )
 
     train = build_triplets().train
     model = load_model(config.base_model)
-    counts = token_counts(model, [x for t in train for x in (t.anchor, t.positive, t.negative)])
+    tokens = token_ids(model, [x for t in train for x in (t.anchor, t.positive, t.negative)])
+    counts = {text: len(ids) for text, ids in tokens.items()}
     generator = torch.Generator()
     sampler = torch.utils.data.BatchSampler(
         torch.utils.data.RandomSampler(range(len(train)), generator=generator),

@@ -21,7 +21,7 @@ from catembed.packing import (
     length_runs,
     pack_rows,
     packable,
-    token_counts,
+    token_ids,
 )
 
 
@@ -64,10 +64,10 @@ def test_packed_embeddings_equal_encoding_each_text(
     base_model[0].auto_model.set_attn_implementation(attention)
     assert packable(base_model)
     texts = _packing_texts()
-    counts = token_counts(base_model, texts)
-    assert len(pack_rows([counts[t] for t in texts], 24)) > 2
+    tokens = token_ids(base_model, texts)
+    assert len(pack_rows([len(tokens[t]) for t in texts], 24)) > 2
     with torch.no_grad():
-        packed = embed_distinct(base_model.eval(), texts, [counts[t] for t in texts])
+        packed = embed_distinct(base_model.eval(), texts, [tokens[t] for t in texts])
     reference = base_model.encode(texts, convert_to_tensor=True, batch_size=1)
     torch.testing.assert_close(packed, reference, atol=1e-5, rtol=1e-4)
 
@@ -78,9 +78,9 @@ def test_models_that_cannot_pack_encode_in_length_runs(base_model: SentenceTrans
     cls_model = SentenceTransformer(modules=[base_model[0], Pooling(384, pooling_mode="cls")])
     assert not packable(cls_model)
     texts = _packing_texts()
-    counts = token_counts(cls_model, texts)
+    tokens = token_ids(cls_model, texts)
     with torch.no_grad():
-        fast = embed_distinct(cls_model.eval(), texts, [counts[t] for t in texts])
+        fast = embed_distinct(cls_model.eval(), texts, [tokens[t] for t in texts])
     reference = cls_model.encode(texts, convert_to_tensor=True, batch_size=1)
     torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-4)
 
@@ -93,12 +93,12 @@ def test_training_only_used_rows_gives_the_dense_update(base_model: SentenceTran
     models = {"dense": copy.deepcopy(base_model), "rows": base_model}
     for name, model in models.items():
         loss = TripletLoss(model, distance_metric=TripletDistanceMetric.COSINE, triplet_margin=0.3)
-        counts = token_counts(model, texts)
-        with train_used_rows(model, texts if name == "rows" else []):
+        tokens = token_ids(model, texts)
+        with train_used_rows(model, tokens.values() if name == "rows" else []):
             optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
             model.eval()  # no dropout: both see the same network
             for _ in range(2):
-                batch_loss(model, loss, triplets, counts).backward()
+                batch_loss(model, loss, triplets, tokens).backward()
                 optimizer.step()
                 optimizer.zero_grad()
     assert base_model[0].auto_model.get_input_embeddings() is table  # the table is back
@@ -137,7 +137,7 @@ def test_fast_loss_and_gradients_equal_the_stock_triplet_loss(
     }
     base_model.zero_grad(set_to_none=True)
 
-    fast = batch_loss(base_model, loss, triplets, token_counts(base_model, texts))
+    fast = batch_loss(base_model, loss, triplets, token_ids(base_model, texts))
     fast.backward()
     fast_grads = {n: p.grad for n, p in base_model.named_parameters() if p.grad is not None}
 
@@ -150,9 +150,9 @@ def test_fast_loss_and_gradients_equal_the_stock_triplet_loss(
 
 def test_embed_distinct_keeps_the_callers_order(base_model: SentenceTransformer) -> None:
     texts = ["Sweaters", "Car Battery", "Hoodies", "<b>Sweaters</b> and more words here"]
-    counts = token_counts(base_model, texts)
+    tokens = token_ids(base_model, texts)
     with torch.no_grad():
-        fast = embed_distinct(base_model.eval(), texts, [counts[t] for t in texts])
+        fast = embed_distinct(base_model.eval(), texts, [tokens[t] for t in texts])
     reference = base_model.encode(texts, convert_to_tensor=True)
     torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-4)
 
@@ -207,12 +207,12 @@ def test_cli_training_switches_train_and_are_recorded(
 def test_bf16_loss_stays_close_to_the_float32_loss(base_model: SentenceTransformer) -> None:
     triplets = build_triplets(None, DatasetConfig(train_size=64, eval_size=0)).train
     texts = [x for t in triplets for x in (t.anchor, t.positive, t.negative)]
-    counts = token_counts(base_model, texts)
+    tokens = token_ids(base_model, texts)
     loss = TripletLoss(base_model, distance_metric=TripletDistanceMetric.COSINE, triplet_margin=0.3)
     base_model.eval()
     with torch.no_grad():
-        full = batch_loss(base_model, loss, triplets, counts)
+        full = batch_loss(base_model, loss, triplets, tokens)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            half = batch_loss(base_model, loss, triplets, counts)
+            half = batch_loss(base_model, loss, triplets, tokens)
     assert float(full) > 0
     assert float(half) == pytest.approx(float(full), rel=0.05)

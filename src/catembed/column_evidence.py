@@ -65,12 +65,7 @@ def frequent_suggestions(
     """Anomalies without a suggestion, suggested the accepted value of the column that fills
     ``RARE_VARIANT_RATIO`` times their rows (and ``MIN_VARIANT_TARGET_ROWS``) and is closest
     in spelling, when at least ``FREQUENT_SUGGESTION_SIMILARITY`` alike."""
-    frequent = {
-        canonical(t): t
-        for t, r in judged.items()
-        if r.verdict is Verdict.VALID and rows[t] >= MIN_VARIANT_TARGET_ROWS
-    }
-    frequent.pop("", None)
+    frequent = _frequent_values(judged, rows)
     pending = [t for t, r in judged.items() if r.is_anomaly and not r.suggestion and rows[t] > 0]
     if not frequent or len(pending) * len(frequent) > MAX_VARIANT_COMPARISONS:
         return {}
@@ -154,12 +149,7 @@ def rare_variants(
     """Malformed reports for accepted or out-of-domain values that are rare one-edit
     variants of a frequent accepted value of the same column."""
     listed = set(validator.reference)
-    frequent = {
-        canonical(t): t
-        for t, r in judged.items()
-        if r.verdict is Verdict.VALID and rows[t] >= MIN_VARIANT_TARGET_ROWS
-    }
-    frequent.pop("", None)
+    frequent = _frequent_values(judged, rows)
     candidates = [
         t
         for t, r in judged.items()
@@ -186,3 +176,14 @@ def rare_variants(
                 text, Verdict.MALFORMED, RARE_VARIANT_SCORE, target, target, reason
             )
     return found
+
+
+def _frequent_values(judged: dict[str, ValueReport], rows: Counter[str]) -> dict[str, str]:
+    """Canonical form -> accepted value, for values filling ``MIN_VARIANT_TARGET_ROWS`` rows."""
+    frequent = {
+        canonical(t): t
+        for t, r in judged.items()
+        if r.verdict is Verdict.VALID and rows[t] >= MIN_VARIANT_TARGET_ROWS
+    }
+    frequent.pop("", None)
+    return frequent

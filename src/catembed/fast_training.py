@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -37,7 +37,7 @@ import torch
 from sentence_transformers.sentence_transformer.evaluation import TripletEvaluator
 from sentence_transformers.sentence_transformer.losses import TripletDistanceMetric, TripletLoss
 
-from catembed.packing import distinct_positions, embed_distinct, token_counts
+from catembed.packing import distinct_positions, embed_distinct, token_ids
 from catembed.training import EVALUATOR_NAME, TrainingConfig, trainer_arguments
 
 if TYPE_CHECKING:
@@ -56,12 +56,12 @@ def batch_loss(
     model: SentenceTransformer,
     loss: TripletLoss,
     triplets: Sequence[Triplet],
-    token_counts: dict[str, int],
+    tokens: dict[str, list[int]],
 ) -> torch.Tensor:
     """The recipe's TripletLoss on ``triplets``, each distinct text encoded once."""
     texts = [text for t in triplets for text in (t.anchor, t.positive, t.negative)]
     distinct, positions = distinct_positions(texts)
-    embeddings = embed_distinct(model, distinct, [token_counts[text] for text in distinct])
+    embeddings = embed_distinct(model, distinct, [tokens[text] for text in distinct])
     index = torch.tensor(positions, dtype=torch.long, device=embeddings.device).view(-1, 3)
     columns = [embeddings[index[:, column]] for column in range(3)]
     result: torch.Tensor = loss.compute_loss_from_embeddings(columns, torch.empty(0))
@@ -101,16 +101,15 @@ class UsedRows(torch.nn.Module):
 
 
 @contextmanager
-def train_used_rows(model: SentenceTransformer, texts: Sequence[str]) -> Iterator[None]:
-    """Within the block, the word embeddings of ``model`` train only the rows the tokens of
-    ``texts`` use; on exit the trained rows are written back into the original table."""
+def train_used_rows(model: SentenceTransformer, tokens: Iterable[list[int]]) -> Iterator[None]:
+    """Within the block, the word embeddings of ``model`` train only the rows of the token
+    ids in ``tokens``; on exit the trained rows are written back into the original table."""
     transformer = getattr(model[0], "auto_model", None)
     table = getattr(transformer, "get_input_embeddings", lambda: None)()
-    if transformer is None or not isinstance(table, torch.nn.Embedding) or not texts:
+    used = {i for ids in tokens for i in ids}
+    if transformer is None or not isinstance(table, torch.nn.Embedding) or not used:
         yield
         return
-    encoded = model.tokenizer(list(texts), truncation=True, max_length=model.max_seq_length)
-    used = {i for ids in encoded["input_ids"] for i in ids}
     if table.padding_idx is not None:
         used.add(table.padding_idx)
     ids = torch.tensor(sorted(used), dtype=torch.long, device=table.weight.device)
@@ -212,8 +211,7 @@ def fit_fast(
         name=EVALUATOR_NAME,
         batch_size=config.batch_size,
     )
-    texts = [x for t in train for x in (t.anchor, t.positive, t.negative)]
-    counts = token_counts(model, texts)
+    tokens = token_ids(model, [x for t in train for x in (t.anchor, t.positive, t.negative)])
 
     with tempfile.TemporaryDirectory(prefix="catembed-trainer-") as scratch:
         args = trainer_arguments(config, scratch, eval_steps, show_progress)
@@ -229,7 +227,7 @@ def fit_fast(
     )
     card.on_train_begin(args, state, control, model=model)
 
-    with train_used_rows(model, texts):
+    with train_used_rows(model, tokens.values()):
         fused = model.device.type in ("cpu", "cuda")
         optimizer = torch.optim.AdamW(
             model.parameters(),
@@ -261,7 +259,7 @@ def fit_fast(
             generator.manual_seed(config.seed + epoch)
             for indices in sampler:
                 with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=config.bf16):
-                    value = batch_loss(model, loss, [train[i] for i in indices], counts)
+                    value = batch_loss(model, loss, [train[i] for i in indices], tokens)
                 value.backward()  # type: ignore[no-untyped-call]
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
                 optimizer.step()

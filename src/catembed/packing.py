@@ -94,11 +94,10 @@ def packable(model: SentenceTransformer) -> bool:
     )
 
 
-def embed_packed(model: SentenceTransformer, texts: Sequence[str]) -> torch.Tensor:
-    """Embed distinct ``texts`` packed into shared rows, keeping the graph; row ``i`` of the
-    result is the embedding of ``texts[i]``, as ``model`` would compute it alone."""
-    encoded = model.tokenizer(list(texts), truncation=True, max_length=model.max_seq_length)
-    token_ids: list[list[int]] = encoded["input_ids"]
+def embed_packed(model: SentenceTransformer, token_ids: Sequence[list[int]]) -> torch.Tensor:
+    """Embed distinct texts, given as their ``token_ids``, packed into shared rows, keeping the
+    graph; row ``i`` of the result is the embedding of text ``i``, as ``model`` would compute
+    it alone."""
     lengths = [len(ids) for ids in token_ids]
     rows = pack_rows(lengths, max(PACKED_ROW_TOKENS, *lengths))
     width = max(sum(lengths[i] for i in row) for row in rows)
@@ -136,7 +135,7 @@ def embed_packed(model: SentenceTransformer, texts: Sequence[str]) -> torch.Tens
     tokens = features["token_embeddings"].reshape(-1, features["token_embeddings"].shape[-1])
     flat = segment.reshape(-1)
     kept = flat >= 0
-    sums = tokens.new_zeros(len(texts), tokens.shape[-1]).index_add(0, flat[kept], tokens[kept])
+    sums = tokens.new_zeros(len(token_ids), tokens.shape[-1]).index_add(0, flat[kept], tokens[kept])
     pooled = sums / torch.tensor(lengths, device=device, dtype=sums.dtype)[:, None]
     output = {"sentence_embedding": pooled}
     for module in list(model)[2:]:
@@ -146,13 +145,14 @@ def embed_packed(model: SentenceTransformer, texts: Sequence[str]) -> torch.Tens
 
 
 def embed_distinct(
-    model: SentenceTransformer, texts: Sequence[str], lengths: Sequence[int]
+    model: SentenceTransformer, texts: Sequence[str], token_ids: Sequence[list[int]]
 ) -> torch.Tensor:
-    """Embed distinct ``texts`` (token counts ``lengths``), keeping the graph: packed when
+    """Embed distinct ``texts`` (tokenized as ``token_ids``), keeping the graph: packed when
     the model allows it, else in length-sorted runs; row ``i`` of the result is the
     embedding of ``texts[i]``."""
     if packable(model):
-        return embed_packed(model, texts)
+        return embed_packed(model, token_ids)
+    lengths = [len(ids) for ids in token_ids]
     order = sorted(range(len(texts)), key=lengths.__getitem__)
     parts = []
     for run in length_runs([lengths[i] for i in order]):
@@ -165,10 +165,10 @@ def embed_distinct(
     return stacked[inverse.to(stacked.device)]
 
 
-def token_counts(model: SentenceTransformer, texts: Sequence[str]) -> dict[str, int]:
-    """Tokens per distinct text (special tokens included, truncated to max_seq_length)."""
+def token_ids(model: SentenceTransformer, texts: Sequence[str]) -> dict[str, list[int]]:
+    """Token ids per distinct text (special tokens included, truncated to max_seq_length)."""
     distinct = list(dict.fromkeys(texts))
     if not distinct:
         return {}
     encoded = model.tokenizer(distinct, truncation=True, max_length=model.max_seq_length)
-    return {text: len(ids) for text, ids in zip(distinct, encoded["input_ids"], strict=True)}
+    return dict(zip(distinct, encoded["input_ids"], strict=True))
