@@ -8,9 +8,10 @@ Stock against catembed in the same run, on the same GPU:
 - encoding: 20,000 distinct category strings with ``SentenceTransformer.encode`` in fp32
   (stock) and in fp16 (``model.half()``), with the triplet accuracy of each.
 
-Prints the GPU's name with the figures. Without a CUDA GPU it says so and exits with status 2.
+Each engine trains ``--rounds`` times in turn, after a warm-up encode that pays CUDA's
+start-up; the speed-ups compare each engine's best round. Prints the GPU's name with the figures. Without a CUDA GPU it says so and exits with status 2.
 
-    .venv/bin/python benchmarks/gpu_speed.py [--texts 20000] [--base-model PATH]
+    .venv/bin/python benchmarks/gpu_speed.py [--texts 20000] [--rounds 1] [--base-model PATH]
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ def main() -> None:
         "--base-model", default=None, help="folder or hub id (default: offline base)"
     )
     parser.add_argument(
+        "--rounds", type=int, default=1, help="train every engine this many times, in turn"
+    )
+    parser.add_argument(
         "--dry-run", action="store_true", help="a few steps on CPU, to check the script"
     )
     args = parser.parse_args()
@@ -51,7 +55,7 @@ def main() -> None:
 
     from catembed import TrainingConfig, build_triplets, train
     from catembed.evaluation import accuracy_of_triplets
-    from catembed.models import load_model
+    from catembed.models import DEFAULT_BASE_MODEL, load_model
 
     name = "dry run on CPU" if args.dry_run else torch.cuda.get_device_name(0)
     print(f"GPU: {name}, torch {torch.__version__}")
@@ -65,18 +69,27 @@ def main() -> None:
             "catembed": TrainingConfig(**base),
             "catembed+bf16": TrainingConfig(bf16=True, **base),
         }
-        for engine, config in engines.items():
-            results[engine] = train(None, Path(scratch) / engine, config, show_progress=False)
-            r = results[engine]
-            print(
-                f"train {engine:13s} {r.train_seconds:6.1f} s, {r.samples_per_second:7.1f} samples/s, "
-                f"accuracy seen {r.accuracy['fine_tuned']['seen']:.4f} "
-                f"heldout {r.accuracy['fine_tuned']['heldout']:.4f} all {r.accuracy['fine_tuned']['all']:.4f}",
-                flush=True,
-            )
+        # CUDA start-up (context, kernels, cuBLAS handles) is paid before any timed run.
+        load_model(args.base_model or DEFAULT_BASE_MODEL, device=device).encode(
+            category_strings(2048), batch_size=64
+        )
+        for round_number in range(1, args.rounds + 1):
+            for engine, config in engines.items():
+                r = train(None, Path(scratch) / engine, config, show_progress=False, overwrite=True)
+                best = results.get(engine)
+                if best is None or r.samples_per_second > best.samples_per_second:
+                    results[engine] = r
+                print(
+                    f"round {round_number} train {engine:13s} {r.train_seconds:6.1f} s, "
+                    f"{r.samples_per_second:7.1f} samples/s, "
+                    f"accuracy seen {r.accuracy['fine_tuned']['seen']:.4f} "
+                    f"heldout {r.accuracy['fine_tuned']['heldout']:.4f} "
+                    f"all {r.accuracy['fine_tuned']['all']:.4f}",
+                    flush=True,
+                )
         for engine in ("catembed", "catembed+bf16"):
             ratio = results[engine].samples_per_second / results["stock"].samples_per_second
-            print(f"training speed-up {engine} / stock: {ratio:.2f}x")
+            print(f"training speed-up {engine} / stock (best of {args.rounds}): {ratio:.2f}x")
 
         texts = category_strings(args.texts)
         evaluation = build_triplets().evaluation
