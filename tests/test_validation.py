@@ -352,7 +352,8 @@ def test_format_profile_is_learned_from_the_reference_values() -> None:
 @pytest.mark.parametrize(
     "value",
     ["Yo-Yo", "Micellar Water", "Yukata", "Pull-Up Bar", "Chef's Pants", "Mortar and Pestle",
-     "Saris & Lehengas", "Tops/Blouses", "T-Shirts", "V-Neck Sweater"],
+     "Saris & Lehengas", "Tops/Blouses", "T-Shirts", "V-Neck Sweater", "Bronzer",
+     "Milk Frothers", "Detangler"],
 )  # fmt: skip
 def test_rare_words_and_the_punctuation_of_real_names_are_not_malformed(value: str) -> None:
     profile = FormatProfile.learn(["Tank Tops", "Polo Shirts", "Denim Shorts", "Jeans", "Yoga Mat"])

@@ -239,6 +239,10 @@ def _stems(word: str) -> list[str]:
         stems.append(word[:-2])
     if word.endswith("s") and len(word) > 3 and not word.endswith("ss"):
         stems.append(word[:-1])  # 'toyss' is not the plural of 'toys
+    # Agent nouns of English verbs and nouns: 'bronzer', 'frother', 'detanglers'.
+    for noun in [word, *stems]:
+        if noun.endswith("er") and len(noun) > 5:
+            stems += [noun[:-1], noun[:-2]]
     return stems
 
 
