@@ -17,7 +17,7 @@ from catembed.errors import InputError, ModelError
 from catembed.metrics import auroc, class_scores, evaluate_labelled
 from catembed.normalize import canonical, clean, fix_mojibake
 from catembed.repair import FormatProfile, Repairer
-from catembed.validation import EMBEDDINGS_FILE, VALIDATOR_FILE
+from catembed.validation import EMBEDDINGS_FILE, IN_REFERENCE_WORDS_SCORE, VALIDATOR_FILE
 from catembed.verdicts import Thresholds
 from catembed.vocabulary import domain_values
 
@@ -212,6 +212,30 @@ def test_a_value_as_common_as_the_listed_ones_is_not_called_out_of_domain(
     assert reports["heart failure"].verdict is Verdict.VALID
     assert reports["heart failure"].score < 0.5 and "161 rows" in reports["heart failure"].reason
     assert reports["toaster"].verdict is Verdict.OUT_OF_DOMAIN  # the classifier rules it out
+
+
+def test_a_doubted_value_written_in_the_reference_values_words_is_valid(
+    base_model: object,
+) -> None:
+    styles = ["Maibock / Helles Bock", "Doppelbock", "American IPA", "Hefeweizen", "Witbier",
+              "American Pale Ale (APA)", "Oatmeal Stout", "Russian Imperial Stout",
+              "Saison / Farmhouse Ale", "English Brown Ale", "Kolsch", "Gose"]  # fmt: skip
+    validator = Validator.from_values(styles, model=base_model)  # type: ignore[arg-type]
+    assert validator.domain is not None
+    doubted = validator.domain.probabilities(["Farmhouse"])[0]
+    assert doubted < validator.domain.thresholds.similarity  # the classifier alone rejects it
+    farmhouse, toaster = validator.validate(["Farmhouse", "Toaster"])
+    assert farmhouse.verdict is Verdict.VALID and farmhouse.score == IN_REFERENCE_WORDS_SCORE
+    assert toaster.verdict is Verdict.OUT_OF_DOMAIN
+
+
+def test_reference_words_are_whole_words_of_the_reference_values() -> None:
+    profile = FormatProfile.learn(["Dark Blue", "Light Green", "Maibock / Helles Bock"])
+    assert profile.in_reference_words("Dark Green") and profile.in_reference_words("Bock")
+    assert profile.in_reference_words("dark green")  # casing is the format rules' business
+    assert not profile.in_reference_words("Dark Red")
+    assert not profile.in_reference_words("Boc")  # a cut-short word is not a reference word
+    assert not profile.in_reference_words("of the")  # connectors alone say nothing
 
 
 def test_numbers_nan_and_long_strings_get_a_verdict_per_row(validator: Validator) -> None:

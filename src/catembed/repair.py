@@ -169,6 +169,14 @@ class FormatProfile:
             found.append("unknown word " + ", ".join(repr(w) for w in unknown))
         return found
 
+    def in_reference_words(self, text: str) -> bool:
+        """Whether ``text`` is written in the reference values' own words, each of them: 'Bock'
+        next to 'Maibock / Helles Bock', 'Dark Green' next to 'Dark Blue' and 'Light Green'."""
+        known = set(self.known_words)
+        words = [w.casefold() for w in _WORD.findall(text)]
+        content = [w for w in words if w not in CONNECTORS]
+        return bool(content) and all(w in known for w in words)
+
     def unknown_words(self, text: str) -> list[str]:
         """Words of ``text`` that look misspelt: neither English nor used by a reference value,
         but one edit away from such a word. Rare real words ('Micellar', 'Yukata') pass."""

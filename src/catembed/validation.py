@@ -20,7 +20,9 @@ A value is checked in this order, and the first rule that fires decides:
 4. ``out_of_domain`` when the value is judged outside the domain, else ``valid``. With a
    domain classifier (``DomainModel``, calibrated by ``catembed train``), that is when its
    in-domain probability is below its calibrated threshold; without one, when the highest
-   cosine similarity to a reference value is below the calibrated threshold.
+   cosine similarity to a reference value is below the calibrated threshold. A value
+   written wholly in the reference values' words ('Bock' next to 'Maibock / Helles Bock')
+   stays ``valid`` (score 0.45).
 5. When the values form a column, its row counts can revise 3 and 4 (see
    catembed.column_evidence).
 
@@ -66,6 +68,7 @@ EMBEDDINGS_FILE = "validator.safetensors"
 FORMAT_VERSION = 1
 # Scores of verdicts the spelling alone decides, by how sure the rule is.
 _RULE_SCORES = {"placeholder": 0.99, "repair": 0.95, "format": 0.9, "word": 0.8}
+IN_REFERENCE_WORDS_SCORE = 0.45  # a doubted value written in the reference values' words
 
 
 class Validator:
@@ -377,6 +380,8 @@ class Validator:
                 f"similarity {similarity:.3f} to {nearest!r} is below "
                 f"{self.thresholds.similarity:.3f}"
             )
+        if score >= 0.5 and self.profile.in_reference_words(text):
+            score = IN_REFERENCE_WORDS_SCORE  # the domain's own words, recombined
         if score >= 0.5:
             return ValueReport(text, Verdict.OUT_OF_DOMAIN, score, nearest, "", reason)
         return ValueReport(text, Verdict.VALID, score, nearest)
