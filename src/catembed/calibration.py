@@ -116,7 +116,7 @@ def calibrate_for_training(
         pool = list(dataset.out_of_domain_values) or ood
         positives = encode_normalized(domain_encoder, all_values, DEFAULT_BATCH_SIZE)
         negatives = encode_normalized(domain_encoder, pool, DEFAULT_BATCH_SIZE)
-        domain = _fit_domain_vectors(domain_encoder, domain_model, positives, negatives, pool)
+        domain = fit_domain_vectors(domain_encoder, domain_model, positives, negatives, pool)
         # The report's probe knows neither the held-out values nor the out-of-domain probes.
         probes = set(ood)
         unprobed = np.array([v not in probes for v in pool])
@@ -145,33 +145,23 @@ def calibrate_for_training(
     return validator
 
 
-def fit_domain_model(
-    encoder: Encoder, model: str, values: Sequence[str], out_of_domain: Sequence[str]
-) -> DomainModel:
-    """A domain classifier over ``encoder``'s embeddings (loadable again as ``model``; ''
-    means the validator's own encoder): ``values`` against ``out_of_domain``.
-
-    Its threshold is calibrated on out-of-fold probabilities, as a validator meets values:
-    every valid value with a classifier that never saw it (``DOMAIN_FOLDS``-fold, repeated
-    ``DOMAIN_REPEATS`` times), against
-    every out-of-domain value with a classifier that never saw its whole domain. Values of
-    a domain the classifier saw are far easier to reject than those of a new domain, and
-    new domains are what a column brings.
-    """
-    positives = encode_normalized(encoder, values, DEFAULT_BATCH_SIZE)
-    pool = encode_normalized(encoder, out_of_domain, DEFAULT_BATCH_SIZE)
-    return _fit_domain_vectors(encoder, model, positives, pool, out_of_domain)
-
-
-def _fit_domain_vectors(
+def fit_domain_vectors(
     encoder: Encoder,
     model: str,
     positives: np.ndarray,
     pool: np.ndarray,
     out_of_domain: Sequence[str],
 ) -> DomainModel:
-    """``fit_domain_model`` on embeddings already made: ``positives`` of the valid values,
-    ``pool`` of ``out_of_domain``."""
+    """A domain classifier over ``encoder``'s embeddings (loadable again as ``model``; ''
+    means the validator's own encoder): ``positives``, the embeddings of the valid values,
+    against ``pool``, those of ``out_of_domain``.
+
+    Its threshold is calibrated on out-of-fold probabilities, as a validator meets values:
+    every valid value with a classifier that never saw it (``DOMAIN_FOLDS``-fold, repeated
+    ``DOMAIN_REPEATS`` times), against every out-of-domain value with a classifier that never
+    saw its whole domain. Values of a domain the classifier saw are far easier to reject than
+    those of a new domain, and new domains are what a column brings.
+    """
     valid_probabilities = np.empty((DOMAIN_REPEATS, len(positives)))
     for repeat in range(DOMAIN_REPEATS):  # fold assignments of so few values are noisy
         folds = np.arange(len(positives)) % DOMAIN_FOLDS

@@ -3,7 +3,7 @@
 A logistic regression over embeddings of an encoder that was not fine-tuned (the base model):
 fine-tuning on a few values overfits them, so unseen valid values end up as far from the
 references as outsiders do, while the base model's embedding space still places them inside.
-``catembed.calibration.fit_domain_model`` fits one and calibrates its threshold.
+``catembed.calibration.fit_domain_vectors`` fits one and calibrates its threshold.
 """
 
 from __future__ import annotations

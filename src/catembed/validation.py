@@ -180,7 +180,7 @@ class Validator:
         ``DomainModel`` over the model's embeddings; with ``threshold`` it is the highest
         cosine similarity to a value.
         """
-        from catembed.calibration import calibrate_threshold, fit_domain_model, leave_one_out
+        from catembed.calibration import calibrate_threshold, fit_domain_vectors, leave_one_out
         from catembed.models import DEFAULT_BASE_MODEL, load_model
         from catembed.vocabulary import out_of_domain_values
 
@@ -205,9 +205,11 @@ class Validator:
         negatives = [v for v in negatives if v not in set(reference)]
         if not negatives:
             raise InputError("need at least 1 out-of-domain value to calibrate a validator")
-        ood = similarities(encode_normalized(encoder, negatives, DEFAULT_BATCH_SIZE), embeddings)[0]
-        thresholds = calibrate_threshold(leave_one_out(embeddings), ood)
-        domain = fit_domain_model(encoder, "", reference, negatives)
+        pool = encode_normalized(encoder, negatives, DEFAULT_BATCH_SIZE)
+        thresholds = calibrate_threshold(
+            leave_one_out(embeddings), similarities(pool, embeddings)[0]
+        )
+        domain = fit_domain_vectors(encoder, "", embeddings, pool, negatives)
         return cls(encoder, reference, thresholds, embeddings=embeddings, domain=domain)
 
     def save(self, folder: str | Path) -> None:
