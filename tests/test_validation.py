@@ -16,7 +16,7 @@ from catembed.columns import validate_table
 from catembed.errors import InputError, ModelError
 from catembed.metrics import auroc, class_scores, evaluate_labelled
 from catembed.normalize import canonical, clean, fix_mojibake
-from catembed.repair import FormatProfile, Repairer
+from catembed.repair import FormatProfile, Repairer, one_edit_share
 from catembed.validation import EMBEDDINGS_FILE, IN_REFERENCE_WORDS_SCORE, VALIDATOR_FILE
 from catembed.verdicts import Thresholds
 from catembed.vocabulary import domain_values
@@ -371,6 +371,27 @@ def test_format_profile_is_learned_from_the_reference_values() -> None:
     # A column of codes is not spell-checked.
     codes = FormatProfile.learn(["XK-200", "ZT-310", "QP-450"])
     assert not codes.word_check and codes.issues("XK-999") == []
+
+
+def test_whitespace_the_reference_values_use_is_their_format() -> None:
+    spaced = FormatProfile.learn(
+        ["029-40-0142   non-financing accounts", "029-25-4127   financing"]
+    )
+    assert spaced.issues("029-15-0152   non-financing accounts") == []
+    data = spaced.to_dict()
+    assert FormatProfile.from_dict(data) == spaced
+    del data["irregular_spacing"]  # a validator saved before the field existed
+    assert not FormatProfile.from_dict(data).irregular_spacing
+
+
+def test_one_edit_is_no_typo_where_reference_values_lie_one_edit_apart() -> None:
+    names = ["sven", "svea", "olga", "ingrid", "mats", "lars", "nils", "britt", "kjell", "gunnar"]
+    assert one_edit_share(names) == pytest.approx(0.2)  # sven, svea
+    assert Repairer(names, FormatProfile.learn(names)).repair("niels") is None
+    cities = ["Birmingham", "Montgomery", "Huntsville", "Mobile", "Dothan", "Auburn"]
+    assert one_edit_share(cities) == 0.0
+    repair = Repairer(cities, FormatProfile.learn(cities)).repair("Birminghxm")
+    assert repair is not None and repair.suggestion == "Birmingham"
 
 
 @pytest.mark.parametrize(

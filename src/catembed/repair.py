@@ -28,6 +28,10 @@ CONNECTORS = frozenset(["a", "an", "and", "as", "at", "by", "de", "for", "from",
 MIN_WORD_LENGTH = 3  # shorter words ('tv', 'pc') are not spell-checked
 MAX_WORD_LENGTH = 40
 MIN_TYPO_LENGTH = 4  # values shorter than this are never called a typo of another
+# When this share of reference values lie one edit from another ('abp1', 'abp2'; 'marc',
+# 'mark'), one edit from a reference value is no sign of a typo.
+DENSE_SHARE = 0.1
+DENSITY_SAMPLE = 1000  # reference values the share is measured on
 WORD_CHECK_COVERAGE = 0.9  # spell-check only columns whose reference words are this often English
 TYPO_REASON = "one edit away from a reference value"
 TRUNCATION_REASON = "cut short"
@@ -74,6 +78,7 @@ class FormatProfile:
     max_length: int = 0
     word_check: bool = False
     known_words: tuple[str, ...] = field(default=(), repr=False)
+    irregular_spacing: bool = False  # a reference value has runs of spaces, tabs or newlines
 
     @classmethod
     def learn(cls, values: Sequence[str]) -> FormatProfile:
@@ -98,6 +103,7 @@ class FormatProfile:
             max_length=max((len(v) for v in values), default=0),
             word_check=bool(long_words) and covered / len(long_words) >= WORD_CHECK_COVERAGE,
             known_words=tuple(sorted(words)),
+            irregular_spacing=any(_irregular_spacing(v.strip()) for v in values),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,6 +120,7 @@ class FormatProfile:
                 max_length=int(data["max_length"]),
                 word_check=bool(data["word_check"]),
                 known_words=tuple(data["known_words"]),
+                irregular_spacing=bool(data.get("irregular_spacing", False)),
             )
         except (KeyError, TypeError) as error:
             raise ValueError(f"bad format profile: {error}") from None
@@ -127,7 +134,7 @@ class FormatProfile:
             found.append("leading or trailing whitespace")
         if any(unicodedata.category(c) in ("Cc", "Cf") for c in text):
             found.append("control or invisible character")
-        if "  " in text or any(c.isspace() and c != " " for c in text):
+        if not self.irregular_spacing and _irregular_spacing(text.strip()):
             found.append("irregular whitespace")
         if TAG.search(text) and "<" not in self.characters:
             found.append("markup")
@@ -277,6 +284,7 @@ class Repairer:
                 self._squashed.setdefault(key, value)
         self._keys = list(self._canonical)
         self._codes = any(_APPENDED_CODE.fullmatch(v) for v in self.reference)
+        self.dense = one_edit_share(self._keys) >= DENSE_SHARE
 
     def without_code(self, text: str) -> str:
         """``text`` cleaned, less a short upper-case code appended to it ('Madison WI' ->
@@ -319,7 +327,7 @@ class Repairer:
         return self._canonical[match[0]] if match else ""
 
     def _typo(self, form: str, text: str) -> Repair | None:
-        if len(form) < MIN_TYPO_LENGTH:
+        if len(form) < MIN_TYPO_LENGTH or self.dense:
             return None
         match = process.extractOne(form, self._keys, scorer=OSA.distance, score_cutoff=1)
         if match is None:
@@ -348,6 +356,23 @@ class Repairer:
             ):
                 return Repair(self._canonical[key], TRUNCATION_REASON)
         return None
+
+
+def _irregular_spacing(text: str) -> bool:
+    return "  " in text or any(c.isspace() and c != " " for c in text)
+
+
+def one_edit_share(keys: Sequence[str]) -> float:
+    """The share of ``keys`` (of ``MIN_TYPO_LENGTH`` or more characters) one edit from another
+    key, measured on an evenly spaced sample of at most ``DENSITY_SAMPLE`` of them."""
+    long_keys = [k for k in keys if len(k) >= MIN_TYPO_LENGTH]
+    if len(long_keys) < 2:
+        return 0.0
+    step = max(1, len(long_keys) // DENSITY_SAMPLE)
+    sample = long_keys[::step][:DENSITY_SAMPLE]
+    distances = process.cdist(sample, long_keys, scorer=OSA.distance, score_cutoff=1, workers=-1)
+    close = (distances <= 1).sum(axis=1) > 1  # each sampled key is at distance 0 from itself
+    return float(close.mean())
 
 
 def digits_only_differ(a: str, b: str) -> bool:
