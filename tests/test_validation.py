@@ -236,6 +236,7 @@ def test_reference_words_are_whole_words_of_the_reference_values() -> None:
     assert not profile.in_reference_words("Dark Red")
     assert not profile.in_reference_words("Boc")  # a cut-short word is not a reference word
     assert not profile.in_reference_words("of the")  # connectors alone say nothing
+    assert profile.in_reference_words("Dark Blue and Light Green")  # nor do they count against
 
 
 def test_numbers_nan_and_long_strings_get_a_verdict_per_row(validator: Validator) -> None:

@@ -182,7 +182,7 @@ class FormatProfile:
         known = set(self.known_words)
         words = [w.casefold() for w in _WORD.findall(text)]
         content = [w for w in words if w not in CONNECTORS]
-        return bool(content) and all(w in known for w in words)
+        return bool(content) and all(w in known for w in content)
 
     def unknown_words(self, text: str) -> list[str]:
         """Words of ``text`` that look misspelt: neither English nor used by a reference value,
