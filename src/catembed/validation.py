@@ -36,7 +36,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -224,10 +224,7 @@ class Validator:
         data = {
             "format_version": FORMAT_VERSION,
             "catembed_version": __version__,
-            "thresholds": {
-                "similarity": self.thresholds.similarity,
-                "scale": self.thresholds.scale,
-            },
+            "thresholds": asdict(self.thresholds),
             "calibration": self.calibration,
             "profile": self.profile.to_dict(),
             "reference": self.reference,
@@ -237,10 +234,7 @@ class Validator:
             data["domain"] = {
                 "model": self.domain.model,
                 "bias": self.domain.bias,
-                "thresholds": {
-                    "similarity": self.domain.thresholds.similarity,
-                    "scale": self.domain.thresholds.scale,
-                },
+                "thresholds": asdict(self.domain.thresholds),
             }
             tensors["domain_weights"] = np.asarray(self.domain.weights, dtype=np.float32)
         with atomic_file(target / EMBEDDINGS_FILE) as tmp:
@@ -377,7 +371,7 @@ class Validator:
                 f"similarity {similarity:.3f})"
             )
         else:
-            score = self._ood_score(similarity)
+            score = sigmoid_score(similarity, self.thresholds)
             reason = (
                 f"similarity {similarity:.3f} to {nearest!r} is below "
                 f"{self.thresholds.similarity:.3f}"
@@ -394,9 +388,6 @@ class Validator:
         else:
             nearest = suggestion or self._repairer.closest(text, min_ratio=0.0)
         return ValueReport(text, Verdict.MALFORMED, _RULE_SCORES[kind], nearest, suggestion, reason)
-
-    def _ood_score(self, similarity: float) -> float:
-        return sigmoid_score(similarity, self.thresholds)
 
 
 def similarities(vectors: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
