@@ -204,8 +204,37 @@ def test_a_model_without_validator_data_is_a_one_line_error(
     assert code == 1
     assert err.strip() == (
         f"Error: {folder} has no validator data (validator.json, validator.safetensors); "
-        "train it with `catembed train` or build one with Validator.from_values"
+        "train it with `catembed train`, or build one from valid values "
+        "(`catembed validate --valid`, Validator.from_values)"
     )
+
+
+def test_a_list_of_valid_values_stands_in_for_a_trained_model(tmp_path: Path) -> None:
+    valid = tmp_path / "valid.txt"
+    valid.write_text("Sweaters\nHoodies\nJeans\nTank Tops\nPolo Shirts\nCardigans\n", "utf-8")
+    source = write(tmp_path / "in.csv", pa.table({"category": VALUES}))
+    output = tmp_path / "out.parquet"
+    code, out, err = run("validate", "--valid", str(valid), str(source), "--output", str(output))
+    assert code == 0, err
+    rows = read_table(output).to_pylist()
+    assert [r["verdict"] for r in rows] == VERDICTS
+    assert rows[1]["suggestion"] == rows[4]["suggestion"] == "Sweaters"
+    assert "anomaly rate: 50.00%" in out
+
+
+def test_validate_needs_a_model_or_valid_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CATEMBED_MODEL", raising=False)
+    code, _, err = run("validate", "-", stdin="Sweaters\n")
+    assert code == 2 and "give --model (a trained model folder) or --valid" in err
+    code, _, err = run("validate", "--valid", "-", "-", stdin="Sweaters\n")
+    assert code == 2 and "cannot both be standard input" in err
+    one = tmp_path / "one.txt"
+    one.write_text("Sweaters\n", "utf-8")
+    code, _, err = run("validate", "--valid", str(one), "-", stdin="Sweaters\n")
+    assert code == 1
+    assert err.strip() == "Error: need at least 2 distinct valid values to build a validator"
 
 
 def test_evaluate_labelled_values(model_dir: Path, tmp_path: Path) -> None:

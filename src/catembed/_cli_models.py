@@ -9,9 +9,11 @@ from pathlib import Path
 import click
 
 from catembed._cli_options import (
+    MODEL_ENVVAR,
     backend_option,
     echo_table,
     model_option,
+    read_valid_values,
 )
 from catembed.errors import CatembedError
 
@@ -56,7 +58,22 @@ GATE_EXIT_CODE = 3
 
 
 @click.command()
-@model_option
+@click.option(
+    "--model",
+    "model_dir",
+    default=None,
+    envvar=MODEL_ENVVAR,
+    type=click.Path(path_type=Path),
+    help=f"Trained model folder (or ${MODEL_ENVVAR}); with --valid, the model to build from.",
+)
+@click.option(
+    "--valid",
+    "valid_file",
+    default=None,
+    help="Instead of a trained model: valid values (text, CSV, Parquet ... file; - for stdin), "
+    "judged with --model or the offline base model, no training.",
+)
+@click.option("--valid-column", default=None, help="Column of --valid holding the values.")
 @backend_option
 @click.argument("input_file", metavar="INPUT")
 @click.option("--column", default=None, help="Column holding the values (CSV, Parquet, ...).")
@@ -76,7 +93,9 @@ GATE_EXIT_CODE = 3
 @click.option("--count-missing", is_flag=True, help="Count missing cells as anomalies.")
 @click.option("--top", type=int, default=15, show_default=True, help="Worst values to show.")
 def validate(
-    model_dir: Path,
+    model_dir: Path | None,
+    valid_file: str | None,
+    valid_column: str | None,
     backend: str,
     input_file: str,
     column: str | None,
@@ -89,13 +108,25 @@ def validate(
 
     INPUT is a CSV, TSV, Parquet or JSONL file, a text file with one value per line, or -
     for standard input. Prints counts per verdict and the anomaly rate (out_of_domain and
-    malformed rows); without --output also the worst values.
+    malformed rows); without --output also the worst values. The validator is the one
+    `catembed train` wrote into --model, or one built from --valid without training.
     """
     from catembed.columns import read_input, shown, summary_lines, validate_table, write_output
     from catembed.validation import Validator
 
+    if valid_file == input_file == "-":
+        raise click.UsageError("--valid and INPUT cannot both be standard input")
+    valid = read_valid_values(valid_file, valid_column, "--valid-column")
     table, name = read_input(input_file, column)
-    report = validate_table(Validator.load(model_dir, backend), table, name)
+    if valid is not None:
+        validator = Validator.from_values(valid, model=model_dir, backend=backend)
+    elif model_dir is not None:
+        validator = Validator.load(model_dir, backend)
+    else:
+        raise click.UsageError(
+            "give --model (a trained model folder) or --valid (a file of valid values)"
+        )
+    report = validate_table(validator, table, name)
     if output_file is not None:
         write_output(report, output_file, input_file)
         click.echo(f"{report.rows:,} rows with verdicts written to {output_file}", err=True)

@@ -102,10 +102,12 @@ def dataset_overrides(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def read_valid_values(valid_file: str | None, column: str | None) -> list[str] | None:
+def read_valid_values(
+    valid_file: str | None, column: str | None, column_option: str = "--column"
+) -> list[str] | None:
     if valid_file is None:
         if column is not None:
-            raise click.UsageError("--column needs --valid")
+            raise click.UsageError(f"{column_option} needs --valid")
         return None
     from catembed.tables import read_values
 

@@ -120,7 +120,8 @@ class Validator:
         if not settings_path.is_file() or not (folder / EMBEDDINGS_FILE).is_file():
             raise ModelError(
                 f"{folder} has no validator data ({VALIDATOR_FILE}, {EMBEDDINGS_FILE}); "
-                "train it with `catembed train` or build one with Validator.from_values"
+                "train it with `catembed train`, or build one from valid values "
+                "(`catembed validate --valid`, Validator.from_values)"
             )
         try:
             data = json.loads(settings_path.read_text(encoding="utf-8"))
