@@ -13,6 +13,7 @@ from catembed._cli_options import (
     backend_option,
     echo_table,
     model_option,
+    optional_model_option,
     read_valid_values,
 )
 from catembed.errors import CatembedError
@@ -58,13 +59,8 @@ GATE_EXIT_CODE = 3
 
 
 @click.command()
-@click.option(
-    "--model",
-    "model_dir",
-    default=None,
-    envvar=MODEL_ENVVAR,
-    type=click.Path(path_type=Path),
-    help=f"Trained model folder (or ${MODEL_ENVVAR}); with --valid, the model to build from.",
+@optional_model_option(
+    f"Trained model folder (or ${MODEL_ENVVAR}); with --valid, the model to build from."
 )
 @click.option(
     "--valid",

@@ -16,14 +16,18 @@ MODEL_ENVVAR = "CATEMBED_MODEL"
 
 
 def model_option(func: F) -> F:
+    return optional_model_option(f"Trained model folder (or ${MODEL_ENVVAR}).", True)(func)
+
+
+def optional_model_option(help: str, required: bool = False) -> Callable[[F], F]:
     return click.option(
         "--model",
         "model_dir",
-        required=True,
+        required=required,
         envvar=MODEL_ENVVAR,
         type=click.Path(path_type=Path),
-        help=f"Trained model folder (or ${MODEL_ENVVAR}).",
-    )(func)
+        help=help,
+    )
 
 
 def backend_option(func: F) -> F:
