@@ -374,7 +374,7 @@ def test_format_profile_is_learned_from_the_reference_values() -> None:
     assert not codes.word_check and codes.issues("XK-999") == []
 
 
-def test_whitespace_the_reference_values_use_is_their_format() -> None:
+def test_whitespace_and_invisible_characters_the_reference_values_use_are_their_format() -> None:
     spaced = FormatProfile.learn(
         ["029-40-0142   non-financing accounts", "029-25-4127   financing"]
     )
@@ -383,6 +383,10 @@ def test_whitespace_the_reference_values_use_is_their_format() -> None:
     assert FormatProfile.from_dict(data) == spaced
     del data["irregular_spacing"]  # a validator saved before the field existed
     assert not FormatProfile.from_dict(data).irregular_spacing
+    # Zero-width spaces in every reference value are the column's format too.
+    marked = FormatProfile.learn(["n.b.\u200b", "n.s.\u200b", "que.\u200b"])
+    assert marked.issues("man.\u200b") == []
+    assert "control or invisible character" in spaced.issues("029-15-0152\u200b")
 
 
 def test_one_edit_is_no_typo_where_reference_values_lie_one_edit_apart() -> None:

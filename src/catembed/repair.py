@@ -132,7 +132,7 @@ class FormatProfile:
             return ["placeholder"]
         if text != text.strip():
             found.append("leading or trailing whitespace")
-        if any(unicodedata.category(c) in ("Cc", "Cf") for c in text):
+        if any(unicodedata.category(c) in ("Cc", "Cf") and c not in self.characters for c in text):
             found.append("control or invisible character")
         if not self.irregular_spacing and _irregular_spacing(text.strip()):
             found.append("irregular whitespace")
