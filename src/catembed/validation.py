@@ -44,6 +44,7 @@ import numpy as np
 
 from catembed.backends import DEFAULT_BATCH_SIZE, MAX_ENCODED_CHARACTERS, encode_normalized
 from catembed.column_evidence import column_evidence
+from catembed.domain import probabilities
 from catembed.errors import InputError, ModelError
 from catembed.repair import FormatProfile, Repairer, split_joined
 from catembed.tables import atomic_file
@@ -262,12 +263,10 @@ class Validator:
         keys = [as_text(v) for v in values]
         distinct = list(dict.fromkeys(k for k in keys if k is not None))
         judged = dict(zip(distinct, self.judge(distinct), strict=True))
-        counts: Counter[str] = Counter(k for k in keys if k is not None)
-        if rows is not None:
-            counts.clear()
-            for key, n in zip(keys, rows, strict=True):
-                if key is not None:
-                    counts[key] += n
+        counts: Counter[str] = Counter()
+        for key, n in zip(keys, rows if rows is not None else [1] * len(keys), strict=True):
+            if key is not None:
+                counts[key] += n
         judged.update(column_evidence(self, judged, counts))
         reports = []
         for value, key in zip(values, keys, strict=True):
@@ -333,11 +332,11 @@ class Validator:
                 f"the validator's references {self.embeddings.shape[1]}"
             )
         top, where = similarities(vectors, self.embeddings)
-        inside = (
-            self.domain.probabilities(clipped, self.batch_size)
-            if self.domain is not None
-            else [None] * len(texts)
-        )
+        inside: list[float | None] = [None] * len(texts)
+        if self.domain is not None and self.domain.encoder is self.encoder:
+            inside = list(probabilities(vectors, self.domain.weights, self.domain.bias))
+        elif self.domain is not None:
+            inside = list(self.domain.probabilities(clipped, self.batch_size))
         return [
             self._embedding_rule(text, float(s), int(i), None if p is None else float(p))
             for text, s, i, p in zip(texts, top, where, inside, strict=True)
