@@ -1,6 +1,6 @@
 """Column evidence: what a column's row counts say that its distinct values alone do not.
 
-Three rules revise the per-value verdicts of a column (``Validator.validate``):
+Four rules revise the per-value verdicts of a column (``Validator.validate``):
 
 - a value the string rules call a typo or a cut-short reference value is judged by the model
   instead when it fills at least as many rows as that reference value: typos are rarer than
@@ -10,10 +10,10 @@ Three rules revise the per-value verdicts of a column (``Validator.validate``):
   only 'pneumonia' was listed);
 - a value one edit away from an accepted value that fills many times more rows is that value
   misspelt ('Knife Blok' in a column full of 'Knife Block'), even when neither is listed;
-  an anomaly without a suggestion is suggested the value of that kind it is closest to in
+- an anomaly without a suggestion is suggested the value of that kind it is closest to in
   spelling, when close enough ('hearx axxack' -> 'heart attack').
 
-Both only ever apply with many rows, so lists of distinct values are judged as before.
+Each needs values filling many rows, so lists of distinct values are judged as before.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from catembed.errors import InputError
 from catembed.tables import STDIN, TEXT_COLUMN, atomic_file, read_table, table_format, write_table
-from catembed.verdicts import ANOMALIES, ValueReport, Verdict
+from catembed.verdicts import ANOMALIES, ValueReport, Verdict, missing_report
 
 if TYPE_CHECKING:
     from catembed.validation import Validator
@@ -96,7 +96,7 @@ def validate_table(validator: Validator, table: pa.Table, column: str) -> Column
     for chunk in indices:
         counts += np.bincount(chunk.to_numpy(zero_copy_only=False), minlength=missing + 1)
     reports = validator.validate(dictionary.to_pylist(), rows=counts[:missing].tolist())
-    reports.append(ValueReport(None, Verdict.MISSING, 1.0, "", "", "empty cell"))
+    reports.append(missing_report(None))
     columns = {
         "verdict": pa.array([r.verdict.value for r in reports], pa.string()),
         "score": pa.array([r.score for r in reports], pa.float64()),

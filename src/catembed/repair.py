@@ -13,7 +13,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 from rapidfuzz import process
@@ -176,10 +176,14 @@ class FormatProfile:
             found.append("unknown word " + ", ".join(repr(w) for w in unknown))
         return found
 
+    @cached_property
+    def _known(self) -> frozenset[str]:
+        return frozenset(self.known_words)
+
     def in_reference_words(self, text: str) -> bool:
         """Whether ``text`` is written in the reference values' own words, each of them: 'Bock'
         next to 'Maibock / Helles Bock', 'Dark Green' next to 'Dark Blue' and 'Light Green'."""
-        known = set(self.known_words)
+        known = self._known
         words = [w.casefold() for w in _WORD.findall(text)]
         content = [w for w in words if w not in CONNECTORS]
         return bool(content) and all(w in known for w in content)
@@ -190,7 +194,7 @@ class FormatProfile:
         if not self.word_check:
             return []
         english = english_words()
-        known = set(self.known_words)
+        known = self._known
         cleaned = clean(text)
         matches = list(_WORD.finditer(cleaned))
         unknown = []
@@ -229,7 +233,7 @@ def _is_word(word: str, english: frozenset[str], known: Iterable[str] = ()) -> b
     return False
 
 
-def _misspells(word: str, english: frozenset[str], known: set[str]) -> bool:
+def _misspells(word: str, english: frozenset[str], known: frozenset[str]) -> bool:
     """Whether one edit (delete, swap, replace, insert) turns ``word`` into a known word."""
     if len(word) > MAX_WORD_LENGTH:
         return True  # no real word is this long; and its edits would not fit in memory
