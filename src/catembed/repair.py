@@ -9,6 +9,7 @@ came from ('<b>Sweaters</b>', 'SWEATERS', 'Swaeters', 'Sweat' -> 'Sweaters').
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -25,6 +26,13 @@ SHORT_WORDS = frozenset(["a", "an", "of", "to", "in", "on", "at", "by", "or", "a
 # Lower-case words a title-cased value may hold ('Mortar and Pestle', "Chef's Pants").
 CONNECTORS = frozenset(["a", "an", "and", "as", "at", "by", "de", "for", "from", "in", "into",
                         "n", "of", "on", "or", "s", "the", "to", "with"])  # fmt: skip
+# What joins values: a value that starts or ends with one was cut or joined ('Riding Apparel
+# &', ', Mugs'), unless reference values start or end that way too. Not 'or' ('Bend OR') or
+# 'to' ('To Kill a Mockingbird').
+JOINING_CHARACTERS = frozenset("&,/;:|+-")
+JOINING_WORDS = {"start": frozenset(["and"]), "end": frozenset(["and", "with", "of", "for", "by"])}
+MAX_RESPELLINGS = 4  # corrected spellings of a value tried as its suggestion
+MAX_MISSPELT_WORDS = 2  # a value with more is too broken to respell
 MIN_WORD_LENGTH = 3  # shorter words ('tv', 'pc') are not spell-checked
 MAX_WORD_LENGTH = 40
 MIN_TYPO_LENGTH = 4  # values shorter than this are never called a typo of another
@@ -49,11 +57,18 @@ _JOIN_SEPARATORS = (";", "|", ",", " / ", " + ")
 
 
 @cache
-def english_words() -> frozenset[str]:
-    """Lower-case English words (pyspellchecker's frequency list, about 160,000 words)."""
+def english_counts() -> dict[str, int]:
+    """Lower-case English words and how common each is (pyspellchecker's frequency list,
+    about 160,000 words)."""
     from spellchecker import SpellChecker
 
-    return frozenset(SpellChecker(language="en", distance=1).word_frequency.dictionary)
+    return dict(SpellChecker(language="en", distance=1).word_frequency.dictionary)
+
+
+@cache
+def english_words() -> frozenset[str]:
+    """Lower-case English words (pyspellchecker's frequency list)."""
+    return frozenset(english_counts())
 
 
 def _shape(word: str) -> str:
@@ -79,6 +94,7 @@ class FormatProfile:
     word_check: bool = False
     known_words: tuple[str, ...] = field(default=(), repr=False)
     irregular_spacing: bool = False  # a reference value has runs of spaces, tabs or newlines
+    edges: tuple[str, ...] | None = ()  # joiners reference values start or end with (None: any)
 
     @classmethod
     def learn(cls, values: Sequence[str]) -> FormatProfile:
@@ -104,6 +120,7 @@ class FormatProfile:
             word_check=bool(long_words) and covered / len(long_words) >= WORD_CHECK_COVERAGE,
             known_words=tuple(sorted(words)),
             irregular_spacing=any(_irregular_spacing(v.strip()) for v in values),
+            edges=tuple(sorted({e for v in values for e in _edges(v)})),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,6 +138,7 @@ class FormatProfile:
                 word_check=bool(data["word_check"]),
                 known_words=tuple(data["known_words"]),
                 irregular_spacing=bool(data.get("irregular_spacing", False)),
+                edges=tuple(data["edges"]) if data.get("edges") is not None else None,
             )
         except (KeyError, TypeError) as error:
             raise ValueError(f"bad format profile: {error}") from None
@@ -142,6 +160,11 @@ class FormatProfile:
             found.append("HTML entity")
         if fix_mojibake(text) != text:
             found.append("mojibake")
+        if self.edges is not None:
+            dangling = [e for e in _edges(text) if e not in self.edges]
+            if dangling:
+                side, joiner = dangling[0].split(":", 1)
+                found.append(f"{side}s with {joiner!r}, as no reference value does")
         if len(text) > 2 * self.max_length + 20:
             found.append(f"{len(text)} characters, far longer than any reference value")
         digits = any(c.isdigit() for c in self.characters)  # one digit allows them all
@@ -191,11 +214,48 @@ class FormatProfile:
     def unknown_words(self, text: str) -> list[str]:
         """Words of ``text`` that look misspelt: neither English nor used by a reference value,
         but one edit away from such a word. Rare real words ('Micellar', 'Yukata') pass."""
+        return [m.group().casefold() for m in self._unknown_matches(clean(text))]
+
+    def respellings(self, text: str) -> list[str]:
+        """``text`` cleaned, with its misspelt words replaced by the known words one edit
+        away: reference words first, then common English words ('Denim Shrots' -> 'Denim
+        Shorts', 'Denim Shots'); at most ``MAX_RESPELLINGS``, empty when nothing is misspelt."""
+        cleaned = clean(text)
+        matches = self._unknown_matches(cleaned)
+        if not matches or len(matches) > MAX_MISSPELT_WORDS:
+            return []
+        counts = english_counts()
+        known = self._known
+        english = english_words()
+        misspelt = {m.start() for m in matches}
+        if any(
+            m.start() not in misspelt
+            and not _is_word(m.group().casefold(), english, known, compounds=False)
+            for m in _WORD.finditer(cleaned)
+        ):
+            return []  # another word is no plain word either: too broken to guess
+        options = []
+        for match in matches:
+            word = match.group()
+            if len(word) > MAX_WORD_LENGTH:
+                return []
+            found = [e for e in _one_edits(word.casefold()) if e in known or e in counts]
+            found.sort(key=lambda e: (e not in known, -counts.get(e, 0), e))
+            options.append([_like(word, e) for e in found[:MAX_RESPELLINGS]] or [word])
+        texts = []
+        for choice in itertools.islice(itertools.product(*options), MAX_RESPELLINGS):
+            pieces, last = [], 0
+            for match, word in zip(matches, choice, strict=True):
+                pieces += [cleaned[last : match.start()], word]
+                last = match.end()
+            texts.append("".join([*pieces, cleaned[last:]]))
+        return texts
+
+    def _unknown_matches(self, cleaned: str) -> list[re.Match[str]]:
         if not self.word_check:
             return []
         english = english_words()
         known = self._known
-        cleaned = clean(text)
         matches = list(_WORD.finditer(cleaned))
         unknown = []
         for position, match in enumerate(matches):
@@ -209,15 +269,42 @@ class FormatProfile:
                     and cleaned[match.start() - 1 : match.start()] == " "
                 )
                 if last and word.casefold() not in SHORT_WORDS and not word.isupper():
-                    unknown.append(word.casefold())
+                    unknown.append(match)
             elif not _is_word(word.casefold(), english, known) and _misspells(
                 word.casefold(), english, known
             ):
-                unknown.append(word.casefold())
+                unknown.append(match)
         return unknown
 
 
-def _is_word(word: str, english: frozenset[str], known: Iterable[str] = ()) -> bool:
+def without_joiners(text: str) -> str:
+    """``text`` cleaned, less the joining words and characters it starts or ends with:
+    'Shoes and' -> 'Shoes'."""
+    words = clean(text).strip("".join(JOINING_CHARACTERS) + " ").split()
+    while len(words) > 1 and words[0].casefold() in JOINING_WORDS["start"]:
+        words.pop(0)
+    while len(words) > 1 and words[-1].casefold() in JOINING_WORDS["end"]:
+        words.pop()
+    return " ".join(words)
+
+
+def _edges(value: str) -> list[str]:
+    """The joiners ``value`` starts or ends with, as 'start:&' or 'end:and'."""
+    text = value.strip()
+    found = [f"start:{text[0]}"] if text[:1] in JOINING_CHARACTERS else []
+    if len(text) > 1 and text[-1] in JOINING_CHARACTERS:
+        found.append(f"end:{text[-1]}")
+    words = text.casefold().split()
+    if len(words) > 1 and words[0] in JOINING_WORDS["start"]:
+        found.append(f"start:{words[0]}")
+    if len(words) > 1 and words[-1] in JOINING_WORDS["end"]:
+        found.append(f"end:{words[-1]}")
+    return found
+
+
+def _is_word(
+    word: str, english: frozenset[str], known: Iterable[str] = (), compounds: bool = True
+) -> bool:
     """English or a reference word, allowing plurals and two-word compounds ('kettlebell')."""
     extra = known if isinstance(known, set | frozenset) else set(known)
 
@@ -226,6 +313,8 @@ def _is_word(word: str, english: frozenset[str], known: Iterable[str] = ()) -> b
 
     if inside(word) or any(inside(stem) for stem in _stems(word)):
         return True
+    if not compounds:
+        return False
     for cut in range(MIN_WORD_LENGTH, len(word) - MIN_WORD_LENGTH + 1):
         head, tail = word[:cut], word[cut:]
         if inside(head) and (inside(tail) or any(inside(s) for s in _stems(tail))):
@@ -237,17 +326,31 @@ def _misspells(word: str, english: frozenset[str], known: frozenset[str]) -> boo
     """Whether one edit (delete, swap, replace, insert) turns ``word`` into a known word."""
     if len(word) > MAX_WORD_LENGTH:
         return True  # no real word is this long; and its edits would not fit in memory
+    return any(e in english or e in known for e in _one_edits(word))
+
+
+def _one_edits(word: str) -> set[str]:
+    """Strings one delete, swap, replace or insert from ``word``, of ``MIN_WORD_LENGTH`` or
+    more characters."""
     letters = "abcdefghijklmnopqrstuvwxyz"
     splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
-    edits = (
-        [a + b[1:] for a, b in splits if b]
-        + [a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1]
-        + [a + c + b[1:] for a, b in splits if b for c in letters]
-        + [a + c + b for a, b in splits for c in letters]
-    )
-    return any(
-        (e in english or e in known) and len(e) >= MIN_WORD_LENGTH and e != word for e in edits
-    )
+    edits = {
+        *(a + b[1:] for a, b in splits if b),
+        *(a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1),
+        *(a + c + b[1:] for a, b in splits if b for c in letters),
+        *(a + c + b for a, b in splits for c in letters),
+    }
+    edits.discard(word)
+    return {e for e in edits if len(e) >= MIN_WORD_LENGTH}
+
+
+def _like(word: str, replacement: str) -> str:
+    """``replacement`` in the case of ``word``: 'Shrots', 'shorts' -> 'Shorts'."""
+    if word.isupper() and len(word) > 1:
+        return replacement.upper()
+    if word[:1].isupper():
+        return replacement[:1].upper() + replacement[1:]
+    return replacement
 
 
 def _stems(word: str) -> list[str]:

@@ -46,7 +46,7 @@ from catembed.backends import DEFAULT_BATCH_SIZE, MAX_ENCODED_CHARACTERS, encode
 from catembed.column_evidence import column_evidence
 from catembed.domain import probabilities
 from catembed.errors import InputError, ModelError
-from catembed.repair import FormatProfile, Repairer, split_joined
+from catembed.repair import FormatProfile, Repairer, split_joined, without_joiners
 from catembed.tables import atomic_file
 from catembed.verdicts import (
     Thresholds,
@@ -68,6 +68,7 @@ VALIDATOR_FILE = "validator.json"
 EMBEDDINGS_FILE = "validator.safetensors"
 FORMAT_VERSION = 1
 # Scores of verdicts the spelling alone decides, by how sure the rule is.
+RESPELLING_MAX_SCORE = 0.1  # a respelling is suggested only when it is clearly valid
 _RULE_SCORES = {"placeholder": 0.99, "repair": 0.95, "format": 0.9, "word": 0.8}
 IN_REFERENCE_WORDS_SCORE = 0.45  # a doubted value written in the reference values' words
 
@@ -282,27 +283,42 @@ class Validator:
         """Reports for distinct non-missing texts (whitespace-only counts as missing).
 
         A malformed value with no reference value to repair it to is suggested its cleaned
-        form ('<b>Board Games</b>' -> 'Board Games', 'Canton MA' -> 'Canton') when that form
-        is judged valid.
+        form ('<b>Board Games</b>' -> 'Board Games', 'Canton MA' -> 'Canton', 'Shoes and' ->
+        'Shoes') when that is judged valid, or a respelling ('Denim Shrots' -> 'Denim Shorts')
+        when that is clearly valid; of several, the one most likely valid.
         """
         reports = self._judge_batch(texts)
         if not repair_unseen:
             return reports
-        cleaned = {
-            r.value: self._repairer.without_code(str(r.value))
+        options = {
+            r.value: [
+                self._repairer.without_code(str(r.value)),
+                without_joiners(str(r.value)),
+                *self.profile.respellings(str(r.value)),
+            ]
             for r in reports
             if r.verdict is Verdict.MALFORMED and not r.suggestion
         }
-        candidates = [c for c in dict.fromkeys(cleaned.values()) if c and c not in cleaned]
+        candidates = [
+            c
+            for c in dict.fromkeys(c for cs in options.values() for c in cs)
+            if c.strip() and c not in options
+        ]
         if not candidates:
             return reports
-        verdicts = {r.value: r.verdict for r in self._judge_batch(candidates)}
-        return [
-            replace(r, suggestion=cleaned[r.value])
-            if r.value in cleaned and verdicts.get(cleaned[r.value]) is Verdict.VALID
-            else r
-            for r in reports
-        ]
+        judged = dict(zip(candidates, self._judge_batch(candidates), strict=True))
+        best = {}
+        for value, (cleaned, joined, *respelt) in options.items():
+            valid = [
+                c
+                for c in (cleaned, joined, *respelt)
+                if c in judged
+                and judged[c].verdict is Verdict.VALID
+                and (c in (cleaned, joined) or judged[c].score <= RESPELLING_MAX_SCORE)
+            ]
+            if valid:  # the first of equals: respellings come most likely first
+                best[value] = min(valid, key=lambda c: judged[c].score)
+        return [replace(r, suggestion=best[r.value]) if r.value in best else r for r in reports]
 
     def _judge_batch(self, texts: Sequence[str]) -> list[ValueReport]:
         # String rules first: only values they pass are encoded (about half, in dirty columns).
