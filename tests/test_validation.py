@@ -196,6 +196,42 @@ def test_a_misspelt_value_never_listed_is_suggested_its_respelling(validator: Va
     assert profile.respellings("Dxnim Shxrtz") == []  # 'Shxrtz' would stay no word
 
 
+def test_a_broken_value_never_listed_is_suggested_its_mechanical_repair(
+    validator: Validator,
+) -> None:
+    broken = [
+        "DENIM SHORTS",
+        "Denim Shorts (copy)",
+        "Denim_Shorts_v2",
+        "D3nim Sh0rts",
+        "Denim Shorts;Denim Shorts",
+        "#denimshorts",
+        "Den\nim Shorts",
+        "Denim ShortsÃ¶",
+    ]
+    reports = validator.validate(broken)
+    assert all(r.verdict is Verdict.MALFORMED for r in reports)
+    assert [r.suggestion for r in reports] == ["Denim Shorts"] * len(broken)
+
+
+def test_rewrites_undo_one_kind_of_damage_each_in_the_reference_values_case() -> None:
+    reference = ["Sandbox Toys", "Board Games", "TV Stands", "Mortar and Pestle"]
+    repairer = Repairer(reference, FormatProfile.learn(reference))
+    assert "Rocking Horse" in repairer.rewrites("ROCKING HORSE")
+    assert "Salad Spinner" in repairer.rewrites("Salad_Spinner")
+    assert "Barbell" in repairer.rewrites("Barbel_l")
+    assert "Measuring Spoons" in repairer.rewrites("#MeasuringSpoons")
+    assert "Badminton Racket" in repairer.rewrites("#badmintonracket")
+    assert "Loungewear" in repairer.rewrites("LOUNGEWEAR")  # no hashtag: not cut into words
+    assert "Lounge Wear" not in repairer.rewrites("LOUNGEWEAR")
+    assert repairer.rewrites("Mortar and Pestle, Mortar")[:2] == ["Mortar and Pestle", "Mortar"]
+    assert "Canton" in repairer.rewrites("Canton MA")
+    assert "Canton Ma" not in repairer.rewrites("Canton MA")  # a code keeps its case
+    assert repairer.profile.recased("MORTAR AND PESTLE") == "Mortar and Pestle"
+    assert repairer.profile.recased("mortar and pestle") == "Mortar and Pestle"
+    assert repairer.profile.recased("plainfield IN") == "Plainfield IN"
+
+
 def test_a_typo_like_value_as_common_as_its_reference_is_a_value_of_its_own(
     validator: Validator,
 ) -> None:

@@ -54,6 +54,8 @@ _NOISE_SUFFIX = re.compile(
     re.IGNORECASE,
 )
 _JOIN_SEPARATORS = (";", "|", ",", " / ", " + ")
+# Digits written for letters: 'T0y R0b0t', 'S0ldi3rs', 'Kn1fe 81ock' (a 1 is an l or an i).
+_DIGIT_LETTERS = (str.maketrans("0134578", "oleastb"), str.maketrans("0134578", "oieastb"))
 
 
 @cache
@@ -94,7 +96,9 @@ class FormatProfile:
     word_check: bool = False
     known_words: tuple[str, ...] = field(default=(), repr=False)
     irregular_spacing: bool = False  # a reference value has runs of spaces, tabs or newlines
-    edges: tuple[str, ...] | None = ()  # joiners reference values start or end with (None: any)
+    edges: (
+        tuple[str, ...] | None
+    ) = ()  # joiners reference values start or end with (None: unchecked)
 
     @classmethod
     def learn(cls, values: Sequence[str]) -> FormatProfile:
@@ -216,6 +220,28 @@ class FormatProfile:
         but one edit away from such a word. Rare real words ('Micellar', 'Yukata') pass."""
         return [m.group().casefold() for m in self._unknown_matches(clean(text))]
 
+    def recased(self, text: str) -> str:
+        """``text`` in the case of the reference values when they share one: Title Case
+        ('SANDBOX TOYS' -> 'Sandbox Toys'; connectors kept, and codes unless all is upper
+        case) or lower case."""
+        if self.first_shapes == ("l",) and set(self.word_shapes) <= {"l"}:
+            return text.lower()
+        if "Ul" not in self.first_shapes:
+            return text
+        words = text.split(" ")
+        shouting = text.isupper()
+        for i, word in enumerate(words):
+            short_capitals = word.isupper() and len(word) <= 3
+            if short_capitals and not shouting:
+                continue  # a code or an acronym: 'Canton MA', 'Plainfield IN', 'TV Stands'
+            if i and word.casefold() in CONNECTORS and "l" in self.word_shapes:
+                words[i] = word.lower()
+            elif short_capitals and "U3" in self.word_shapes:
+                continue
+            else:
+                words[i] = word[:1].upper() + word[1:].lower()
+        return " ".join(words)
+
     def respellings(self, text: str) -> list[str]:
         """``text`` cleaned, with its misspelt words replaced by the known words one edit
         away: reference words first, then common English words ('Denim Shrots' -> 'Denim
@@ -275,6 +301,40 @@ class FormatProfile:
             ):
                 unknown.append(match)
         return unknown
+
+
+def _split_words(text: str, known: Iterable[str] = (), segment: bool = False) -> str:
+    """``text`` with words split at '_', '.', '-' (and at capitals when it is one token), and
+    with ``segment``, each word that is none cut into English words: 'Salad_Spinner' ->
+    'Salad Spinner', 'MeasuringSpoons' -> 'Measuring Spoons', 'badmintonracket' ->
+    'badminton racket' (but 'Loungewear' is a word, so only hashtags are cut)."""
+    text = " ".join(re.sub(r"(?<=[^\W\d_])-+(?=[^\W\d_])|[_.]+", " ", text).split())
+    if " " not in text:  # one glued token
+        text = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", text)
+    if not segment:
+        return text
+    return " ".join(_segment(word, known) for word in text.split())
+
+
+def _segment(word: str, known: Iterable[str]) -> str:
+    """``word`` cut into the fewest English or reference words of 3+ letters, if it is none."""
+    english = english_words()
+    extra = known if isinstance(known, set | frozenset) else set(known)
+    lower = word.casefold()
+    if len(word) < 2 * MIN_WORD_LENGTH or len(word) > MAX_WORD_LENGTH or not word.isalpha():
+        return word
+    if lower in english or lower in extra:
+        return word
+    best: list[list[str] | None] = [[]] + [None] * len(word)
+    for end in range(MIN_WORD_LENGTH, len(word) + 1):
+        for start in range(max(0, end - 20), end - MIN_WORD_LENGTH + 1):
+            head, piece = best[start], lower[start:end]
+            if head is not None and (piece in english or piece in extra):
+                candidate = [*head, word[start:end]]
+                if best[end] is None or len(candidate) < len(best[end] or []):
+                    best[end] = candidate
+    found = best[len(word)]
+    return " ".join(found) if found else word
 
 
 def without_joiners(text: str) -> str:
@@ -399,6 +459,43 @@ class Repairer:
         cleaned = clean(text)
         match = None if self._codes else _APPENDED_CODE.fullmatch(cleaned)
         return match["base"] if match else cleaned
+
+    def rewrites(self, text: str) -> list[str]:
+        """What ``text`` may have been before it broke, the plainest guess first, each also
+        in the reference values' case ('SANDBOX TOYS' -> 'Sandbox Toys'): control characters
+        dropped; cleaned; less a dangling joiner or suffix; words split at '_', '.', '-' or
+        capitals, or joined again ('Barbel_l'), and a hashtag cut into English words
+        ('#badmintonracket'); digits read as
+        letters ('T0y R0b0t') and stray non-ASCII letters dropped where the reference values
+        have neither; less a code ('Canton MA'); each part of a joined value, longest first."""
+        profile = self.profile
+        plain = clean(text)
+        unsuffixed = clean(_NOISE_SUFFIX.sub("", text.strip()))
+        hashtag = text.lstrip().startswith("#")
+        split = _split_words(plain, profile.known_words, segment=hashtag)
+        forms = [
+            clean("".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf"))),
+            plain,
+            without_joiners(text),
+            unsuffixed,
+            split,
+            clean(re.sub(r"(?<=[^\W\d_])[_.](?=[^\W\d_])", "", plain)),  # 'Barbel_l'
+        ]
+        if hashtag:
+            forms.insert(0, split)
+        everything = _split_words(unsuffixed, profile.known_words, segment=hashtag)
+        if not any(c.isdigit() for c in profile.characters):
+            forms += [clean(plain.translate(letters)) for letters in _DIGIT_LETTERS]
+            everything = everything.translate(_DIGIT_LETTERS[0])
+        if not profile.non_ascii_letters:
+            forms.append(clean("".join(c for c in plain if c.isascii())))
+            everything = "".join(c for c in everything if c.isascii())
+        forms += [clean(everything), self.without_code(text)]
+        for separator in _JOIN_SEPARATORS:
+            if separator in plain:
+                forms += sorted((clean(p) for p in plain.split(separator)), key=len, reverse=True)
+        cased = [f for form in forms for f in (form, profile.recased(form))]
+        return [form for form in dict.fromkeys(cased) if form and form != text]
 
     def repair(self, text: str) -> Repair | None:
         """The reference value ``text`` is a broken spelling of, when there is a clear one."""

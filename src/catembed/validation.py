@@ -46,7 +46,7 @@ from catembed.backends import DEFAULT_BATCH_SIZE, MAX_ENCODED_CHARACTERS, encode
 from catembed.column_evidence import column_evidence
 from catembed.domain import probabilities
 from catembed.errors import InputError, ModelError
-from catembed.repair import FormatProfile, Repairer, split_joined, without_joiners
+from catembed.repair import FormatProfile, Repairer, split_joined
 from catembed.tables import atomic_file
 from catembed.verdicts import (
     Thresholds,
@@ -282,39 +282,42 @@ class Validator:
     def judge(self, texts: Sequence[str], repair_unseen: bool = True) -> list[ValueReport]:
         """Reports for distinct non-missing texts (whitespace-only counts as missing).
 
-        A malformed value with no reference value to repair it to is suggested its cleaned
-        form ('<b>Board Games</b>' -> 'Board Games', 'Canton MA' -> 'Canton', 'Shoes and' ->
-        'Shoes') when that is judged valid, or a respelling ('Denim Shrots' -> 'Denim Shorts')
-        when that is clearly valid; of several, the one most likely valid.
+        A malformed value with no reference value to repair it to is suggested the plainest of
+        its rewrites (``Repairer.rewrites``: '<b>Board Games</b>' -> 'Board Games', 'Canton
+        MA' -> 'Canton', 'SANDBOX TOYS' -> 'Sandbox Toys') that is judged valid, else the
+        respelling ('Denim Shrots' -> 'Denim Shorts') most likely valid, when clearly valid.
         """
         reports = self._judge_batch(texts)
         if not repair_unseen:
             return reports
         options = {
-            r.value: [
-                self._repairer.without_code(str(r.value)),
-                without_joiners(str(r.value)),
-                *self.profile.respellings(str(r.value)),
-            ]
+            r.value: (
+                self._repairer.rewrites(str(r.value)),
+                self.profile.respellings(str(r.value)),
+            )
             for r in reports
             if r.verdict is Verdict.MALFORMED and not r.suggestion
         }
         candidates = [
             c
-            for c in dict.fromkeys(c for cs in options.values() for c in cs)
+            for c in dict.fromkeys(c for pair in options.values() for cs in pair for c in cs)
             if c.strip() and c not in options
         ]
         if not candidates:
             return reports
         judged = dict(zip(candidates, self._judge_batch(candidates), strict=True))
         best = {}
-        for value, (cleaned, joined, *respelt) in options.items():
+        for value, (rewritten, respelt) in options.items():
+            valid = [c for c in rewritten if c in judged and judged[c].verdict is Verdict.VALID]
+            if valid:  # the plainest rewrite that is valid
+                best[value] = valid[0]
+                continue
             valid = [
                 c
-                for c in (cleaned, joined, *respelt)
+                for c in respelt
                 if c in judged
                 and judged[c].verdict is Verdict.VALID
-                and (c in (cleaned, joined) or judged[c].score <= RESPELLING_MAX_SCORE)
+                and judged[c].score <= RESPELLING_MAX_SCORE
             ]
             if valid:  # the first of equals: respellings come most likely first
                 best[value] = min(valid, key=lambda c: judged[c].score)
