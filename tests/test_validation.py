@@ -183,7 +183,7 @@ def test_an_anomaly_is_suggested_the_frequent_column_value_it_resembles(
 
 def test_a_misspelt_value_never_listed_is_suggested_its_respelling(validator: Validator) -> None:
     assert "Denim Shorts" not in validator.reference
-    reports = validator.validate(["Dxnim Shxrts", "<b>Denim Shrots</b>", "Toastr", "Jeans and"])
+    reports = validator.validate(["Denim Shorst", "<b>Denim Shrots</b>", "Toastr", "Jeans and"])
     assert [r.verdict for r in reports] == [Verdict.MALFORMED] * 4
     assert [r.suggestion for r in reports[:2]] == ["Denim Shorts", "Denim Shorts"]
     assert reports[3].suggestion == "Jeans"
@@ -194,6 +194,8 @@ def test_a_misspelt_value_never_listed_is_suggested_its_respelling(validator: Va
     assert "Polo Shirts" in profile.respellings("POLO SHRITS".title())
     assert profile.respellings("Denim Shorts") == []
     assert profile.respellings("Dxnim Shxrtz") == []  # 'Shxrtz' would stay no word
+    assert profile.respellings("Jigsaw Puzz") == []  # cut short, not misspelt
+    assert profile.respellings("Golf Tese")[0] == "Golf Tees"  # swapped letters first
 
 
 def test_a_broken_value_never_listed_is_suggested_its_mechanical_repair(
@@ -229,7 +231,8 @@ def test_rewrites_undo_one_kind_of_damage_each_in_the_reference_values_case() ->
     assert "Canton Ma" not in repairer.rewrites("Canton MA")  # a code keeps its case
     assert repairer.profile.recased("MORTAR AND PESTLE") == "Mortar and Pestle"
     assert repairer.profile.recased("mortar and pestle") == "Mortar and Pestle"
-    assert repairer.profile.recased("plainfield IN") == "Plainfield IN"
+    assert repairer.profile.recased("SAN FRANCISCO CA") == "San Francisco CA"  # as 'TV Stands'
+    assert repairer.profile.recased("Toy oldiers") == "Toy oldiers"  # a letter lost, not case
 
 
 def test_a_typo_like_value_as_common_as_its_reference_is_a_value_of_its_own(

@@ -9,6 +9,7 @@ came from ('<b>Sweaters</b>', 'SWEATERS', 'Swaeters', 'Sweat' -> 'Sweaters').
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 import unicodedata
@@ -222,8 +223,16 @@ class FormatProfile:
 
     def recased(self, text: str) -> str:
         """``text`` in the case of the reference values when they share one: Title Case
-        ('SANDBOX TOYS' -> 'Sandbox Toys'; connectors kept, and codes unless all is upper
-        case) or lower case."""
+        ('SANDBOX TOYS' -> 'Sandbox Toys'; connectors kept, and codes: all short capitals in
+        a value not all upper case, capital pairs ('TV') in one that is) or lower case. Only a value cased as a whole, or with a word cased at random
+        ('ROckInG'), is recased: 'Toy oldiers' lost a letter, not its case."""
+        words = _WORD.findall(text)
+        if not (
+            text.isupper()
+            or text.islower()
+            or any(_shape(w) not in ("Ul", "l", "U3") for w in words)
+        ):
+            return text
         if self.first_shapes == ("l",) and set(self.word_shapes) <= {"l"}:
             return text.lower()
         if "Ul" not in self.first_shapes:
@@ -236,20 +245,26 @@ class FormatProfile:
                 continue  # a code or an acronym: 'Canton MA', 'Plainfield IN', 'TV Stands'
             if i and word.casefold() in CONNECTORS and "l" in self.word_shapes:
                 words[i] = word.lower()
-            elif short_capitals and "U3" in self.word_shapes:
+            elif short_capitals and len(word) <= 2 and "U3" in self.word_shapes:
                 continue
             else:
-                words[i] = word[:1].upper() + word[1:].lower()
+                words[i] = "-".join(p[:1].upper() + p[1:].lower() for p in word.split("-"))
         return " ".join(words)
 
     def respellings(self, text: str) -> list[str]:
         """``text`` cleaned, with its misspelt words replaced by the known words one edit
-        away: reference words first, then common English words ('Denim Shrots' -> 'Denim
-        Shorts', 'Denim Shots'); at most ``MAX_RESPELLINGS``, empty when nothing is misspelt."""
+        away, likeliest typo first (swapped letters, then doubled letters and neighbouring
+        keys; then reference words, then common English words): 'Denim Shrots' -> 'Denim
+        Shorts', 'Denim Shots'; at most ``MAX_RESPELLINGS``, empty when nothing is misspelt."""
         cleaned = clean(text)
         matches = self._unknown_matches(cleaned)
         if not matches or len(matches) > MAX_MISSPELT_WORDS:
             return []
+        final = matches[-1].group().casefold()
+        if not cleaned[matches[-1].end() :].strip() and (
+            len(final) < MIN_WORD_LENGTH or _starts_a_word(final, self._known)
+        ):
+            return []  # cut short ('Board Ga', 'Jigsaw Puzz'), not misspelt
         counts = english_counts()
         known = self._known
         english = english_words()
@@ -265,8 +280,9 @@ class FormatProfile:
             word = match.group()
             if len(word) > MAX_WORD_LENGTH:
                 return []
-            found = [e for e in _one_edits(word.casefold()) if e in known or e in counts]
-            found.sort(key=lambda e: (e not in known, -counts.get(e, 0), e))
+            edits = _one_edits(word.casefold())
+            found = [e for e in edits if e in known or e in counts]
+            found.sort(key=lambda e: (edits[e], e not in known, -counts.get(e, 0), e))
             options.append([_like(word, e) for e in found[:MAX_RESPELLINGS]] or [word])
         texts = []
         for choice in itertools.islice(itertools.product(*options), MAX_RESPELLINGS):
@@ -389,19 +405,59 @@ def _misspells(word: str, english: frozenset[str], known: frozenset[str]) -> boo
     return any(e in english or e in known for e in _one_edits(word))
 
 
-def _one_edits(word: str) -> set[str]:
+@cache
+def _sorted_english() -> tuple[str, ...]:
+    return tuple(sorted(english_words()))
+
+
+def _starts_a_word(prefix: str, known: frozenset[str]) -> bool:
+    """Whether ``prefix`` begins a longer English or reference word ('puzz': 'puzzle')."""
+    words = _sorted_english()
+    at = bisect.bisect_right(words, prefix)
+    if at < len(words) and words[at].startswith(prefix):
+        return True
+    return any(w.startswith(prefix) and w != prefix for w in known)
+
+
+def _one_edits(word: str) -> dict[str, float]:
     """Strings one delete, swap, replace or insert from ``word``, of ``MIN_WORD_LENGTH`` or
-    more characters."""
+    more characters, each with how unlikely a typo it is: swapped or doubled letters and
+    neighbouring keys are the common slips."""
     letters = "abcdefghijklmnopqrstuvwxyz"
     splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
-    edits = {
-        *(a + b[1:] for a, b in splits if b),
-        *(a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1),
-        *(a + c + b[1:] for a, b in splits if b for c in letters),
-        *(a + c + b for a, b in splits for c in letters),
+    edits: dict[str, float] = {}
+
+    def add(text: str, cost: float) -> None:
+        if len(text) >= MIN_WORD_LENGTH and text != word:
+            edits[text] = min(cost, edits.get(text, cost))
+
+    for a, b in splits:
+        if b:  # a letter typed too many: cheap when it doubles its neighbour
+            add(a + b[1:], 0.6 if b[0] in a[-1:] + b[1:2] else 0.9)
+        if len(b) > 1:
+            add(a + b[1] + b[0] + b[2:], 0.5)
+        for c in letters:
+            if b:
+                add(a + c + b[1:], 0.7 if c in _KEY_NEIGHBOURS.get(b[0], "") else 1.0)
+            add(a + c + b, 0.6 if c in a[-1:] + b[:1] else 0.7)  # a letter left out
+    return edits
+
+
+def _key_neighbours() -> dict[str, str]:
+    """The keys next to each letter key on a QWERTY keyboard."""
+    rows = ["qwertyuiop", "asdfghjkl", "zxcvbnm"]
+    places = {k: (r, c + r / 2) for r, keys in enumerate(rows) for c, k in enumerate(keys)}
+    return {
+        key: "".join(
+            other
+            for other, (r2, c2) in places.items()
+            if other != key and abs(r - r2) <= 1 and abs(c - c2) <= 1
+        )
+        for key, (r, c) in places.items()
     }
-    edits.discard(word)
-    return {e for e in edits if len(e) >= MIN_WORD_LENGTH}
+
+
+_KEY_NEIGHBOURS = _key_neighbours()
 
 
 def _like(word: str, replacement: str) -> str:
@@ -481,7 +537,7 @@ class Repairer:
             split,
             clean(re.sub(r"(?<=[^\W\d_])[_.](?=[^\W\d_])", "", plain)),  # 'Barbel_l'
         ]
-        if hashtag:
+        if hashtag or re.fullmatch(r"(?:[A-Z][a-z]+){2,}", plain):  # 'BroomballEquipment'
             forms.insert(0, split)
         everything = _split_words(unsuffixed, profile.known_words, segment=hashtag)
         if not any(c.isdigit() for c in profile.characters):
@@ -492,8 +548,10 @@ class Repairer:
             everything = "".join(c for c in everything if c.isascii())
         forms += [clean(everything), self.without_code(text)]
         for separator in _JOIN_SEPARATORS:
-            if separator in plain:
-                forms += sorted((clean(p) for p in plain.split(separator)), key=len, reverse=True)
+            parts = [clean(p) for p in plain.split(separator)] if separator in plain else []
+            if len({tuple(sorted(p.casefold().split())) for p in parts}) < len(set(parts)):
+                continue  # the same words in another order: which is meant is anyone's guess
+            forms += sorted(parts, key=len, reverse=True)
         cased = [f for form in forms for f in (form, profile.recased(form))]
         return [form for form in dict.fromkeys(cased) if form and form != text]
 

@@ -285,7 +285,7 @@ class Validator:
         A malformed value with no reference value to repair it to is suggested the plainest of
         its rewrites (``Repairer.rewrites``: '<b>Board Games</b>' -> 'Board Games', 'Canton
         MA' -> 'Canton', 'SANDBOX TOYS' -> 'Sandbox Toys') that is judged valid, else the
-        respelling ('Denim Shrots' -> 'Denim Shorts') most likely valid, when clearly valid.
+        likeliest respelling ('Denim Shrots' -> 'Denim Shorts') that is clearly valid.
         """
         reports = self._judge_batch(texts)
         if not repair_unseen:
@@ -319,8 +319,8 @@ class Validator:
                 and judged[c].verdict is Verdict.VALID
                 and judged[c].score <= RESPELLING_MAX_SCORE
             ]
-            if valid:  # the first of equals: respellings come most likely first
-                best[value] = min(valid, key=lambda c: judged[c].score)
+            if valid:  # respellings come likeliest typo first
+                best[value] = valid[0]
         return [replace(r, suggestion=best[r.value]) if r.value in best else r for r in reports]
 
     def _judge_batch(self, texts: Sequence[str]) -> list[ValueReport]:
