@@ -16,7 +16,13 @@ from catembed.columns import validate_table
 from catembed.errors import InputError, ModelError
 from catembed.metrics import auroc, class_scores, evaluate_labelled
 from catembed.normalize import canonical, clean, fix_mojibake
-from catembed.repair import FormatProfile, Repairer, one_edit_share, without_joiners
+from catembed.repair import (
+    FormatProfile,
+    Repairer,
+    one_edit_share,
+    without_joiners,
+    without_suffix,
+)
 from catembed.validation import EMBEDDINGS_FILE, IN_REFERENCE_WORDS_SCORE, VALIDATOR_FILE
 from catembed.verdicts import Thresholds
 from catembed.vocabulary import domain_values
@@ -305,6 +311,15 @@ def test_numbers_nan_and_long_strings_get_a_verdict_per_row(validator: Validator
     ]
     assert reports[0].value == 42 and "'24'" in reports[0].reason
     assert "far longer" in reports[3].reason
+    # Long runs of separators once took minutes (a regular expression that backtracked).
+    runs = ["Sweaters" + " 1" * 50_000 + "x", "a" + "_-" * 50_000 + "!"]
+    assert all(r.verdict is Verdict.MALFORMED for r in validator.validate(runs))
+
+
+def test_a_suffix_is_found_at_the_end_of_a_value() -> None:
+    assert without_suffix("Garlic Press_v1.0") == "Garlic Press"
+    assert without_suffix("Toy Cars (copy)") == "Toy Cars"
+    assert without_suffix("x" * 500 + " final") == "x" * 500
 
 
 def test_each_distinct_value_is_encoded_once(validator: Validator) -> None:

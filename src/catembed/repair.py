@@ -36,6 +36,7 @@ MAX_RESPELLINGS = 4  # corrected spellings of a value tried as its suggestion
 MAX_MISSPELT_WORDS = 2  # a value with more is too broken to respell
 MIN_WORD_LENGTH = 3  # shorter words ('tv', 'pc') are not spell-checked
 MAX_WORD_LENGTH = 40
+SUFFIX_WINDOW = 64  # version and copy suffixes are shorter than this
 MIN_TYPO_LENGTH = 4  # values shorter than this are never called a typo of another
 # When this share of reference values lie one edit from another ('abp1', 'abp2'; 'marc',
 # 'mark'), one edit from a reference value is no sign of a typo.
@@ -170,7 +171,7 @@ class FormatProfile:
             if dangling:
                 side, joiner = dangling[0].split(":", 1)
                 found.append(f"{side}s with {joiner!r}, as no reference value does")
-        if len(text) > 2 * self.max_length + 20:
+        if self.far_longer(text):
             found.append(f"{len(text)} characters, far longer than any reference value")
         digits = any(c.isdigit() for c in self.characters)  # one digit allows them all
         strange = sorted(
@@ -220,6 +221,10 @@ class FormatProfile:
         """Words of ``text`` that look misspelt: neither English nor used by a reference value,
         but one edit away from such a word. Rare real words ('Micellar', 'Yukata') pass."""
         return [m.group().casefold() for m in self._unknown_matches(clean(text))]
+
+    def far_longer(self, text: str) -> bool:
+        """Whether ``text`` is far longer than any reference value: no single value broke."""
+        return len(text) > 2 * self.max_length + 20
 
     def recased(self, text: str) -> str:
         """``text`` in the case of the reference values when they share one: Title Case
@@ -317,6 +322,14 @@ class FormatProfile:
             ):
                 unknown.append(match)
         return unknown
+
+
+def without_suffix(text: str) -> str:
+    """``text`` less a version or copy suffix ('Toy Cars (copy)', 'Garlic Press_v1.0').
+    Only the last ``SUFFIX_WINDOW`` characters are searched, so that a long run of separators
+    costs linear time, not quadratic."""
+    head, tail = text[:-SUFFIX_WINDOW], text[-SUFFIX_WINDOW:]
+    return head + _NOISE_SUFFIX.sub("", tail)
 
 
 def _split_words(text: str, known: Iterable[str] = (), segment: bool = False) -> str:
@@ -526,7 +539,7 @@ class Repairer:
         have neither; less a code ('Canton MA'); each part of a joined value, longest first."""
         profile = self.profile
         plain = clean(text)
-        unsuffixed = clean(_NOISE_SUFFIX.sub("", text.strip()))
+        unsuffixed = clean(without_suffix(text.strip()))
         hashtag = text.lstrip().startswith("#")
         split = _split_words(plain, profile.known_words, segment=hashtag)
         forms = [
@@ -565,7 +578,7 @@ class Repairer:
         key = squashed(text)
         if key in self._squashed:
             return Repair(self._squashed[key], "same value, different spelling")
-        stripped = canonical(_NOISE_SUFFIX.sub("", clean(text)))
+        stripped = canonical(without_suffix(clean(text)))
         if stripped and stripped != form and stripped in self._canonical:
             return Repair(self._canonical[stripped], "suffix added to a reference value")
         base = canonical(self.without_code(text))

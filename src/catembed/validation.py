@@ -296,7 +296,9 @@ class Validator:
                 self.profile.respellings(str(r.value)),
             )
             for r in reports
-            if r.verdict is Verdict.MALFORMED and not r.suggestion
+            if r.verdict is Verdict.MALFORMED
+            and not r.suggestion
+            and not self.profile.far_longer(str(r.value))
         }
         candidates = [
             c
