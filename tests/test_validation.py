@@ -312,7 +312,7 @@ def test_numbers_nan_and_long_strings_get_a_verdict_per_row(validator: Validator
     assert reports[0].value == 42 and "'24'" in reports[0].reason
     assert "far longer" in reports[3].reason
     # Long runs of separators once took minutes (a regular expression that backtracked).
-    runs = ["Sweaters" + " 1" * 50_000 + "x", "a" + "_-" * 50_000 + "!"]
+    runs = ["Sweaters" + " 1" * 50_000 + "x", "a" + "_-" * 50_000 + "!", "a" + "1" * 5_000 + "z!"]
     assert all(r.verdict is Verdict.MALFORMED for r in validator.validate(runs))
 
 
@@ -320,6 +320,8 @@ def test_a_suffix_is_found_at_the_end_of_a_value() -> None:
     assert without_suffix("Garlic Press_v1.0") == "Garlic Press"
     assert without_suffix("Toy Cars (copy)") == "Toy Cars"
     assert without_suffix("x" * 500 + " final") == "x" * 500
+    assert without_suffix("Toy Cars - copy") == "Toy Cars"
+    assert without_suffix("Gold") == "Gold" and without_suffix("Photocopy") == "Photocopy"
 
 
 def test_each_distinct_value_is_encoded_once(validator: Validator) -> None:

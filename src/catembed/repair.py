@@ -51,8 +51,9 @@ _WORD = re.compile(r"[^\W\d_]+")
 # Punctuation real names use: 'Pull-Up Bar', "Chef's Pants", 'Saris & Lehengas', 'and/or'.
 _BENIGN_PUNCTUATION = re.compile(r"(?<=[^\W\d_])[-'\u2019/](?=[^\W\d_])| & ")
 _HYPHEN_JOINED = re.compile(r"[^\W\d_]{4,}(?:-[^\W\d_]{4,})+")  # 'Knife-Block': spaces replaced
+# Atomic groups: each piece is matched once, so a long run of digits cannot backtrack.
 _NOISE_SUFFIX = re.compile(
-    r"(?:[\s_\-]*(?:\(\s*\d+\s*\)|\(copy\)|- ?copy|v\d+(?:\.\d+)?|final|old|new|\d+))+$",
+    r"(?>[\s_\-]+(?:copy|final|old|new)|[\s_\-]*(?:\(\s*\d+\s*\)|\(copy\)|v\d+(?:\.\d+)?|\d+))+$",
     re.IGNORECASE,
 )
 _JOIN_SEPARATORS = (";", "|", ",", " / ", " + ")
