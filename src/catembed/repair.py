@@ -99,9 +99,8 @@ class FormatProfile:
     word_check: bool = False
     known_words: tuple[str, ...] = field(default=(), repr=False)
     irregular_spacing: bool = False  # a reference value has runs of spaces, tabs or newlines
-    edges: (
-        tuple[str, ...] | None
-    ) = ()  # joiners reference values start or end with (None: unchecked)
+    # Joiners reference values start or end with ('end:&'); None: not learned, not checked.
+    edges: tuple[str, ...] | None = ()
 
     @classmethod
     def learn(cls, values: Sequence[str]) -> FormatProfile:
@@ -230,8 +229,9 @@ class FormatProfile:
     def recased(self, text: str) -> str:
         """``text`` in the case of the reference values when they share one: Title Case
         ('SANDBOX TOYS' -> 'Sandbox Toys'; connectors kept, and codes: all short capitals in
-        a value not all upper case, capital pairs ('TV') in one that is) or lower case. Only a value cased as a whole, or with a word cased at random
-        ('ROckInG'), is recased: 'Toy oldiers' lost a letter, not its case."""
+        a value not all upper case, capital pairs ('TV') in one that is) or lower case.
+        Only a value cased as a whole, or with a word cased at random ('ROckInG'), is
+        recased: 'Toy oldiers' lost a letter, not its case."""
         words = _WORD.findall(text)
         if not (
             text.isupper()
@@ -535,9 +535,9 @@ class Repairer:
         in the reference values' case ('SANDBOX TOYS' -> 'Sandbox Toys'): control characters
         dropped; cleaned; less a dangling joiner or suffix; words split at '_', '.', '-' or
         capitals, or joined again ('Barbel_l'), and a hashtag cut into English words
-        ('#badmintonracket'); digits read as
-        letters ('T0y R0b0t') and stray non-ASCII letters dropped where the reference values
-        have neither; less a code ('Canton MA'); each part of a joined value, longest first."""
+        ('#badmintonracket'); digits read as letters ('T0y R0b0t') and stray non-ASCII
+        letters dropped where the reference values have neither; less a code ('Canton MA');
+        each part of a joined value, longest first."""
         profile = self.profile
         plain = clean(text)
         unsuffixed = clean(without_suffix(text.strip()))

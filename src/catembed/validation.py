@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -290,40 +290,44 @@ class Validator:
         reports = self._judge_batch(texts)
         if not repair_unseen:
             return reports
-        options = {
-            r.value: (
-                self._repairer.rewrites(str(r.value)),
-                self.profile.respellings(str(r.value)),
-            )
+        broken = {
+            str(r.value)
             for r in reports
             if r.verdict is Verdict.MALFORMED
             and not r.suggestion
             and not self.profile.far_longer(str(r.value))
         }
+        best = self._first_valid(broken, broken, self._repairer.rewrites, 1.0)
+        rest = broken - best.keys()
+        best |= self._first_valid(rest, broken, self.profile.respellings, RESPELLING_MAX_SCORE)
+        return [replace(r, suggestion=best[r.value]) if r.value in best else r for r in reports]
+
+    def _first_valid(
+        self,
+        values: set[str],
+        broken: set[str],
+        propose: Callable[[str], list[str]],
+        max_score: float,
+    ) -> dict[str, str]:
+        """For each of ``values``, the first of its proposed repairs (none of them ``broken``)
+        judged valid with a score of at most ``max_score``; all are judged in one batch."""
+        options = {value: propose(value) for value in sorted(values)}
         candidates = [
             c
-            for c in dict.fromkeys(c for pair in options.values() for cs in pair for c in cs)
-            if c.strip() and c not in options
+            for c in dict.fromkeys(c for cs in options.values() for c in cs)
+            if c.strip() and c not in broken
         ]
         if not candidates:
-            return reports
+            return {}
         judged = dict(zip(candidates, self._judge_batch(candidates), strict=True))
         best = {}
-        for value, (rewritten, respelt) in options.items():
-            valid = [c for c in rewritten if c in judged and judged[c].verdict is Verdict.VALID]
-            if valid:  # the plainest rewrite that is valid
-                best[value] = valid[0]
-                continue
-            valid = [
-                c
-                for c in respelt
-                if c in judged
-                and judged[c].verdict is Verdict.VALID
-                and judged[c].score <= RESPELLING_MAX_SCORE
-            ]
-            if valid:  # respellings come likeliest typo first
-                best[value] = valid[0]
-        return [replace(r, suggestion=best[r.value]) if r.value in best else r for r in reports]
+        for value, choices in options.items():
+            for choice in choices:
+                report = judged.get(choice)
+                if report and report.verdict is Verdict.VALID and report.score <= max_score:
+                    best[value] = choice
+                    break
+        return best
 
     def _judge_batch(self, texts: Sequence[str]) -> list[ValueReport]:
         # String rules first: only values they pass are encoded (about half, in dirty columns).
