@@ -8,6 +8,7 @@ never leaves a half-written file, and input files are only ever opened for readi
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import sys
@@ -58,12 +59,7 @@ def read_table(path: str | Path, dictionary: tuple[str, ...] = ()) -> pa.Table:
             return pq.read_table(name, read_dictionary=[c for c in dictionary if c in present])
         if fmt == "jsonl":
             return pajson.read_json(name)
-        delimiter = "\t" if fmt == "tsv" else ","
-        return pacsv.read_csv(
-            name,
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
-        )
+        return _read_csv(name, "\t" if fmt == "tsv" else ",")
     except pa.ArrowInvalid as error:
         raise InputError(f"cannot read {name} as {fmt}: {_first_line(error)}") from None
     except UnicodeDecodeError as error:
@@ -112,7 +108,13 @@ def write_table(table: pa.Table, path: str | Path) -> None:
             pq.write_table(table, tmp)
         elif fmt in ("csv", "tsv"):
             delimiter = "\t" if fmt == "tsv" else ","
-            pacsv.write_csv(table, tmp, pacsv.WriteOptions(delimiter=delimiter))
+            try:
+                pacsv.write_csv(table, tmp, pacsv.WriteOptions(delimiter=delimiter))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+                raise InputError(
+                    f"cannot write {path} as {fmt}: {_first_line(error)}; "
+                    "write .parquet or .jsonl instead"
+                ) from None
         elif fmt == "jsonl":
             _write_jsonl(table, tmp)
         else:
@@ -129,12 +131,17 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(f"folder {parent} does not exist")
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    except OSError as error:
+        raise InputError(f"cannot write to {parent}: {error.strerror or error}") from None
     os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
         os.replace(tmp, target)
+    except OSError as error:
+        raise InputError(f"cannot write {target}: {error.strerror or error}") from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -178,9 +185,45 @@ def _write_jsonl(table: pa.Table, path: Path) -> None:
 
 
 def _json_default(value: object) -> object:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="backslashreplace")
     if hasattr(value, "tolist"):
         return value.tolist()
     return str(value)
+
+
+def _read_csv(name: str, delimiter: str) -> pa.Table:
+    """Every column as text, exactly as written ('00123' and 'true' stay so); only empty
+    cells are nulls. A one-column file keeps its blank lines as empty cells."""
+    names = _csv_header(name, delimiter)
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise InputError(f"{name} has more than one column named {duplicated[0]!r}")
+    parse = pacsv.ParseOptions(
+        delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=len(names) > 1
+    )
+    convert = pacsv.ConvertOptions(
+        column_types=dict.fromkeys(names, pa.string()),
+        strings_can_be_null=True,
+        null_values=[""],
+        quoted_strings_can_be_null=False,
+    )
+    try:
+        return pacsv.read_csv(name, parse_options=parse, convert_options=convert)
+    except pa.ArrowInvalid as error:
+        if "invalid UTF8" in str(error):
+            raise InputError(f"{name} is not valid UTF-8 text; save it as UTF-8") from None
+        if "straddl" not in str(error):
+            raise
+    # A value longer than a read block (1 MB): read again in blocks that hold it.
+    big = pacsv.ReadOptions(block_size=max(Path(name).stat().st_size + 1, 1 << 20))
+    return pacsv.read_csv(name, read_options=big, parse_options=parse, convert_options=convert)
+
+
+def _csv_header(name: str, delimiter: str) -> list[str]:
+    with open(name, "rb") as handle:
+        first = handle.readline().decode("utf-8-sig")
+    return next(csv.reader([first], delimiter=delimiter), [])
 
 
 def _read_lines(name: str) -> list[str]:
@@ -188,6 +231,8 @@ def _read_lines(name: str) -> list[str]:
     text = data.decode("utf-8")
     if text.startswith("\ufeff"):
         text = text[1:]
+    if "\n" not in text:  # old Mac line ends; elsewhere a carriage return is in a value
+        text = text.replace("\r", "\n")
     lines = [line.removesuffix("\r") for line in text.split("\n")]
     if lines and lines[-1] == "":
         lines.pop()
