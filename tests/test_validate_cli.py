@@ -72,7 +72,8 @@ def test_every_table_format_keeps_each_row_and_adds_the_report(
     assert source.read_bytes() == before  # the input is never modified
     result = read_table(output)
     assert result.column_names == ["id", "category", *REPORT]
-    assert result.column("id").to_pylist() == list(range(len(VALUES)))
+    ids = list(range(len(VALUES)))
+    assert result.column("id").to_pylist() == ([str(i) for i in ids] if "sv" in suffix else ids)
     assert result.column("verdict").to_pylist() == VERDICTS
     # CSV and TSV read empty cells back as nulls.
     assert [s or "" for s in result.column("suggestion").to_pylist()[:2]] == ["", "Sweaters"]
@@ -171,6 +172,14 @@ def test_very_long_strings_are_judged(model_dir: Path, tmp_path: Path) -> None:
             ["in.csv", "--column", "category", "--output", "out.txt"],
             "--output must end in",
         ),
+        ("duplicate", ["dup.csv", "--column", "category"], "more than one column named 'category'"),
+        ("utf16", ["utf16.csv"], "is not valid UTF-8"),
+        (
+            "lists",
+            ["lists.parquet", "--column", "category", "--output", "out.csv"],
+            "write .parquet",
+        ),
+        ("table", ["in.csv", "--column", "category", "--output", "/proc/out.csv"], "cannot write"),
     ],
 )
 def test_bad_input_gives_a_one_line_error(
@@ -186,12 +195,86 @@ def test_bad_input_gives_a_one_line_error(
         (tmp_path / "latin1.txt").write_bytes("Caf\xe9\n".encode("latin-1"))
     elif setup == "latin1csv":
         (tmp_path / "latin1.csv").write_bytes("category\nCaf\xe9\n".encode("latin-1"))
+    elif setup == "duplicate":
+        (tmp_path / "dup.csv").write_text("category,category\nSweaters,Jeans\n", "utf-8")
+    elif setup == "utf16":
+        (tmp_path / "utf16.csv").write_bytes("category\nSweaters\n".encode("utf-16"))
+    elif setup == "lists":
+        table = pa.table({"category": ["Sweaters"], "tags": [["wool", "winter"]]})
+        pq.write_table(table, tmp_path / "lists.parquet")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     code, _, err = run("validate", "--model", str(model_dir), *args)
     assert code == 1
     assert message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_csv_cells_are_judged_and_written_as_the_text_they_hold(tmp_path: Path) -> None:
+    valid = tmp_path / "valid.txt"
+    valid.write_text("00123\n00124\ntrue\nfalse\n", "utf-8")
+    source = tmp_path / "in.csv"
+    # Leading zeros, a boolean's spelling, 'N/A' and a blank line stay as written.
+    source.write_text("code\n00123\ntrue\nN/A\n\n00124\n", "utf-8")
+    output = tmp_path / "out.csv"
+    code, _, err = run("validate", "--valid", str(valid), str(source), "--output", str(output))
+    assert code == 0, err
+    rows = read_table(output).to_pylist()
+    assert [r["code"] for r in rows] == ["00123", "true", "N/A", None, "00124"]
+    assert [r["verdict"] for r in rows] == ["valid", "valid", "malformed", "missing", "valid"]
+    assert "00123" in output.read_text("utf-8")
+
+
+def test_options_out_of_range_are_usage_errors(model_dir: Path) -> None:
+    for option in (["--top", "-1"], ["--max-anomaly-rate", "nan"]):
+        code, _, err = run("validate", "--model", str(model_dir), *option, "-", stdin="Jeans\n")
+        assert code == 2 and f"Invalid value for '{option[0]}'" in err
+
+
+def test_a_value_of_megabytes_is_malformed_at_once(model_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "long.csv"
+    source.write_text("category\nSweaters\n" + "y" * 3_000_000 + "\n", "utf-8")
+    output = tmp_path / "out.parquet"
+    code, _, err = run("validate", "--model", str(model_dir), str(source), "--output", str(output))
+    assert code == 0, err
+    rows = read_table(output).to_pylist()
+    assert [r["verdict"] for r in rows] == ["valid", "malformed"]
+    assert len(rows[1]["category"]) == 3_000_000
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("not_object", "is not a JSON object"),
+        ("truncated", "cannot read the validator in"),
+        ("nan_bias", "not a finite number"),
+        ("infinite_length", "bad format profile"),
+        ("wrong_shapes", "expected a list of strings"),
+    ],
+)
+def test_a_damaged_validator_is_a_one_line_error(
+    model_dir: Path, tmp_path: Path, damage: str, message: str
+) -> None:
+    folder = tmp_path / "damaged"
+    shutil.copytree(model_dir, folder)
+    settings = folder / VALIDATOR_FILE
+    data = json.loads(settings.read_text("utf-8"))
+    if damage == "not_object":
+        data = [1, 2, 3]
+    elif damage == "truncated":
+        tensors = folder / "validator.safetensors"
+        tensors.write_bytes(tensors.read_bytes()[:5000])
+    elif damage == "nan_bias":
+        data["domain"]["bias"] = float("nan")
+    elif damage == "infinite_length":
+        data["profile"]["max_length"] = float("inf")
+    else:
+        data["profile"]["first_shapes"] = [1, 2]
+    settings.write_text(json.dumps(data), "utf-8")
+    code, _, err = run("validate", "--model", str(folder), "-", stdin="Sweaters\n")
+    assert code == 1
+    assert err.startswith("Error: ") and message in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_a_model_without_validator_data_is_a_one_line_error(
@@ -260,3 +343,9 @@ def test_validate_has_help_text() -> None:
     assert code == 0
     assert "Give every value of a column a verdict" in out
     assert "--max-anomaly-rate" in out
+
+
+def test_a_text_file_with_old_mac_line_ends_has_one_value_per_line(tmp_path: Path) -> None:
+    source = tmp_path / "values.txt"
+    source.write_bytes(b"Sweaters\rJeans\rHoodies\r")
+    assert read_table(source).column("value").to_pylist() == ["Sweaters", "Jeans", "Hoodies"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -84,10 +85,13 @@ GATE_EXIT_CODE = 3
     "--max-anomaly-rate",
     type=click.FloatRange(0.0, 1.0),
     default=None,
+    callback=lambda _ctx, _param, rate: _a_number(rate),
     help=f"Exit with code {GATE_EXIT_CODE} when the share of anomalous rows exceeds this.",
 )
 @click.option("--count-missing", is_flag=True, help="Count missing cells as anomalies.")
-@click.option("--top", type=int, default=15, show_default=True, help="Worst values to show.")
+@click.option(
+    "--top", type=click.IntRange(min=0), default=15, show_default=True, help="Worst values to show."
+)
 def validate(
     model_dir: Path | None,
     valid_file: str | None,
@@ -242,3 +246,9 @@ def similarity(model_dir: Path, backend: str, values: tuple[str, ...]) -> None:
     echo_table(
         [[labels[i], *(f"{x:.4f}" for x in row)] for i, row in enumerate(matrix)], ["", *labels]
     )
+
+
+def _a_number(rate: float | None) -> float | None:
+    if rate is not None and math.isnan(rate):
+        raise click.BadParameter("must be a number in [0, 1], not nan")
+    return rate

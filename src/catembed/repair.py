@@ -138,15 +138,15 @@ class FormatProfile:
             return cls(
                 characters=str(data["characters"]),
                 non_ascii_letters=bool(data["non_ascii_letters"]),
-                first_shapes=tuple(data["first_shapes"]),
-                word_shapes=tuple(data["word_shapes"]),
+                first_shapes=_strings(data["first_shapes"]),
+                word_shapes=_strings(data["word_shapes"]),
                 max_length=int(data["max_length"]),
                 word_check=bool(data["word_check"]),
-                known_words=tuple(data["known_words"]),
+                known_words=_strings(data["known_words"]),
                 irregular_spacing=bool(data.get("irregular_spacing", False)),
-                edges=tuple(data["edges"]) if data.get("edges") is not None else None,
+                edges=_strings(data["edges"]) if data.get("edges") is not None else None,
             )
-        except (KeyError, TypeError) as error:
+        except (KeyError, TypeError, ValueError, OverflowError) as error:
             raise ValueError(f"bad format profile: {error}") from None
 
     def issues(self, text: str) -> list[str]:
@@ -392,10 +392,18 @@ def _edges(value: str) -> list[str]:
     return found
 
 
+def _strings(items: object) -> tuple[str, ...]:
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise TypeError(f"expected a list of strings, got {items!r:.60}")
+    return tuple(items)
+
+
 def _is_word(
     word: str, english: frozenset[str], known: Iterable[str] = (), compounds: bool = True
 ) -> bool:
     """English or a reference word, allowing plurals and two-word compounds ('kettlebell')."""
+    if len(word) > 2 * MAX_WORD_LENGTH:
+        return False  # not even two words joined; and trying every cut would take long
     extra = known if isinstance(known, set | frozenset) else set(known)
 
     def inside(candidate: str) -> bool:

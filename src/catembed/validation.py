@@ -71,6 +71,7 @@ FORMAT_VERSION = 1
 RESPELLING_MAX_SCORE = 0.1  # a respelling is suggested only when it is clearly valid
 _RULE_SCORES = {"placeholder": 0.99, "repair": 0.95, "format": 0.9, "word": 0.8}
 IN_REFERENCE_WORDS_SCORE = 0.45  # a doubted value written in the reference values' words
+LONGEST_CHECKED = 10_000  # characters; a longer value far longer than any reference is malformed
 
 
 class Validator:
@@ -112,6 +113,7 @@ class Validator:
         cls, path: str | Path, backend: str = "torch", encoder: Encoder | None = None
     ) -> Validator:
         """Load the validator of a trained model folder (with its own encoder unless given)."""
+        from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
         from catembed.backends import load_encoder
@@ -127,6 +129,8 @@ class Validator:
             )
         try:
             data = json.loads(settings_path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ModelError(f"{settings_path} is not a JSON object")
             if data.get("format_version") != FORMAT_VERSION:
                 raise ModelError(
                     f"{settings_path} has format version {data.get('format_version')!r}; "
@@ -153,10 +157,12 @@ class Validator:
                     float(settings["bias"]),
                     Thresholds(**settings["thresholds"]),
                 )
+            _check_numbers(embeddings, thresholds, domain)
         except ModelError:
             raise
-        except (ValueError, KeyError, TypeError, OSError) as error:
-            raise ModelError(f"cannot read the validator in {folder}: {error}") from None
+        except (ValueError, KeyError, TypeError, OverflowError, OSError, SafetensorError) as error:
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise ModelError(f"cannot read the validator in {folder}: {first}") from None
         return cls(
             encoder,
             reference,
@@ -369,6 +375,10 @@ class Validator:
 
     def _string_rules(self, text: str) -> ValueReport | None:
         """A malformed verdict from the spelling alone, or None to ask the model."""
+        if len(text) > LONGEST_CHECKED and self.profile.far_longer(text):
+            # Its length is verdict enough; each check would scan megabytes again.
+            reason = f"{len(text):,} characters, far longer than any reference value"
+            return ValueReport(text, Verdict.MALFORMED, _RULE_SCORES["format"], "", "", reason)
         repair = self._repairer.repair(text)
         if repair is not None:
             return self._malformed(text, "repair", repair.suggestion, repair.reason)
@@ -413,6 +423,24 @@ class Validator:
         else:
             nearest = suggestion or self._repairer.closest(text, min_ratio=0.0)
         return ValueReport(text, Verdict.MALFORMED, _RULE_SCORES[kind], nearest, suggestion, reason)
+
+
+def _check_numbers(
+    embeddings: np.ndarray, thresholds: Thresholds, domain: DomainModel | None
+) -> None:
+    """Refuse a validator whose numbers could not have been written by ``save``."""
+    numbers = [thresholds.similarity, thresholds.scale]
+    if domain is not None:
+        numbers += [domain.bias, domain.thresholds.similarity, domain.thresholds.scale]
+        if domain.weights.shape != (embeddings.shape[1],):
+            raise ValueError(
+                f"domain weights have shape {domain.weights.shape}, "
+                f"the embeddings {embeddings.shape[1]} dimensions"
+            )
+        numbers.append(float(np.abs(domain.weights).sum()))
+    numbers.append(float(np.abs(embeddings).sum()))
+    if not all(np.isfinite(numbers)):
+        raise ValueError("a threshold, weight or embedding is not a finite number")
 
 
 def similarities(vectors: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
