@@ -311,6 +311,14 @@ def test_numbers_nan_and_long_strings_get_a_verdict_per_row(validator: Validator
     ]
     assert reports[0].value == 42 and "'24'" in reports[0].reason
     assert "far longer" in reports[3].reason
+    # A missing cell is missing whatever library's NaN or null it arrives as.
+    nulls = [np.float32("nan"), pa.scalar(None), pa.scalar("Jeans"), np.float64(3.0)]
+    assert [r.verdict for r in validator.validate(nulls)] == [
+        Verdict.MISSING,
+        Verdict.MISSING,
+        Verdict.VALID,
+        Verdict.MALFORMED,
+    ]
     # Long runs of separators once took minutes (a regular expression that backtracked).
     runs = ["Sweaters" + " 1" * 50_000 + "x", "a" + "_-" * 50_000 + "!", "a" + "1" * 5_000 + "z!"]
     assert all(r.verdict is Verdict.MALFORMED for r in validator.validate(runs))

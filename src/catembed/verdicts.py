@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -72,9 +73,13 @@ def sigmoid_score(value: float, thresholds: Thresholds) -> float:
 
 def as_text(value: object) -> str | None:
     """The text a cell is judged as, or None when the cell is missing (None, NaN)."""
+    if hasattr(value, "as_py"):  # a pyarrow scalar
+        value = value.as_py()
     if value is None:
         return None
-    if isinstance(value, float) and math.isnan(value):
+    if isinstance(value, numbers.Real) and not isinstance(value, int):
+        value = float(value)  # numpy floats too
+    if isinstance(value, numbers.Number) and value != value:  # NaN, of any number type
         return None
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
