@@ -223,6 +223,14 @@ def test_csv_cells_are_judged_and_written_as_the_text_they_hold(tmp_path: Path) 
     assert [r["code"] for r in rows] == ["00123", "true", "N/A", None, "00124"]
     assert [r["verdict"] for r in rows] == ["valid", "valid", "malformed", "missing", "valid"]
     assert "00123" in output.read_text("utf-8")
+    # Old Mac line ends, and a header name holding a line break, read the same way.
+    source.write_bytes(b'"product\nline",code\rSweaters,00123\rJeans,true\r')
+    code, _, err = run(
+        "validate", "--valid", str(valid), str(source), "--column", "code", "--output", str(output)
+    )
+    assert code == 0, err
+    rows = read_table(output).to_pylist()
+    assert [(r["code"], r["verdict"]) for r in rows] == [("00123", "valid"), ("true", "valid")]
 
 
 def test_options_out_of_range_are_usage_errors(model_dir: Path) -> None:

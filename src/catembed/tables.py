@@ -8,7 +8,6 @@ never leaves a half-written file, and input files are only ever opened for readi
 
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 import sys
@@ -195,7 +194,21 @@ def _json_default(value: object) -> object:
 def _read_csv(name: str, delimiter: str) -> pa.Table:
     """Every column as text, exactly as written ('00123' and 'true' stay so); only empty
     cells are nulls. A one-column file keeps its blank lines as empty cells."""
-    names = _csv_header(name, delimiter)
+    try:
+        return _read_csv_in_blocks(name, delimiter, pacsv.ReadOptions())
+    except pa.ArrowInvalid as error:
+        if "invalid UTF8" in str(error):
+            raise InputError(f"{name} is not valid UTF-8 text; save it as UTF-8") from None
+        if "straddl" not in str(error):
+            raise
+    # A value longer than a read block (1 MB): read again in blocks that hold it.
+    big = pacsv.ReadOptions(block_size=max(Path(name).stat().st_size + 1, 1 << 20))
+    return _read_csv_in_blocks(name, delimiter, big)
+
+
+def _read_csv_in_blocks(name: str, delimiter: str, blocks: pacsv.ReadOptions) -> pa.Table:
+    parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
+    names = pacsv.open_csv(name, read_options=blocks, parse_options=parse).schema.names
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         raise InputError(f"{name} has more than one column named {duplicated[0]!r}")
@@ -208,22 +221,7 @@ def _read_csv(name: str, delimiter: str) -> pa.Table:
         null_values=[""],
         quoted_strings_can_be_null=False,
     )
-    try:
-        return pacsv.read_csv(name, parse_options=parse, convert_options=convert)
-    except pa.ArrowInvalid as error:
-        if "invalid UTF8" in str(error):
-            raise InputError(f"{name} is not valid UTF-8 text; save it as UTF-8") from None
-        if "straddl" not in str(error):
-            raise
-    # A value longer than a read block (1 MB): read again in blocks that hold it.
-    big = pacsv.ReadOptions(block_size=max(Path(name).stat().st_size + 1, 1 << 20))
-    return pacsv.read_csv(name, read_options=big, parse_options=parse, convert_options=convert)
-
-
-def _csv_header(name: str, delimiter: str) -> list[str]:
-    with open(name, "rb") as handle:
-        first = handle.readline().decode("utf-8-sig")
-    return next(csv.reader([first], delimiter=delimiter), [])
+    return pacsv.read_csv(name, read_options=blocks, parse_options=parse, convert_options=convert)
 
 
 def _read_lines(name: str) -> list[str]:
