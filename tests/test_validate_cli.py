@@ -231,6 +231,9 @@ def test_csv_cells_are_judged_and_written_as_the_text_they_hold(tmp_path: Path) 
     assert code == 0, err
     rows = read_table(output).to_pylist()
     assert [(r["code"], r["verdict"]) for r in rows] == [("00123", "valid"), ("true", "valid")]
+    code, _, err = run("validate", "--valid", str(valid), str(source))  # which column?
+    assert code == 1 and "columns ('product\\nline', code)" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_options_out_of_range_are_usage_errors(model_dir: Path) -> None:

@@ -20,7 +20,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from catembed.errors import InputError
-from catembed.tables import STDIN, TEXT_COLUMN, atomic_file, read_table, table_format, write_table
+from catembed.tables import (
+    STDIN,
+    TEXT_COLUMN,
+    atomic_file,
+    listed_columns,
+    read_table,
+    table_format,
+    write_table,
+)
 from catembed.verdicts import ANOMALIES, ValueReport, Verdict, missing_report
 
 if TYPE_CHECKING:
@@ -76,10 +84,10 @@ def read_input(path: str, column: str | None) -> tuple[pa.Table, str]:
         elif TEXT_COLUMN in table.column_names:
             column = TEXT_COLUMN
         else:
-            names = ", ".join(table.column_names)
+            names = listed_columns(table)
             raise InputError(f"{path} has several columns ({names}); choose one with --column")
     elif column not in table.column_names:
-        names = ", ".join(table.column_names) or "none"
+        names = listed_columns(table) or "none"
         raise InputError(f"{path} has no column {column!r}; its columns are: {names}")
     if table.num_rows == 0:
         raise InputError(f"{path} has no rows to validate")

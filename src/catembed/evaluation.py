@@ -76,7 +76,9 @@ def triplet_table_accuracy(model: Encoder, table: pa.Table) -> dict[str, tuple[i
     """
     missing = [c for c in ("anchor", "positive", "negative") if c not in table.column_names]
     if missing:
-        names = ", ".join(table.column_names)
+        from catembed.tables import listed_columns
+
+        names = listed_columns(table)
         raise InputError(f"triplet data needs columns anchor, positive, negative; it has: {names}")
     a, p, n = (
         [_text(v) for v in table.column(c).to_pylist()] for c in ("anchor", "positive", "negative")

@@ -118,7 +118,9 @@ def evaluate_table(validator: Validator, table: pa.Table, source: str) -> Labell
     others = [c for c in table.column_names if c != "label"]
     column = "value" if "value" in others else (others[0] if len(others) == 1 else None)
     if column is None:
-        names = ", ".join(table.column_names)
+        from catembed.tables import listed_columns
+
+        names = listed_columns(table)
         raise InputError(f"{source} needs a value and a label column; it has: {names}")
     labels = table.column("label").to_pylist()
     if any(label is None for label in labels):

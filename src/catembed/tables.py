@@ -73,15 +73,22 @@ def read_column(path: str | Path, column: str | None = None) -> pa.ChunkedArray:
     return select_column(table, column, source=str(path))
 
 
+def listed_columns(table: pa.Table) -> str:
+    """The table's column names for a one-line message (odd names quoted)."""
+    return ", ".join(
+        n if n.isprintable() and n.strip() == n and n else repr(n) for n in table.column_names
+    )
+
+
 def select_column(table: pa.Table, column: str | None, source: str) -> pa.ChunkedArray:
     """Pick ``column`` from ``table``, or its only column when ``column`` is None."""
     if column is None:
         if table.num_columns == 1:
             return table.column(0)
-        names = ", ".join(table.column_names)
+        names = listed_columns(table)
         raise InputError(f"{source} has several columns ({names}); choose one with --column")
     if column not in table.column_names:
-        names = ", ".join(table.column_names) or "none"
+        names = listed_columns(table) or "none"
         raise InputError(f"{source} has no column {column!r}; its columns are: {names}")
     return table.column(column)
 
