@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -312,8 +313,9 @@ def test_numbers_nan_and_long_strings_get_a_verdict_per_row(validator: Validator
     assert reports[0].value == 42 and "'24'" in reports[0].reason
     assert "far longer" in reports[3].reason
     # A missing cell is missing whatever library's NaN or null it arrives as.
-    nulls = [np.float32("nan"), pa.scalar(None), pa.scalar("Jeans"), np.float64(3.0)]
+    nulls = [np.float32("nan"), Decimal("sNaN"), pa.scalar(None), pa.scalar("Jeans"), np.float64(3)]
     assert [r.verdict for r in validator.validate(nulls)] == [
+        Verdict.MISSING,
         Verdict.MISSING,
         Verdict.MISSING,
         Verdict.VALID,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -79,6 +80,8 @@ def as_text(value: object) -> str | None:
         return None
     if isinstance(value, numbers.Real) and not isinstance(value, int):
         value = float(value)  # numpy floats too
+    if isinstance(value, Decimal) and value.is_nan():
+        return None
     if isinstance(value, numbers.Number) and value != value:  # NaN, of any number type
         return None
     if isinstance(value, bytes):
