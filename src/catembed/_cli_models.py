@@ -20,6 +20,12 @@ from catembed._cli_options import (
 from catembed.errors import CatembedError
 
 
+def _a_number(_ctx: click.Context, _param: click.Parameter, rate: float | None) -> float | None:
+    if rate is not None and math.isnan(rate):
+        raise click.BadParameter("must be a number in [0, 1], not nan")
+    return rate
+
+
 @click.command()
 @model_option
 @backend_option
@@ -85,7 +91,7 @@ GATE_EXIT_CODE = 3
     "--max-anomaly-rate",
     type=click.FloatRange(0.0, 1.0),
     default=None,
-    callback=lambda _ctx, _param, rate: _a_number(rate),
+    callback=_a_number,
     help=f"Exit with code {GATE_EXIT_CODE} when the share of anomalous rows exceeds this.",
 )
 @click.option("--count-missing", is_flag=True, help="Count missing cells as anomalies.")
@@ -246,9 +252,3 @@ def similarity(model_dir: Path, backend: str, values: tuple[str, ...]) -> None:
     echo_table(
         [[labels[i], *(f"{x:.4f}" for x in row)] for i, row in enumerate(matrix)], ["", *labels]
     )
-
-
-def _a_number(rate: float | None) -> float | None:
-    if rate is not None and math.isnan(rate):
-        raise click.BadParameter("must be a number in [0, 1], not nan")
-    return rate

@@ -25,3 +25,8 @@ class ModelError(CatembedError):
 
 class ConfigError(CatembedError):
     """An option or configuration value is invalid."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none)."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

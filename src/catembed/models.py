@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from catembed.errors import ModelError
+from catembed.errors import ModelError, first_line
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -51,7 +51,7 @@ def load_model(name: str, device: str | None = None) -> SentenceTransformer:
             model_card_data=SentenceTransformerModelCardData(local_files_only=True),
         )
     except Exception as error:
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        first = first_line(error)
         raise ModelError(f"cannot load model {name}: {first}") from None
     logger.debug("loaded %s from %s", name, source)
     return model

@@ -172,7 +172,7 @@ class FormatProfile:
                 side, joiner = dangling[0].split(":", 1)
                 found.append(f"{side}s with {joiner!r}, as no reference value does")
         if self.far_longer(text):
-            found.append(f"{len(text)} characters, far longer than any reference value")
+            found.append(self.length_issue(text))
         digits = any(c.isdigit() for c in self.characters)  # one digit allows them all
         strange = sorted(
             {
@@ -225,6 +225,10 @@ class FormatProfile:
     def far_longer(self, text: str) -> bool:
         """Whether ``text`` is far longer than any reference value: no single value broke."""
         return len(text) > 2 * self.max_length + 20
+
+    def length_issue(self, text: str) -> str:
+        """The issue of a value that is ``far_longer``."""
+        return f"{len(text)} characters, far longer than any reference value"
 
     def recased(self, text: str) -> str:
         """``text`` in the case of the reference values when they share one: Title Case

@@ -21,7 +21,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from catembed.errors import InputError
+from catembed.errors import InputError, first_line
 
 STDIN = "-"
 TEXT_COLUMN = "value"
@@ -60,11 +60,11 @@ def read_table(path: str | Path, dictionary: tuple[str, ...] = ()) -> pa.Table:
             return pajson.read_json(name)
         return _read_csv(name, "\t" if fmt == "tsv" else ",")
     except pa.ArrowInvalid as error:
-        raise InputError(f"cannot read {name} as {fmt}: {_first_line(error)}") from None
+        raise InputError(f"cannot read {name} as {fmt}: {first_line(error)}") from None
     except UnicodeDecodeError as error:
         raise InputError(f"{name} is not valid UTF-8 (byte {error.start})") from None
     except OSError as error:
-        raise InputError(f"cannot read {name}: {_first_line(error)}") from None
+        raise InputError(f"cannot read {name}: {first_line(error)}") from None
 
 
 def read_column(path: str | Path, column: str | None = None) -> pa.ChunkedArray:
@@ -118,7 +118,7 @@ def write_table(table: pa.Table, path: str | Path) -> None:
                 pacsv.write_csv(table, tmp, pacsv.WriteOptions(delimiter=delimiter))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
                 raise InputError(
-                    f"cannot write {path} as {fmt}: {_first_line(error)}; "
+                    f"cannot write {path} as {fmt}: {first_line(error)}; "
                     "write .parquet or .jsonl instead"
                 ) from None
         elif fmt == "jsonl":
@@ -219,9 +219,7 @@ def _read_csv_in_blocks(name: str, delimiter: str, blocks: pacsv.ReadOptions) ->
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         raise InputError(f"{name} has more than one column named {duplicated[0]!r}")
-    parse = pacsv.ParseOptions(
-        delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=len(names) > 1
-    )
+    parse.ignore_empty_lines = len(names) > 1
     convert = pacsv.ConvertOptions(
         column_types=dict.fromkeys(names, pa.string()),
         strings_can_be_null=True,
@@ -251,7 +249,3 @@ def _check_readable(path: Path) -> None:
         raise InputError(f"{path} is a folder, not a file")
     if not os.access(path, os.R_OK):
         raise InputError(f"cannot read {path}: permission denied")
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -45,7 +45,7 @@ import numpy as np
 from catembed.backends import DEFAULT_BATCH_SIZE, MAX_ENCODED_CHARACTERS, encode_normalized
 from catembed.column_evidence import column_evidence
 from catembed.domain import probabilities
-from catembed.errors import InputError, ModelError
+from catembed.errors import InputError, ModelError, first_line
 from catembed.repair import FormatProfile, Repairer, split_joined
 from catembed.tables import atomic_file
 from catembed.verdicts import (
@@ -161,7 +161,7 @@ class Validator:
         except ModelError:
             raise
         except (ValueError, KeyError, TypeError, OverflowError, OSError, SafetensorError) as error:
-            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            first = first_line(error)
             raise ModelError(f"cannot read the validator in {folder}: {first}") from None
         return cls(
             encoder,
@@ -377,7 +377,7 @@ class Validator:
         """A malformed verdict from the spelling alone, or None to ask the model."""
         if len(text) > LONGEST_CHECKED and self.profile.far_longer(text):
             # Its length is verdict enough; each check would scan megabytes again.
-            reason = f"{len(text):,} characters, far longer than any reference value"
+            reason = self.profile.length_issue(text)
             return ValueReport(text, Verdict.MALFORMED, _RULE_SCORES["format"], "", "", reason)
         repair = self._repairer.repair(text)
         if repair is not None:
@@ -430,16 +430,16 @@ def _check_numbers(
 ) -> None:
     """Refuse a validator whose numbers could not have been written by ``save``."""
     numbers = [thresholds.similarity, thresholds.scale]
+    arrays = [embeddings]
     if domain is not None:
         numbers += [domain.bias, domain.thresholds.similarity, domain.thresholds.scale]
+        arrays.append(domain.weights)
         if domain.weights.shape != (embeddings.shape[1],):
             raise ValueError(
                 f"domain weights have shape {domain.weights.shape}, "
                 f"the embeddings {embeddings.shape[1]} dimensions"
             )
-        numbers.append(float(np.abs(domain.weights).sum()))
-    numbers.append(float(np.abs(embeddings).sum()))
-    if not all(np.isfinite(numbers)):
+    if not np.isfinite(numbers).all() or not all(np.isfinite(a).all() for a in arrays):
         raise ValueError("a threshold, weight or embedding is not a finite number")
 
 

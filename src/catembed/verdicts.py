@@ -80,9 +80,9 @@ def as_text(value: object) -> str | None:
         return None
     if isinstance(value, numbers.Real) and not isinstance(value, int):
         value = float(value)  # numpy floats too
-    if isinstance(value, Decimal) and value.is_nan():
+    if isinstance(value, float) and math.isnan(value):
         return None
-    if isinstance(value, numbers.Number) and value != value:  # NaN, of any number type
+    if isinstance(value, Decimal) and value.is_nan():  # math.isnan fails on a signalling NaN
         return None
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
