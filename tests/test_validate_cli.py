@@ -180,6 +180,9 @@ def test_very_long_strings_are_judged(model_dir: Path, tmp_path: Path) -> None:
             "write .parquet",
         ),
         ("table", ["in.csv", "--column", "category", "--output", "/proc/out.csv"], "cannot write"),
+        ("badjson", ["bad.jsonl"], "bad.jsonl line 2 is not valid JSON: Expecting"),
+        ("array", ["array.jsonl"], "array.jsonl line 1 is not a JSON object"),
+        ("emptyjson", ["empty.jsonl"], "empty.jsonl has no rows"),
     ],
 )
 def test_bad_input_gives_a_one_line_error(
@@ -199,6 +202,12 @@ def test_bad_input_gives_a_one_line_error(
         (tmp_path / "dup.csv").write_text("category,category\nSweaters,Jeans\n", "utf-8")
     elif setup == "utf16":
         (tmp_path / "utf16.csv").write_bytes("category\nSweaters\n".encode("utf-16"))
+    elif setup == "badjson":
+        (tmp_path / "bad.jsonl").write_text('{"category": "Sweaters"}\n{"category": }\n', "utf-8")
+    elif setup == "array":
+        (tmp_path / "array.jsonl").write_text('["Sweaters"]\n', "utf-8")
+    elif setup == "emptyjson":
+        (tmp_path / "empty.jsonl").write_text("\n", "utf-8")
     elif setup == "lists":
         table = pa.table({"category": ["Sweaters"], "tags": [["wool", "winter"]]})
         pq.write_table(table, tmp_path / "lists.parquet")
@@ -234,6 +243,40 @@ def test_csv_cells_are_judged_and_written_as_the_text_they_hold(tmp_path: Path) 
     code, _, err = run("validate", "--valid", str(valid), str(source))  # which column?
     assert code == 1 and "columns ('product\\nline', code)" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_jsonl_rows_are_written_back_as_they_were_with_the_report_added(tmp_path: Path) -> None:
+    valid = tmp_path / "valid.txt"
+    valid.write_text("2024-01-01T10:00:00\n12345678901234567890123\nSweaters\n", "utf-8")
+    lines = [
+        '{"code": "2024-01-01T10:00:00", "price": 2.50}',  # a date-like text stays text
+        '{"code": 12345678901234567890123, "tags":  ["a"]}',  # beyond 64 bits: not rounded
+        "",  # a blank line is no row
+        '  {"code":"<b>Sweaters</b>"}',
+        '{"price": 1}',  # no code: missing, and no code key added
+        '{"code": "Sweaters", "verdict": "old"}',  # the input's own verdict is replaced
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines) + "\n", "utf-8")
+    output = tmp_path / "out.jsonl"
+    args = ["validate", "--valid", str(valid), str(source), "--column", "code"]
+    code, _, err = run(*args, "--output", str(output))
+    assert code == 0, err
+    written = output.read_text("utf-8").splitlines()
+    rows = [json.loads(line) for line in written]
+    assert [r["verdict"] for r in rows] == ["valid", "valid", "malformed", "missing", "valid"]
+    kept = [line for line in lines if line][:4]
+    assert [line[: len(k) - 1] for line, k in zip(written[:4], kept, strict=True)] == [
+        k[:-1] for k in kept
+    ]
+    assert list(rows[3]) == ["price", *REPORT] and list(rows[4]) == ["code", *REPORT]
+    # Other formats get the cells as text; a number among texts as its JSON.
+    output = tmp_path / "out.parquet"
+    code, _, err = run(*args, "--output", str(output))
+    assert code == 0, err
+    assert read_table(output).column("code").to_pylist() == [
+        "2024-01-01T10:00:00", "12345678901234567890123", "<b>Sweaters</b>", None, "Sweaters",
+    ]  # fmt: skip
 
 
 def test_options_out_of_range_are_usage_errors(model_dir: Path) -> None:

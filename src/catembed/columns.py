@@ -8,6 +8,7 @@ judgements and a few arrays of row indices.
 
 from __future__ import annotations
 
+import json
 import logging
 import unicodedata
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from catembed.tables import (
     STDIN,
     TEXT_COLUMN,
     atomic_file,
+    jsonl_rows,
     listed_columns,
     read_table,
     table_format,
@@ -137,6 +139,9 @@ def write_output(report: ColumnReport, path: str | Path, source: str) -> None:
         raise InputError(f"--output must end in .csv, .tsv, .parquet or .jsonl, got {target}")
     if source != STDIN and target.exists() and target.resolve() == Path(source).resolve():
         raise InputError("--output must not be the input file: the input is never modified")
+    if fmt == "jsonl" and source != STDIN and table_format(source) == "jsonl":
+        _append_to_jsonl(report, source, target)
+        return
     table = report.table
     if fmt == "parquet":
         # Min/max statistics of 10 million dictionary-encoded strings cost more than the rest
@@ -149,6 +154,33 @@ def write_output(report: ColumnReport, path: str | Path, source: str) -> None:
         c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns
     ]
     write_table(pa.table(plain, names=table.column_names), target)  # text formats: plain columns
+
+
+def _append_to_jsonl(report: ColumnReport, source: str, target: Path) -> None:
+    """Each input line exactly as written, with the report's fields added at its end (a
+    line with fields of those names of its own is written anew with them replaced)."""
+    fragments = [
+        json.dumps(dict(zip(REPORT_COLUMNS, fields, strict=True)), ensure_ascii=False)[1:-1]
+        for fields in ((r.verdict.value, r.score, r.nearest, r.suggestion) for r in report.reports)
+    ]
+    chunks = report.table.column("verdict").chunks
+    row_reports = np.concatenate(
+        [c.indices.to_numpy(zero_copy_only=False) for c in chunks] or [np.zeros(0, np.int32)]
+    )
+    written = 0
+    with atomic_file(target) as tmp, tmp.open("w", encoding="utf-8") as out:
+        for (_, line), index in zip(jsonl_rows(source), row_reports, strict=False):
+            text, fragment = line.rstrip(), fragments[index]
+            if any(f'"{name}"' in text for name in REPORT_COLUMNS):
+                row = {k: v for k, v in json.loads(text).items() if k not in REPORT_COLUMNS}
+                row.update(json.loads("{" + fragment + "}"))
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            else:
+                body = text[:-1].rstrip()
+                out.write(f"{body}{'' if body.endswith('{') else ', '}{fragment}}}\n")
+            written += 1
+    if written != report.rows:
+        raise InputError(f"{source} changed while it was being validated")
 
 
 def summary_lines(report: ColumnReport, count_missing: bool = False) -> list[list[str]]:

@@ -8,6 +8,7 @@ never leaves a half-written file, and input files are only ever opened for readi
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -18,7 +19,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from catembed.errors import InputError, first_line
@@ -57,7 +57,7 @@ def read_table(path: str | Path, dictionary: tuple[str, ...] = ()) -> pa.Table:
             present = set(pq.read_schema(name).names)
             return pq.read_table(name, read_dictionary=[c for c in dictionary if c in present])
         if fmt == "jsonl":
-            return pajson.read_json(name)
+            return _read_jsonl(name)
         return _read_csv(name, "\t" if fmt == "tsv" else ",")
     except pa.ArrowInvalid as error:
         raise InputError(f"cannot read {name} as {fmt}: {first_line(error)}") from None
@@ -182,9 +182,59 @@ def atomic_folder(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _write_jsonl(table: pa.Table, path: Path) -> None:
-    import json
+def jsonl_rows(name: str) -> Iterator[tuple[int, str]]:
+    """(line number, line) of each non-blank line of a JSON Lines file: one row each."""
+    with open(name, encoding="utf-8-sig", newline="\n") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                yield number, line
 
+
+def _read_jsonl(name: str) -> pa.Table:
+    """Every field as written: no dates read into strings, no big integers rounded to
+    floats; a field that mixes types (dirty data) becomes text, its non-string values as
+    their JSON. A key absent from a row is a null cell there."""
+    columns: dict[str, list[object]] = {}
+    texts: dict[str, str] = {}  # one copy of each repeated text
+    count = 0
+    for number, line in jsonl_rows(name):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise InputError(f"{name} line {number} is not valid JSON: {error.msg}") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{name} line {number} is not a JSON object")
+        for key, value in row.items():
+            if key not in columns:
+                columns[key] = [None] * count
+            columns[key].append(texts.setdefault(value, value) if type(value) is str else value)
+        count += 1
+        if len(row) < len(columns):
+            for cells in columns.values():
+                if len(cells) < count:
+                    cells.append(None)
+    if not count:
+        raise InputError(f"{name} has no rows")
+    return pa.table({key: _json_column(cells) for key, cells in columns.items()})
+
+
+def _json_column(values: list[object]) -> pa.Array:
+    kinds = {type(v) for v in values} - {type(None)}
+    if len(kinds) <= 1 or kinds == {int, float}:
+        try:
+            return pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            pass  # integers beyond 64 bits, objects of changing shape
+    return pa.array(
+        [
+            v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+            for v in values
+        ],
+        pa.string(),
+    )
+
+
+def _write_jsonl(table: pa.Table, path: Path) -> None:
     with path.open("w", encoding="utf-8") as handle:
         for row in table.to_pylist():
             handle.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
