@@ -110,6 +110,40 @@ def test_standard_input_and_the_readable_summary(model_dir: Path) -> None:
     assert scores == sorted(scores, reverse=True) and len(scores) == 3
 
 
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "parquet"])
+def test_a_table_on_standard_input_goes_to_standard_output(
+    model_dir: Path, tmp_path: Path, fmt: str
+) -> None:
+    table = pa.table({"id": list(range(len(VALUES))), "category": VALUES})
+    source = write(tmp_path / f"in.{fmt}", table)
+    args = ["validate", "--model", str(model_dir), "-", "--format", fmt, "--column", "category"]
+    result = CliRunner().invoke(main, [*args, "--output", "-"], input=source.read_bytes())
+    assert result.exit_code == 0, result.stderr
+    # The table alone on standard output, in the input's format; the summary on stderr.
+    output = tmp_path / f"out.{fmt}"
+    output.write_bytes(result.stdout_bytes)
+    rows = read_table(output).to_pylist()
+    assert [(r["category"], r["verdict"]) for r in rows] == list(zip(VALUES, VERDICTS, strict=True))
+    assert "anomaly rate: 50.00%" in result.stderr
+    assert "6 rows with verdicts written to standard output" in result.stderr
+    if fmt == "jsonl":  # each line as it came, the report at its end
+        lines = source.read_text("utf-8").splitlines()
+        written = output.read_text("utf-8").splitlines()
+        assert all(o.startswith(i[:-1] + ", ") for o, i in zip(written, lines, strict=True))
+    code, _, err = run(*args[:-1], "nope", stdin=source.read_bytes())
+    assert code == 1 and err.startswith("Error: standard input has no column 'nope'")
+
+
+def test_format_names_what_the_suffix_does_not(model_dir: Path, tmp_path: Path) -> None:
+    source = write(tmp_path / "export.jsonl", pa.table({"category": VALUES}))
+    source = source.rename(tmp_path / "export.data")
+    code, out, err = run("validate", "--model", str(model_dir), str(source), "--format", "jsonl")
+    assert code == 0, err
+    assert "column 'category': 6 rows" in out
+    code, _, err = run("validate", "--model", str(model_dir), str(source), "--format", "parquet")
+    assert code == 1 and "cannot read" in err and "as parquet" in err
+
+
 def test_the_anomaly_rate_gates_a_pipeline(model_dir: Path) -> None:
     stdin = "\n".join(VALUES) + "\n"
     code, _, err = run(

@@ -6,11 +6,13 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import cast
 
 import click
 
 from catembed._cli_options import (
     MODEL_ENVVAR,
+    TABLE_FORMATS,
     backend_option,
     echo_table,
     model_option,
@@ -81,11 +83,19 @@ GATE_EXIT_CODE = 3
 @click.argument("input_file", metavar="INPUT")
 @click.option("--column", default=None, help="Column holding the values (CSV, Parquet, ...).")
 @click.option(
+    "--format",
+    "input_format",
+    type=click.Choice(TABLE_FORMATS),
+    default=None,
+    help="Format of INPUT when its suffix does not say (standard input: text).",
+)
+@click.option(
     "--output",
     "output_file",
     default=None,
     type=click.Path(path_type=Path),
-    help="Write every row with verdict, score, nearest, suggestion (.csv/.tsv/.parquet/.jsonl).",
+    help="Write every row with verdict, score, nearest, suggestion (.csv/.tsv/.parquet/.jsonl; "
+    "- for standard output, in INPUT's format).",
 )
 @click.option(
     "--max-anomaly-rate",
@@ -105,6 +115,7 @@ def validate(
     backend: str,
     input_file: str,
     column: str | None,
+    input_format: str | None,
     output_file: Path | None,
     max_anomaly_rate: float | None,
     count_missing: bool,
@@ -116,32 +127,42 @@ def validate(
     for standard input. Prints counts per verdict and the anomaly rate (out_of_domain and
     malformed rows); without --output also the worst values. The validator is the one
     `catembed train` wrote into --model, or one built from --valid without training.
+    With --output -, the table goes to standard output and the summary to standard error.
     """
     from catembed.columns import read_input, shown, summary_lines, validate_table, write_output
+    from catembed.tables import STDIN, readable, shown_path
     from catembed.validation import Validator
 
     if valid_file == input_file == "-":
         raise click.UsageError("--valid and INPUT cannot both be standard input")
     valid = read_valid_values(valid_file, valid_column, "--valid-column")
-    table, name = read_input(input_file, column)
-    if valid is not None:
-        validator = Validator.from_values(valid, model=model_dir, backend=backend)
-    elif model_dir is not None:
-        validator = Validator.load(model_dir, backend)
-    else:
+    if valid is None and model_dir is None:
         raise click.UsageError(
             "give --model (a trained model folder) or --valid (a file of valid values)"
         )
-    report = validate_table(validator, table, name)
-    if output_file is not None:
-        write_output(report, output_file, input_file)
-        click.echo(f"{report.rows:,} rows with verdicts written to {output_file}", err=True)
+    summary_to_stderr = output_file is not None and str(output_file) == STDIN
+    with readable(input_file, input_format) as source:
+        table, name = read_input(source, column, input_format)
+        if valid is not None:
+            validator = Validator.from_values(valid, model=model_dir, backend=backend)
+        else:
+            validator = Validator.load(cast(Path, model_dir), backend)
+        report = validate_table(validator, table, name)
+        if output_file is not None:
+            write_output(report, output_file, source, input_format)
+            where = shown_path(output_file)
+            click.echo(f"{report.rows:,} rows with verdicts written to {where}", err=True)
     distinct = sum(1 for n in report.rows_per_report if n)
-    click.echo(f"column {name!r}: {report.rows:,} rows, {distinct:,} distinct values")
-    echo_table(summary_lines(report), ["verdict", "rows", "share", "distinct"])
+    click.echo(
+        f"column {name!r}: {report.rows:,} rows, {distinct:,} distinct values",
+        err=summary_to_stderr,
+    )
+    echo_table(
+        summary_lines(report), ["verdict", "rows", "share", "distinct"], err=summary_to_stderr
+    )
     rate = report.anomaly_rate(count_missing)
     counted = "out_of_domain + malformed" + (" + missing" if count_missing else "")
-    click.echo(f"anomaly rate: {rate:.2%} ({counted})")
+    click.echo(f"anomaly rate: {rate:.2%} ({counted})", err=summary_to_stderr)
     worst = report.worst(top)
     if output_file is None and worst:
         click.echo("")

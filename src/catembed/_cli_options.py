@@ -12,6 +12,8 @@ from catembed.errors import CatembedError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+TABLE_FORMATS = ("csv", "tsv", "parquet", "jsonl", "text")  # what catembed.tables reads
+
 MODEL_ENVVAR = "CATEMBED_MODEL"
 
 
@@ -121,10 +123,10 @@ def read_valid_values(
     return values
 
 
-def echo_table(rows: list[list[str]], header: list[str]) -> None:
+def echo_table(rows: list[list[str]], header: list[str], err: bool = False) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = "  ".join(f"{{:<{w}}}" for w in widths)
-    click.echo(line.format(*header))
-    click.echo(line.format(*("-" * w for w in widths)))
+    click.echo(line.format(*header), err=err)
+    click.echo(line.format(*("-" * w for w in widths)), err=err)
     for row in rows:
-        click.echo(line.format(*row))
+        click.echo(line.format(*row), err=err)

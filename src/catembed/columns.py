@@ -24,9 +24,9 @@ from catembed.errors import InputError
 from catembed.tables import (
     STDIN,
     TEXT_COLUMN,
-    atomic_file,
     jsonl_rows,
     listed_columns,
+    output_stream,
     read_table,
     table_format,
     write_table,
@@ -77,9 +77,11 @@ class ColumnReport:
         return pairs[:limit]
 
 
-def read_input(path: str, column: str | None) -> tuple[pa.Table, str]:
-    """Read the table to validate and name the column holding the values."""
-    table = read_table(path, dictionary=(column,) if column else ())
+def read_input(path: str, column: str | None, fmt: str | None = None) -> tuple[pa.Table, str]:
+    """Read the table to validate (``fmt``: its format, if not the suffix's) and name the
+    column holding the values."""
+    table = read_table(path, dictionary=(column,) if column else (), fmt=fmt)
+    source = "standard input" if path == STDIN else path
     if column is None:
         if table.num_columns == 1:
             column = table.column_names[0]
@@ -87,12 +89,12 @@ def read_input(path: str, column: str | None) -> tuple[pa.Table, str]:
             column = TEXT_COLUMN
         else:
             names = listed_columns(table)
-            raise InputError(f"{path} has several columns ({names}); choose one with --column")
+            raise InputError(f"{source} has several columns ({names}); choose one with --column")
     elif column not in table.column_names:
         names = listed_columns(table) or "none"
-        raise InputError(f"{path} has no column {column!r}; its columns are: {names}")
+        raise InputError(f"{source} has no column {column!r}; its columns are: {names}")
     if table.num_rows == 0:
-        raise InputError(f"{path} has no rows to validate")
+        raise InputError(f"{source} has no rows to validate")
     return table, column
 
 
@@ -131,32 +133,38 @@ def chunks_type(values: pa.Array, name: str) -> pa.DataType:
     return values.type if name == "score" else pa.dictionary(pa.int32(), values.type)
 
 
-def write_output(report: ColumnReport, path: str | Path, source: str) -> None:
-    """Write the validated table atomically; never over the input file."""
+def write_output(
+    report: ColumnReport, path: str | Path, source: str, source_format: str | None = None
+) -> None:
+    """Write the validated table atomically, never over the input file; ``-`` writes to
+    standard output in the input's format (a text input as CSV)."""
+    source_format = source_format or ("text" if source == STDIN else table_format(source))
+    to_stdout = str(path) == STDIN
     target = Path(path)
-    fmt = table_format(target)
+    fmt = (source_format if source_format != "text" else "csv") if to_stdout else table_format(path)
     if fmt not in OUTPUT_FORMATS:
         raise InputError(f"--output must end in .csv, .tsv, .parquet or .jsonl, got {target}")
-    if source != STDIN and target.exists() and target.resolve() == Path(source).resolve():
+    same = not to_stdout and source != STDIN and target.exists()
+    if same and target.resolve() == Path(source).resolve():
         raise InputError("--output must not be the input file: the input is never modified")
-    if fmt == "jsonl" and source != STDIN and table_format(source) == "jsonl":
-        _append_to_jsonl(report, source, target)
+    if fmt == "jsonl" and source != STDIN and source_format == "jsonl":
+        _append_to_jsonl(report, source, path)
         return
     table = report.table
     if fmt == "parquet":
         # Min/max statistics of 10 million dictionary-encoded strings cost more than the rest
         # of the write together; keep them for the plain columns only.
         plain = [f.name for f in table.schema if not pa.types.is_dictionary(f.type)]
-        with atomic_file(target) as tmp:
-            pq.write_table(table, tmp, write_statistics=plain, row_group_size=2**20)
+        with output_stream(path) as handle:
+            pq.write_table(table, handle, write_statistics=plain, row_group_size=2**20)
         return
     plain = [
         c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns
     ]
-    write_table(pa.table(plain, names=table.column_names), target)  # text formats: plain columns
+    write_table(pa.table(plain, names=table.column_names), path, fmt)  # text formats: plain
 
 
-def _append_to_jsonl(report: ColumnReport, source: str, target: Path) -> None:
+def _append_to_jsonl(report: ColumnReport, source: str, target: str | Path) -> None:
     """Each input line exactly as written, with the report's fields added at its end (a
     line with fields of those names of its own is written anew with them replaced)."""
     fragments = [
@@ -168,16 +176,17 @@ def _append_to_jsonl(report: ColumnReport, source: str, target: Path) -> None:
         [c.indices.to_numpy(zero_copy_only=False) for c in chunks] or [np.zeros(0, np.int32)]
     )
     written = 0
-    with atomic_file(target) as tmp, tmp.open("w", encoding="utf-8") as out:
+    with output_stream(target) as out:
         for (_, line), index in zip(jsonl_rows(source), row_reports, strict=False):
             text, fragment = line.rstrip(), fragments[index]
             if any(f'"{name}"' in text for name in REPORT_COLUMNS):
                 row = {k: v for k, v in json.loads(text).items() if k not in REPORT_COLUMNS}
                 row.update(json.loads("{" + fragment + "}"))
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                text = json.dumps(row, ensure_ascii=False)
             else:
                 body = text[:-1].rstrip()
-                out.write(f"{body}{'' if body.endswith('{') else ', '}{fragment}}}\n")
+                text = f"{body}{'' if body.endswith('{') else ', '}{fragment}}}"
+            out.write(text.encode("utf-8") + b"\n")
             written += 1
     if written != report.rows:
         raise InputError(f"{source} changed while it was being validated")

@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -41,13 +42,19 @@ def table_format(path: str | Path) -> str:
     }.get(suffix, "text")
 
 
-def read_table(path: str | Path, dictionary: tuple[str, ...] = ()) -> pa.Table:
+def read_table(
+    path: str | Path, dictionary: tuple[str, ...] = (), fmt: str | None = None
+) -> pa.Table:
     """Read a table file (or a text file / stdin as a one-column ``value`` table).
 
-    Parquet columns named in ``dictionary`` stay dictionary-encoded (one copy per distinct value).
+    ``fmt`` overrides the format the suffix names (standard input: text). Parquet columns
+    named in ``dictionary`` stay dictionary-encoded (one copy per distinct value).
     """
     name = str(path)
-    fmt = "text" if name == STDIN else table_format(name)
+    fmt = fmt or ("text" if name == STDIN else table_format(name))
+    if name == STDIN and fmt != "text":
+        with readable(name, fmt) as copy:
+            return read_table(copy, dictionary, fmt)
     if name != STDIN:
         _check_readable(Path(name))
     try:
@@ -65,6 +72,23 @@ def read_table(path: str | Path, dictionary: tuple[str, ...] = ()) -> pa.Table:
         raise InputError(f"{name} is not valid UTF-8 (byte {error.start})") from None
     except OSError as error:
         raise InputError(f"cannot read {name}: {first_line(error)}") from None
+
+
+@contextmanager
+def readable(path: str, fmt: str | None) -> Iterator[str]:
+    """``path`` itself, or for standard input in a format other than text, a temporary copy
+    of it (the table readers need a file); errors in the block name it 'standard input'."""
+    if path != STDIN or fmt in (None, "text"):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="catembed-stdin-") as folder:
+        copy = str(Path(folder) / "stdin")
+        with open(copy, "wb") as handle:
+            shutil.copyfileobj(sys.stdin.buffer, handle)
+        try:
+            yield copy
+        except InputError as error:
+            raise InputError(str(error).replace(copy, "standard input")) from None
 
 
 def read_column(path: str | Path, column: str | None = None) -> pa.ChunkedArray:
@@ -106,26 +130,46 @@ def read_values(path: str | Path, column: str | None = None) -> list[str]:
     return list(seen)
 
 
-def write_table(table: pa.Table, path: str | Path) -> None:
-    """Write ``table`` atomically in the format its suffix names (text: first column only)."""
-    fmt = table_format(path)
-    with atomic_file(path) as tmp:
+def write_table(table: pa.Table, path: str | Path, fmt: str | None = None) -> None:
+    """Write ``table`` in the format its suffix names (or ``fmt``; text: first column only),
+    atomically; ``-`` writes to standard output."""
+    fmt = fmt or table_format(path)
+    with output_stream(path) as handle:
         if fmt == "parquet":
-            pq.write_table(table, tmp)
+            pq.write_table(table, handle)
         elif fmt in ("csv", "tsv"):
             delimiter = "\t" if fmt == "tsv" else ","
             try:
-                pacsv.write_csv(table, tmp, pacsv.WriteOptions(delimiter=delimiter))
+                pacsv.write_csv(table, handle, pacsv.WriteOptions(delimiter=delimiter))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
                 raise InputError(
-                    f"cannot write {path} as {fmt}: {first_line(error)}; "
+                    f"cannot write {shown_path(path)} as {fmt}: {first_line(error)}; "
                     "write .parquet or .jsonl instead"
                 ) from None
         elif fmt == "jsonl":
-            _write_jsonl(table, tmp)
+            for row in table.to_pylist():
+                line = json.dumps(row, ensure_ascii=False, default=_json_default) + "\n"
+                handle.write(line.encode("utf-8"))
         else:
-            lines = ["" if v is None else str(v) for v in table.column(0).to_pylist()]
-            tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+            for value in table.column(0).to_pylist():
+                handle.write(("" if value is None else str(value)).encode("utf-8") + b"\n")
+
+
+def shown_path(path: str | Path) -> str:
+    """``path`` as messages name it ('-': standard output)."""
+    return "standard output" if str(path) == STDIN else str(path)
+
+
+@contextmanager
+def output_stream(path: str | Path) -> Iterator[BinaryIO]:
+    """A binary handle on ``path``, renamed into place once the block succeeds; ``-`` is
+    standard output."""
+    if str(path) == STDIN:
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    with atomic_file(path) as tmp, tmp.open("wb") as handle:
+        yield handle
 
 
 @contextmanager
@@ -232,12 +276,6 @@ def _json_column(values: list[object]) -> pa.Array:
         ],
         pa.string(),
     )
-
-
-def _write_jsonl(table: pa.Table, path: Path) -> None:
-    with path.open("w", encoding="utf-8") as handle:
-        for row in table.to_pylist():
-            handle.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
 
 
 def _json_default(value: object) -> object:
