@@ -134,6 +134,26 @@ def test_a_table_on_standard_input_goes_to_standard_output(
     assert code == 1 and err.startswith("Error: standard input has no column 'nope'")
 
 
+@pytest.mark.parametrize(
+    ("source_name", "output_name"),
+    [("in.csv.gz", "out.parquet"), ("in.jsonl.bz2", "out.jsonl.gz"), ("in.txt.zst", "out.csv.lz4")],
+)
+def test_compressed_files_are_read_and_written(
+    model_dir: Path, tmp_path: Path, source_name: str, output_name: str
+) -> None:
+    plain = write(tmp_path / source_name.rsplit(".", 1)[0], pa.table({"category": VALUES}))
+    source = tmp_path / source_name
+    codec = {"gz": "gzip", "bz2": "bz2", "zst": "zstd", "lz4": "lz4"}
+    with pa.CompressedOutputStream(str(source), codec[source_name.rsplit(".", 1)[1]]) as stream:
+        stream.write(plain.read_bytes())
+    output = tmp_path / output_name
+    code, _, err = run("validate", "--model", str(model_dir), str(source), "--output", str(output))
+    assert code == 0, err
+    if output_name.endswith((".gz", ".lz4")):  # written compressed, read back the same way
+        assert output.read_bytes()[:1] not in (b"{", b'"')
+    assert read_table(output).column("verdict").to_pylist() == VERDICTS
+
+
 def test_format_names_what_the_suffix_does_not(model_dir: Path, tmp_path: Path) -> None:
     source = write(tmp_path / "export.jsonl", pa.table({"category": VALUES}))
     source = source.rename(tmp_path / "export.data")

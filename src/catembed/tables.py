@@ -8,6 +8,7 @@ never leaves a half-written file, and input files are only ever opened for readi
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -26,11 +27,21 @@ from catembed.errors import InputError, first_line
 
 STDIN = "-"
 TEXT_COLUMN = "value"
+COMPRESSION_SUFFIXES = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}
+COMPRESSED_GROWTH = 50  # a compressed file's text is taken to be at most this many times larger
+
+
+def compression(path: str | Path) -> str | None:
+    """The codec a compression suffix names ('data.csv.gz': 'gzip'), else None."""
+    suffix = Path(str(path)).suffix.lower()
+    return COMPRESSION_SUFFIXES.get(suffix) if str(path) != STDIN else None
 
 
 def table_format(path: str | Path) -> str:
-    """Return the format name of ``path``: csv, tsv, parquet, jsonl or text."""
-    suffix = Path(str(path)).suffix.lower()
+    """Return the format name of ``path``: csv, tsv, parquet, jsonl or text (a compression
+    suffix is looked through: 'data.csv.gz' is csv)."""
+    name = Path(str(path))
+    suffix = (name.with_suffix("") if compression(name) else name).suffix.lower()
     return {
         ".csv": "csv",
         ".tsv": "tsv",
@@ -61,8 +72,11 @@ def read_table(
         if fmt == "text":
             return pa.table({TEXT_COLUMN: _read_lines(name)})
         if fmt == "parquet":
-            present = set(pq.read_schema(name).names)
-            return pq.read_table(name, read_dictionary=[c for c in dictionary if c in present])
+            source = (
+                pa.BufferReader(pa.input_stream(name).read_buffer()) if compression(name) else name
+            )
+            present = set(pq.read_schema(source).names)
+            return pq.read_table(source, read_dictionary=[c for c in dictionary if c in present])
         if fmt == "jsonl":
             return _read_jsonl(name)
         return _read_csv(name, "\t" if fmt == "tsv" else ",")
@@ -168,8 +182,13 @@ def output_stream(path: str | Path) -> Iterator[BinaryIO]:
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
+    codec = compression(path)
     with atomic_file(path) as tmp, tmp.open("wb") as handle:
-        yield handle
+        if codec is None:
+            yield handle
+        else:
+            with pa.CompressedOutputStream(handle, codec) as compressed:
+                yield compressed
 
 
 @contextmanager
@@ -228,7 +247,7 @@ def atomic_folder(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
 
 def jsonl_rows(name: str) -> Iterator[tuple[int, str]]:
     """(line number, line) of each non-blank line of a JSON Lines file: one row each."""
-    with open(name, encoding="utf-8-sig", newline="\n") as handle:
+    with io.TextIOWrapper(pa.input_stream(name), encoding="utf-8-sig", newline="\n") as handle:
         for number, line in enumerate(handle, 1):
             if line.strip():
                 yield number, line
@@ -297,7 +316,8 @@ def _read_csv(name: str, delimiter: str) -> pa.Table:
         if "straddl" not in str(error):
             raise
     # A value longer than a read block (1 MB): read again in blocks that hold it.
-    big = pacsv.ReadOptions(block_size=max(Path(name).stat().st_size + 1, 1 << 20))
+    size = Path(name).stat().st_size * (COMPRESSED_GROWTH if compression(name) else 1)
+    big = pacsv.ReadOptions(block_size=min(max(size + 1, 1 << 20), 2**31 - 1))
     return _read_csv_in_blocks(name, delimiter, big)
 
 
@@ -318,7 +338,11 @@ def _read_csv_in_blocks(name: str, delimiter: str, blocks: pacsv.ReadOptions) ->
 
 
 def _read_lines(name: str) -> list[str]:
-    data = sys.stdin.buffer.read() if name == STDIN else Path(name).read_bytes()
+    if name == STDIN:
+        data = sys.stdin.buffer.read()
+    else:
+        with pa.input_stream(name) as stream:  # decompressed when the suffix says so
+            data = stream.read()
     text = data.decode("utf-8")
     if text.startswith("\ufeff"):
         text = text[1:]
