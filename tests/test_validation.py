@@ -408,6 +408,27 @@ def test_from_values_save_and_load_round_trip(base_model: object, tmp_path: Path
 def test_from_values_needs_two_values(base_model: object) -> None:
     with pytest.raises(InputError, match="at least 2 distinct valid values"):
         Validator.from_values(["Sweaters", " Sweaters "], model=base_model)  # type: ignore[arg-type]
+    # Missing cells are no values: not 'None' or 'nan'.
+    with pytest.raises(InputError, match="at least 2 distinct valid values"):
+        Validator.from_values(["Sweaters", None, float("nan")], model=base_model)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="not one string"):
+        Validator.from_values("Sweaters", model=base_model)  # type: ignore[arg-type]
+
+
+def test_validate_takes_any_column_like_iterable(validator: Validator) -> None:
+    expected = [Verdict.VALID, Verdict.OUT_OF_DOMAIN, Verdict.MISSING]
+    columns = [
+        (v for v in ["Sweaters", "Car Battery", None]),  # a generator, read once
+        np.array(["Sweaters", "Car Battery", None], dtype=object),
+        pa.array(["Sweaters", "Car Battery", None]),
+        pa.chunked_array([["Sweaters"], ["Car Battery", None]]),
+    ]
+    for column in columns:
+        reports = validator.validate(column)
+        assert [r.verdict for r in reports] == expected
+        assert [r.value for r in reports] == ["Sweaters", "Car Battery", None]
+    with pytest.raises(TypeError, match=r"pass \[value\]"):
+        validator.validate("Sweaters")
 
 
 def test_a_model_folder_without_validator_data_is_refused(model_dir: Path, tmp_path: Path) -> None:

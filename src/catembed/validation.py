@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -176,7 +176,7 @@ class Validator:
     @classmethod
     def from_values(
         cls,
-        values: Sequence[str],
+        values: Iterable[object],
         model: str | Path | Encoder | None = None,
         threshold: float | None = None,
         out_of_domain: Sequence[str] | None = None,
@@ -193,7 +193,10 @@ class Validator:
         from catembed.models import DEFAULT_BASE_MODEL, load_model
         from catembed.vocabulary import out_of_domain_values
 
-        reference = list(dict.fromkeys(str(v).strip() for v in values if str(v).strip()))
+        if isinstance(values, str | bytes):
+            raise TypeError("from_values takes a list of values, not one string")
+        texts = (as_text(v) for v in values)  # missing cells (None, NaN) are no values
+        reference = list(dict.fromkeys(t.strip() for t in texts if t is not None and t.strip()))
         if len(reference) < 2:
             raise InputError("need at least 2 distinct valid values to build a validator")
         encoder: Encoder
@@ -252,7 +255,7 @@ class Validator:
             tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
 
     def validate(
-        self, values: Sequence[object], rows: Sequence[int] | None = None
+        self, values: Iterable[object], rows: Sequence[int] | None = None
     ) -> list[ValueReport]:
         """One report per value, in order; each distinct value is judged once.
 
@@ -265,9 +268,17 @@ class Validator:
         fills at least as many rows as the reference value it resembles is judged by the
         model instead ('Conroe' next to 'Monroe').
         """
-        if rows is not None and len(rows) != len(values):
-            raise InputError(f"rows has {len(rows)} counts for {len(values)} values")
-        keys = [as_text(v) for v in values]
+        if isinstance(values, str | bytes):
+            raise TypeError("validate takes a list of values; for one value, pass [value]")
+        # Any iterable: a generator, numpy array, pandas Series, pyarrow array.
+        column: list[object]
+        if hasattr(values, "to_pylist"):
+            column = values.to_pylist()
+        else:
+            column = values if isinstance(values, list) else list(values)
+        if rows is not None and len(rows) != len(column):
+            raise InputError(f"rows has {len(rows)} counts for {len(column)} values")
+        keys = [as_text(v) for v in column]
         distinct = list(dict.fromkeys(k for k in keys if k is not None))
         judged = dict(zip(distinct, self.judge(distinct), strict=True))
         counts: Counter[str] = Counter()
@@ -276,7 +287,7 @@ class Validator:
                 counts[key] += n
         judged.update(column_evidence(self, judged, counts))
         reports = []
-        for value, key in zip(values, keys, strict=True):
+        for value, key in zip(column, keys, strict=True):
             report = judged.get(key) if key is not None else None
             if report is None:
                 report = missing_report(value)
