@@ -240,6 +240,10 @@ def test_rewrites_undo_one_kind_of_damage_each_in_the_reference_values_case() ->
     assert repairer.profile.recased("mortar and pestle") == "Mortar and Pestle"
     assert repairer.profile.recased("SAN FRANCISCO CA") == "San Francisco CA"  # as 'TV Stands'
     assert repairer.profile.recased("Toy oldiers") == "Toy oldiers"  # a letter lost, not case
+    # A digit typed for a letter: the letter that makes a word, reference words first.
+    assert "Board Games" in repairer.rewrites("Board G9mes")
+    assert next(r for r in repairer.rewrites("Hockey St9ck") if "9" not in r) == "Hockey Stick"
+    assert "Board Games" not in repairer.rewrites("B9ard G9mes")  # two: too broken to guess
 
 
 def test_a_typo_like_value_as_common_as_its_reference_is_a_value_of_its_own(

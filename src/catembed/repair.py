@@ -57,6 +57,8 @@ _NOISE_SUFFIX = re.compile(
     re.IGNORECASE,
 )
 _JOIN_SEPARATORS = (";", "|", ",", " / ", " + ")
+# One digit typed for a letter inside a word: 'St9ck', 'Pan6s'.
+_DIGIT_IN_WORD = re.compile(r"(?<![\w])[^\W\d_]+(?P<digit>\d)[^\W\d_]+(?![\w])")
 # Digits written for letters: 'T0y R0b0t', 'S0ldi3rs', 'Kn1fe 81ock' (a 1 is an l or an i).
 _DIGIT_LETTERS = (str.maketrans("0134578", "oleastb"), str.maketrans("0134578", "oieastb"))
 
@@ -568,6 +570,7 @@ class Repairer:
         everything = _split_words(unsuffixed, profile.known_words, segment=hashtag)
         if not any(c.isdigit() for c in profile.characters):
             forms += [clean(plain.translate(letters)) for letters in _DIGIT_LETTERS]
+            forms += self._digit_typos(plain)
             everything = everything.translate(_DIGIT_LETTERS[0])
         if not profile.non_ascii_letters:
             forms.append(clean("".join(c for c in plain if c.isascii())))
@@ -580,6 +583,19 @@ class Repairer:
             forms += sorted(parts, key=len, reverse=True)
         cased = [f for form in forms for f in (form, profile.recased(form))]
         return [form for form in dict.fromkeys(cased) if form and form != text]
+
+    def _digit_typos(self, text: str) -> list[str]:
+        """``text`` with a digit typed inside a word replaced by the letter that makes it a
+        reference or English word ('Hockey St9ck' -> 'Hockey Stick'), commonest first."""
+        match = _DIGIT_IN_WORD.search(text)
+        if match is None or _DIGIT_IN_WORD.search(text, match.end()):
+            return []  # none, or more than one: too broken to guess
+        word, at = match.group(), match.start("digit") - match.start()
+        known, counts = self.profile._known, english_counts()
+        words = [word[:at] + c + word[at + 1 :] for c in "abcdefghijklmnopqrstuvwxyz"]
+        words = [w for w in words if w.casefold() in known or w.casefold() in counts]
+        words.sort(key=lambda w: (w.casefold() not in known, -counts.get(w.casefold(), 0)))
+        return [text[: match.start()] + w + text[match.end() :] for w in words]
 
     def repair(self, text: str) -> Repair | None:
         """The reference value ``text`` is a broken spelling of, when there is a clear one."""

@@ -68,7 +68,7 @@ VALIDATOR_FILE = "validator.json"
 EMBEDDINGS_FILE = "validator.safetensors"
 FORMAT_VERSION = 1
 # Scores of verdicts the spelling alone decides, by how sure the rule is.
-RESPELLING_MAX_SCORE = 0.1  # a respelling is suggested only when it is clearly valid
+RESPELLING_MAX_SCORE = 0.25  # a respelling is suggested only when it is clearly valid
 _RULE_SCORES = {"placeholder": 0.99, "repair": 0.95, "format": 0.9, "word": 0.8}
 IN_REFERENCE_WORDS_SCORE = 0.45  # a doubted value written in the reference values' words
 LONGEST_CHECKED = 10_000  # characters; a longer value far longer than any reference is malformed
