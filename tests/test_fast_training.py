@@ -196,6 +196,7 @@ def test_cli_training_switches_train_and_are_recorded(
     args += ["--eval-size", "80", "--no-progress", "--output", str(output)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
+    assert "it/s]" not in result.stderr and "Computing widget" not in result.stderr  # no bars
     metadata = json.loads((output / "catembed.json").read_text(encoding="utf-8"))
     for key, value in recorded.items():
         assert metadata["training"][key] is value

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import stat
 from pathlib import Path
 
 import pyarrow as pa
@@ -136,22 +138,48 @@ def test_a_table_on_standard_input_goes_to_standard_output(
 
 @pytest.mark.parametrize(
     ("source_name", "output_name"),
-    [("in.csv.gz", "out.parquet"), ("in.jsonl.bz2", "out.jsonl.gz"), ("in.txt.zst", "out.csv.lz4")],
+    [("IN.CSV.GZ", "out.parquet"), ("in.jsonl.bz2", "out.jsonl.gz"), ("in.txt.zst", "OUT.CSV.LZ4")],
 )
 def test_compressed_files_are_read_and_written(
     model_dir: Path, tmp_path: Path, source_name: str, output_name: str
 ) -> None:
-    plain = write(tmp_path / source_name.rsplit(".", 1)[0], pa.table({"category": VALUES}))
+    plain = write(tmp_path / source_name.rsplit(".", 1)[0].lower(), pa.table({"category": VALUES}))
     source = tmp_path / source_name
     codec = {"gz": "gzip", "bz2": "bz2", "zst": "zstd", "lz4": "lz4"}
-    with pa.CompressedOutputStream(str(source), codec[source_name.rsplit(".", 1)[1]]) as stream:
+    with pa.CompressedOutputStream(str(source), codec[source.suffix[1:].lower()]) as stream:
         stream.write(plain.read_bytes())
     output = tmp_path / output_name
     code, _, err = run("validate", "--model", str(model_dir), str(source), "--output", str(output))
     assert code == 0, err
-    if output_name.endswith((".gz", ".lz4")):  # written compressed, read back the same way
+    if output.suffix in (".gz", ".LZ4"):  # written compressed, read back the same way
         assert output.read_bytes()[:1] not in (b"{", b'"')
     assert read_table(output).column("verdict").to_pylist() == VERDICTS
+
+
+def test_outputs_keep_the_usual_mode_follow_links_and_never_replace_a_pipe(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    source = write(tmp_path / "in.csv", pa.table({"category": VALUES}))
+    validate = ["validate", "--model", str(model_dir), str(source), "--output"]
+    umask = os.umask(0o022)
+    try:
+        output = tmp_path / "out.csv"
+        assert run(*validate, str(output))[0] == 0
+        assert stat.S_IMODE(output.stat().st_mode) == 0o644  # not mkstemp's 0600
+        output.chmod(0o640)
+        link = tmp_path / "link.csv"
+        link.symlink_to(output)
+        output.write_text("old\n", "utf-8")
+        assert run(*validate, str(link))[0] == 0
+        assert link.is_symlink() and stat.S_IMODE(output.stat().st_mode) == 0o640
+        assert read_table(output).column("verdict").to_pylist() == VERDICTS
+        pipe = tmp_path / "pipe.csv"
+        os.mkfifo(pipe)
+        code, _, err = run(*validate, str(pipe))
+        assert code == 1 and "is not a regular file" in err
+        assert stat.S_ISFIFO(pipe.stat().st_mode)
+    finally:
+        os.umask(umask)
 
 
 def test_format_names_what_the_suffix_does_not(model_dir: Path, tmp_path: Path) -> None:
@@ -237,6 +265,14 @@ def test_very_long_strings_are_judged(model_dir: Path, tmp_path: Path) -> None:
         ("badjson", ["bad.jsonl"], "bad.jsonl line 2 is not valid JSON: Expecting"),
         ("array", ["array.jsonl"], "array.jsonl line 1 is not a JSON object"),
         ("emptyjson", ["empty.jsonl"], "empty.jsonl has no rows"),
+        ("deepjson", ["deep.jsonl"], "deep.jsonl line 1 is nested too deeply"),
+        ("xz", ["in.csv.xz"], ".xz compression is not supported; use .gz, .bz2, .zst or .lz4"),
+        (
+            "verdictcolumn",
+            ["verdict.csv", "--column", "verdict"],
+            "the column to validate is named 'verdict', as a column validate adds",
+        ),
+        ("table", ["in.csv", "--column", "category", "--output", "nope/o.csv"], "does not exist"),
     ],
 )
 def test_bad_input_gives_a_one_line_error(
@@ -260,6 +296,12 @@ def test_bad_input_gives_a_one_line_error(
         (tmp_path / "bad.jsonl").write_text('{"category": "Sweaters"}\n{"category": }\n', "utf-8")
     elif setup == "array":
         (tmp_path / "array.jsonl").write_text('["Sweaters"]\n', "utf-8")
+    elif setup == "deepjson":
+        (tmp_path / "deep.jsonl").write_text('{"category": ' + "[" * 5000 + "]" * 5000 + "}\n")
+    elif setup == "xz":
+        (tmp_path / "in.csv.xz").write_bytes(b"\xfd7zXZ\x00")
+    elif setup == "verdictcolumn":
+        (tmp_path / "verdict.csv").write_text("verdict\nSweaters\n", "utf-8")
     elif setup == "emptyjson":
         (tmp_path / "empty.jsonl").write_text("\n", "utf-8")
     elif setup == "lists":
@@ -306,30 +348,35 @@ def test_jsonl_rows_are_written_back_as_they_were_with_the_report_added(tmp_path
         '{"code": "2024-01-01T10:00:00", "price": 2.50}',  # a date-like text stays text
         '{"code": 12345678901234567890123, "tags":  ["a"]}',  # beyond 64 bits: not rounded
         "",  # a blank line is no row
-        '  {"code":"<b>Sweaters</b>"}',
-        '{"price": 1}',  # no code: missing, and no code key added
-        '{"code": "Sweaters", "verdict": "old"}',  # the input's own verdict is replaced
+        '  {"code":"<b>Sweaters</b>"  }',
+        '{"price": 1e400}',  # no code: missing, and no code key added
+        '{"code": "verdict", "x": "\\ud800"}',  # a field's name as a value; a lone surrogate
+        '{"code": "Sweaters", "verdict": "old", "price": 2.50, "a": 1, "a": 2}',
     ]
-    source = tmp_path / "in.jsonl"
-    source.write_text("\n".join(lines) + "\n", "utf-8")
+    source = tmp_path / "in.jsonl"  # with a byte order mark and Windows line ends
+    source.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")
     output = tmp_path / "out.jsonl"
     args = ["validate", "--valid", str(valid), str(source), "--column", "code"]
     code, _, err = run(*args, "--output", str(output))
     assert code == 0, err
-    written = output.read_text("utf-8").splitlines()
+    data = output.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf") and data.endswith(b"}\r\n")
+    written = data[3:].decode("utf-8").split("\r\n")[:-1]
     rows = [json.loads(line) for line in written]
-    assert [r["verdict"] for r in rows] == ["valid", "valid", "malformed", "missing", "valid"]
-    kept = [line for line in lines if line][:4]
-    assert [line[: len(k) - 1] for line, k in zip(written[:4], kept, strict=True)] == [
-        k[:-1] for k in kept
-    ]
-    assert list(rows[3]) == ["price", *REPORT] and list(rows[4]) == ["code", *REPORT]
+    assert [r["verdict"] for r in rows[:4]] == ["valid", "valid", "malformed", "missing"]
+    kept = [line for line in lines if line]
+    assert all(w.startswith(k[:-1]) for w, k in zip(written[:5], kept, strict=False))
+    # The input's own verdict is replaced; its other fields stay as written.
+    assert written[5].startswith(
+        '{"code": "Sweaters", "price": 2.50, "a": 1, "a": 2, "verdict": "valid", "score": '
+    )
     # Other formats get the cells as text; a number among texts as its JSON.
     output = tmp_path / "out.parquet"
     code, _, err = run(*args, "--output", str(output))
     assert code == 0, err
     assert read_table(output).column("code").to_pylist() == [
-        "2024-01-01T10:00:00", "12345678901234567890123", "<b>Sweaters</b>", None, "Sweaters",
+        "2024-01-01T10:00:00", "12345678901234567890123", "<b>Sweaters</b>", None, "verdict",
+        "Sweaters",
     ]  # fmt: skip
 
 
@@ -339,9 +386,14 @@ def test_options_out_of_range_are_usage_errors(model_dir: Path) -> None:
         assert code == 2 and f"Invalid value for '{option[0]}'" in err
 
 
-def test_a_value_of_megabytes_is_malformed_at_once(model_dir: Path, tmp_path: Path) -> None:
-    source = tmp_path / "long.csv"
-    source.write_text("category\nSweaters\n" + "y" * 3_000_000 + "\n", "utf-8")
+@pytest.mark.parametrize("name", ["long.csv", "long.csv.gz"])  # gzip: a thousandth the size
+def test_a_value_of_megabytes_is_malformed_at_once(
+    model_dir: Path, tmp_path: Path, name: str
+) -> None:
+    source = tmp_path / name
+    text = ("category\nSweaters\n" + "y" * 3_000_000 + "\n").encode()
+    with pa.output_stream(str(source), compression="gzip" if name.endswith(".gz") else None) as f:
+        f.write(text)
     output = tmp_path / "out.parquet"
     code, _, err = run("validate", "--model", str(model_dir), str(source), "--output", str(output))
     assert code == 0, err

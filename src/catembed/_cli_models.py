@@ -129,7 +129,14 @@ def validate(
     `catembed train` wrote into --model, or one built from --valid without training.
     With --output -, the table goes to standard output and the summary to standard error.
     """
-    from catembed.columns import read_input, shown, summary_lines, validate_table, write_output
+    from catembed.columns import (
+        output_format,
+        read_input,
+        shown,
+        summary_lines,
+        validate_table,
+        write_output,
+    )
     from catembed.tables import STDIN, readable, shown_path
     from catembed.validation import Validator
 
@@ -142,6 +149,8 @@ def validate(
         )
     summary_to_stderr = output_file is not None and str(output_file) == STDIN
     with readable(input_file, input_format) as source:
+        if output_file is not None:
+            output_format(output_file, source, input_format)  # before the slow part
         table, name = read_input(source, column, input_format)
         if valid is not None:
             validator = Validator.from_values(valid, model=model_dir, backend=backend)

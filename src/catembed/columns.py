@@ -20,15 +20,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from catembed.errors import InputError
+from catembed import jsonl
+from catembed.errors import InputError, first_line
 from catembed.tables import (
     STDIN,
     TEXT_COLUMN,
-    jsonl_rows,
+    input_stream,
     listed_columns,
     output_stream,
     read_table,
+    shown_path,
+    starts_with_bom,
     table_format,
+    writable,
     write_table,
 )
 from catembed.verdicts import ANOMALIES, ValueReport, Verdict, missing_report
@@ -100,6 +104,10 @@ def read_input(path: str, column: str | None, fmt: str | None = None) -> tuple[p
 
 def validate_table(validator: Validator, table: pa.Table, column: str) -> ColumnReport:
     """Add ``verdict``, ``score``, ``nearest`` and ``suggestion`` to every row of ``table``."""
+    if column in REPORT_COLUMNS:
+        raise InputError(
+            f"the column to validate is named {column!r}, as a column validate adds; rename it"
+        )
     encoded = _dictionary_encode(table.column(column), column)
     dictionary = encoded.chunk(0).dictionary if encoded.num_chunks else pa.array([], pa.string())
     missing = len(dictionary)  # nulls point one past the dictionary, at the missing report
@@ -133,21 +141,28 @@ def chunks_type(values: pa.Array, name: str) -> pa.DataType:
     return values.type if name == "score" else pa.dictionary(pa.int32(), values.type)
 
 
+def output_format(path: str | Path, source: str, source_format: str | None = None) -> str:
+    """The format ``path`` will be written in, once it is checked: a table format, not the
+    input file, a file in an existing folder; ``-`` (standard output) takes the input's
+    format (a text input's is CSV)."""
+    source_format = source_format or ("text" if source == STDIN else table_format(source))
+    if str(path) == STDIN:
+        return "csv" if source_format == "text" else source_format
+    fmt = table_format(path)
+    if fmt not in OUTPUT_FORMATS:
+        raise InputError(f"--output must end in .csv, .tsv, .parquet or .jsonl, got {path}")
+    target = writable(path)
+    if source != STDIN and target.exists() and target.resolve() == Path(source).resolve():
+        raise InputError("--output must not be the input file: the input is never modified")
+    return fmt
+
+
 def write_output(
     report: ColumnReport, path: str | Path, source: str, source_format: str | None = None
 ) -> None:
-    """Write the validated table atomically, never over the input file; ``-`` writes to
-    standard output in the input's format (a text input as CSV)."""
-    source_format = source_format or ("text" if source == STDIN else table_format(source))
-    to_stdout = str(path) == STDIN
-    target = Path(path)
-    fmt = (source_format if source_format != "text" else "csv") if to_stdout else table_format(path)
-    if fmt not in OUTPUT_FORMATS:
-        raise InputError(f"--output must end in .csv, .tsv, .parquet or .jsonl, got {target}")
-    same = not to_stdout and source != STDIN and target.exists()
-    if same and target.resolve() == Path(source).resolve():
-        raise InputError("--output must not be the input file: the input is never modified")
-    if fmt == "jsonl" and source != STDIN and source_format == "jsonl":
+    """Write the validated table atomically (see ``output_format``)."""
+    fmt = output_format(path, source, source_format)
+    if fmt == "jsonl" and source != STDIN and (source_format or table_format(source)) == "jsonl":
         _append_to_jsonl(report, source, path)
         return
     table = report.table
@@ -156,7 +171,13 @@ def write_output(
         # of the write together; keep them for the plain columns only.
         plain = [f.name for f in table.schema if not pa.types.is_dictionary(f.type)]
         with output_stream(path) as handle:
-            pq.write_table(table, handle, write_statistics=plain, row_group_size=2**20)
+            try:
+                pq.write_table(table, handle, write_statistics=plain, row_group_size=2**20)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+                raise InputError(
+                    f"cannot write {shown_path(path)} as parquet: {first_line(error)}; "
+                    "write .jsonl instead"
+                ) from None
         return
     plain = [
         c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns
@@ -165,8 +186,7 @@ def write_output(
 
 
 def _append_to_jsonl(report: ColumnReport, source: str, target: str | Path) -> None:
-    """Each input line exactly as written, with the report's fields added at its end (a
-    line with fields of those names of its own is written anew with them replaced)."""
+    """Each input line as written, with the report's fields added (``jsonl.with_fields``)."""
     fragments = [
         json.dumps(dict(zip(REPORT_COLUMNS, fields, strict=True)), ensure_ascii=False)[1:-1]
         for fields in ((r.verdict.value, r.score, r.nearest, r.suggestion) for r in report.reports)
@@ -177,16 +197,12 @@ def _append_to_jsonl(report: ColumnReport, source: str, target: str | Path) -> N
     )
     written = 0
     with output_stream(target) as out:
-        for (_, line), index in zip(jsonl_rows(source), row_reports, strict=False):
-            text, fragment = line.rstrip(), fragments[index]
-            if any(f'"{name}"' in text for name in REPORT_COLUMNS):
-                row = {k: v for k, v in json.loads(text).items() if k not in REPORT_COLUMNS}
-                row.update(json.loads("{" + fragment + "}"))
-                text = json.dumps(row, ensure_ascii=False)
-            else:
-                body = text[:-1].rstrip()
-                text = f"{body}{'' if body.endswith('{') else ', '}{fragment}}}"
-            out.write(text.encode("utf-8") + b"\n")
+        if starts_with_bom(source):
+            out.write("\ufeff".encode())
+        for (_, line), index in zip(jsonl.rows(input_stream(source)), row_reports, strict=False):
+            text = line.rstrip("\r\n")
+            ending = line[len(text) :]
+            out.write((jsonl.with_fields(text, fragments[index], REPORT_COLUMNS) + ending).encode())
             written += 1
     if written != report.rows:
         raise InputError(f"{source} changed while it was being validated")

@@ -1,20 +1,22 @@
 """Reading and writing the tables and value lists users hand to catembed.
 
 Formats are chosen by file suffix: ``.csv``, ``.tsv``, ``.parquet``/``.pq``, ``.jsonl``/``.ndjson``;
-anything else is a text file with one value per line, as is ``-`` (standard input). Every
-write goes to a temporary file beside the target and is renamed into place, so a failed run
-never leaves a half-written file, and input files are only ever opened for reading.
+anything else is a text file with one value per line, as is ``-`` (standard input), unless a
+format is named. A compression suffix (``.gz``, ``.bz2``, ``.zst``, ``.lz4``) is looked
+through, reading and writing. Every write goes to a temporary file beside the target and is
+renamed into place, so a failed run never leaves a half-written file, and input files are
+only ever opened for reading.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -23,12 +25,13 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from catembed import jsonl
 from catembed.errors import InputError, first_line
 
 STDIN = "-"
 TEXT_COLUMN = "value"
 COMPRESSION_SUFFIXES = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}
-COMPRESSED_GROWTH = 50  # a compressed file's text is taken to be at most this many times larger
+UNSUPPORTED_SUFFIXES = (".xz", ".zip", ".7z", ".br", ".lzma", ".z")
 
 
 def compression(path: str | Path) -> str | None:
@@ -68,24 +71,39 @@ def read_table(
             return read_table(copy, dictionary, fmt)
     if name != STDIN:
         _check_readable(Path(name))
+    shown = "standard input" if name == STDIN else name
     try:
         if fmt == "text":
             return pa.table({TEXT_COLUMN: _read_lines(name)})
         if fmt == "parquet":
-            source = (
-                pa.BufferReader(pa.input_stream(name).read_buffer()) if compression(name) else name
-            )
+            source = _decompressed(name) if compression(name) else name
             present = set(pq.read_schema(source).names)
             return pq.read_table(source, read_dictionary=[c for c in dictionary if c in present])
         if fmt == "jsonl":
-            return _read_jsonl(name)
+            return jsonl.read_table(input_stream(name), name)
         return _read_csv(name, "\t" if fmt == "tsv" else ",")
     except pa.ArrowInvalid as error:
-        raise InputError(f"cannot read {name} as {fmt}: {first_line(error)}") from None
+        raise InputError(f"cannot read {shown} as {fmt}: {first_line(error)}") from None
     except UnicodeDecodeError as error:
-        raise InputError(f"{name} is not valid UTF-8 (byte {error.start})") from None
+        raise InputError(f"{shown} is not valid UTF-8 (byte {error.start})") from None
     except OSError as error:
-        raise InputError(f"cannot read {name}: {first_line(error)}") from None
+        raise InputError(f"cannot read {shown}: {first_line(error)}") from None
+
+
+def input_stream(name: str) -> pa.NativeFile:
+    """``name`` opened for reading, decompressed when its suffix names a codec."""
+    return pa.input_stream(name, compression=compression(name))
+
+
+def starts_with_bom(name: str) -> bool:
+    """Whether the file ``name`` (decompressed) starts with a UTF-8 byte order mark."""
+    with input_stream(name) as stream:
+        return bytes(stream.read(3)) == b"\xef\xbb\xbf"
+
+
+def _decompressed(name: str) -> pa.BufferReader:
+    with input_stream(name) as stream:
+        return pa.BufferReader(stream.read_buffer())
 
 
 @contextmanager
@@ -150,7 +168,13 @@ def write_table(table: pa.Table, path: str | Path, fmt: str | None = None) -> No
     fmt = fmt or table_format(path)
     with output_stream(path) as handle:
         if fmt == "parquet":
-            pq.write_table(table, handle)
+            try:
+                pq.write_table(table, handle)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+                raise InputError(
+                    f"cannot write {shown_path(path)} as parquet: {first_line(error)}; "
+                    "write .jsonl instead"
+                ) from None
         elif fmt in ("csv", "tsv"):
             delimiter = "\t" if fmt == "tsv" else ","
             try:
@@ -194,12 +218,8 @@ def output_stream(path: str | Path) -> Iterator[BinaryIO]:
 @contextmanager
 def atomic_file(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place if the block succeeds."""
-    target = Path(path)
-    if target.is_dir():
-        raise InputError(f"{target} is a folder, not a file")
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"folder {parent} does not exist")
+    target = writable(path)
+    parent = target.parent
     try:
         fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
     except OSError as error:
@@ -208,11 +228,35 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        # The mode a plain write would give: the old file's, else the umask's (not 0600).
+        os.chmod(tmp, stat.S_IMODE(target.stat().st_mode) if target.exists() else _new_mode())
         os.replace(tmp, target)
     except OSError as error:
         raise InputError(f"cannot write {target}: {error.strerror or error}") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def writable(path: str | Path) -> Path:
+    """The file ``path`` names, checked for writing: through a link to where it points; a
+    folder, a device or a pipe there is refused rather than replaced."""
+    target = Path(path)
+    if target.is_symlink():
+        target = target.resolve()
+    if target.is_dir():
+        raise InputError(f"{path} is a folder, not a file")
+    if target.exists() and not target.is_file():
+        raise InputError(f"{path} is not a regular file; write to a file, or to - for stdout")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"folder {parent} does not exist")
+    return target
+
+
+def _new_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 @contextmanager
@@ -245,58 +289,6 @@ def atomic_folder(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def jsonl_rows(name: str) -> Iterator[tuple[int, str]]:
-    """(line number, line) of each non-blank line of a JSON Lines file: one row each."""
-    with io.TextIOWrapper(pa.input_stream(name), encoding="utf-8-sig", newline="\n") as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                yield number, line
-
-
-def _read_jsonl(name: str) -> pa.Table:
-    """Every field as written: no dates read into strings, no big integers rounded to
-    floats; a field that mixes types (dirty data) becomes text, its non-string values as
-    their JSON. A key absent from a row is a null cell there."""
-    columns: dict[str, list[object]] = {}
-    texts: dict[str, str] = {}  # one copy of each repeated text
-    count = 0
-    for number, line in jsonl_rows(name):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise InputError(f"{name} line {number} is not valid JSON: {error.msg}") from None
-        if not isinstance(row, dict):
-            raise InputError(f"{name} line {number} is not a JSON object")
-        for key, value in row.items():
-            if key not in columns:
-                columns[key] = [None] * count
-            columns[key].append(texts.setdefault(value, value) if type(value) is str else value)
-        count += 1
-        if len(row) < len(columns):
-            for cells in columns.values():
-                if len(cells) < count:
-                    cells.append(None)
-    if not count:
-        raise InputError(f"{name} has no rows")
-    return pa.table({key: _json_column(cells) for key, cells in columns.items()})
-
-
-def _json_column(values: list[object]) -> pa.Array:
-    kinds = {type(v) for v in values} - {type(None)}
-    if len(kinds) <= 1 or kinds == {int, float}:
-        try:
-            return pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            pass  # integers beyond 64 bits, objects of changing shape
-    return pa.array(
-        [
-            v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False)
-            for v in values
-        ],
-        pa.string(),
-    )
-
-
 def _json_default(value: object) -> object:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="backslashreplace")
@@ -308,22 +300,33 @@ def _json_default(value: object) -> object:
 def _read_csv(name: str, delimiter: str) -> pa.Table:
     """Every column as text, exactly as written ('00123' and 'true' stay so); only empty
     cells are nulls. A one-column file keeps its blank lines as empty cells."""
+    codec = compression(name)
     try:
-        return _read_csv_in_blocks(name, delimiter, pacsv.ReadOptions())
+        return _read_csv_in_blocks(
+            name, lambda: input_stream(name) if codec else name, delimiter, pacsv.ReadOptions()
+        )
     except pa.ArrowInvalid as error:
         if "invalid UTF8" in str(error):
             raise InputError(f"{name} is not valid UTF-8 text; save it as UTF-8") from None
         if "straddl" not in str(error):
             raise
     # A value longer than a read block (1 MB): read again in blocks that hold it.
-    size = Path(name).stat().st_size * (COMPRESSED_GROWTH if compression(name) else 1)
+    data = _decompressed(name).read_buffer() if codec else None  # the whole text
+    size = data.size if data is not None else Path(name).stat().st_size
     big = pacsv.ReadOptions(block_size=min(max(size + 1, 1 << 20), 2**31 - 1))
-    return _read_csv_in_blocks(name, delimiter, big)
+    return _read_csv_in_blocks(
+        name, lambda: pa.BufferReader(data) if data is not None else name, delimiter, big
+    )
 
 
-def _read_csv_in_blocks(name: str, delimiter: str, blocks: pacsv.ReadOptions) -> pa.Table:
+def _read_csv_in_blocks(
+    name: str,
+    source: Callable[[], str | pa.NativeFile],
+    delimiter: str,
+    blocks: pacsv.ReadOptions,
+) -> pa.Table:
     parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
-    names = pacsv.open_csv(name, read_options=blocks, parse_options=parse).schema.names
+    names = pacsv.open_csv(source(), read_options=blocks, parse_options=parse).schema.names
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         raise InputError(f"{name} has more than one column named {duplicated[0]!r}")
@@ -334,14 +337,16 @@ def _read_csv_in_blocks(name: str, delimiter: str, blocks: pacsv.ReadOptions) ->
         null_values=[""],
         quoted_strings_can_be_null=False,
     )
-    return pacsv.read_csv(name, read_options=blocks, parse_options=parse, convert_options=convert)
+    return pacsv.read_csv(
+        source(), read_options=blocks, parse_options=parse, convert_options=convert
+    )
 
 
 def _read_lines(name: str) -> list[str]:
     if name == STDIN:
         data = sys.stdin.buffer.read()
     else:
-        with pa.input_stream(name) as stream:  # decompressed when the suffix says so
+        with input_stream(name) as stream:
             data = stream.read()
     text = data.decode("utf-8")
     if text.startswith("\ufeff"):
@@ -357,6 +362,10 @@ def _read_lines(name: str) -> list[str]:
 def _check_readable(path: Path) -> None:
     if not path.exists():
         raise InputError(f"file not found: {path}")
+    if path.suffix.lower() in UNSUPPORTED_SUFFIXES:
+        raise InputError(
+            f"{path}: {path.suffix} compression is not supported; use .gz, .bz2, .zst or .lz4"
+        )
     if path.is_dir():
         raise InputError(f"{path} is a folder, not a file")
     if not os.access(path, os.R_OK):

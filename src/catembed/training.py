@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -114,7 +117,10 @@ def train(
 
     with atomic_folder(output, overwrite=overwrite) as folder:
         started = time.perf_counter()
-        log_history = (_fit_fast if config.fast else _fit)(model, dataset, config, show_progress)
+        with _card_progress(show_progress):
+            log_history = (_fit_fast if config.fast else _fit)(
+                model, dataset, config, show_progress
+            )
         seconds = time.perf_counter() - started
         after = _evaluate_parts(model, dataset)
         logger.info("fine-tuned accuracy: %s", _format(after))
@@ -208,6 +214,23 @@ def _fit_fast(
     from catembed.fast_training import fit_fast
 
     return fit_fast(model, dataset, config, show_progress)
+
+
+@contextmanager
+def _card_progress(show: bool) -> Iterator[None]:
+    """Without ``show``, also hide the bar sentence-transformers' model card draws while it
+    picks widget examples (its own tqdm; the trainer's ``disable_tqdm`` does not reach it)."""
+    if show:
+        yield
+        return
+    from sentence_transformers.base import model_card
+
+    bar = model_card.tqdm  # type: ignore[attr-defined]
+    model_card.tqdm = functools.partial(bar, disable=True)  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        model_card.tqdm = bar  # type: ignore[attr-defined]
 
 
 def trainer_arguments(
