@@ -22,6 +22,7 @@ from catembed.validation import VALIDATOR_FILE
 VALUES = ["Sweaters", "<b>Sweaters</b>", "Car Battery", "Jeans", "Swaeters", "Sweaters"]
 VERDICTS = ["valid", "malformed", "out_of_domain", "valid", "malformed", "valid"]
 REPORT = ["verdict", "score", "nearest", "suggestion"]
+TABLE = pa.table({"id": list(range(len(VALUES))), "category": VALUES})
 
 
 def run(*args: str, stdin: str | bytes | None = None) -> tuple[int, str, str]:
@@ -62,8 +63,7 @@ def test_a_rare_misspelling_of_a_frequent_unlisted_value_gets_its_repair(
 def test_every_table_format_keeps_each_row_and_adds_the_report(
     model_dir: Path, tmp_path: Path, suffix: str
 ) -> None:
-    table = pa.table({"id": list(range(len(VALUES))), "category": VALUES})
-    source = write(tmp_path / f"in{suffix}", table)
+    source = write(tmp_path / f"in{suffix}", TABLE)
     before = source.read_bytes()
     output = tmp_path / f"out{suffix}"
     code, out, err = run(
@@ -116,8 +116,7 @@ def test_standard_input_and_the_readable_summary(model_dir: Path) -> None:
 def test_a_table_on_standard_input_goes_to_standard_output(
     model_dir: Path, tmp_path: Path, fmt: str
 ) -> None:
-    table = pa.table({"id": list(range(len(VALUES))), "category": VALUES})
-    source = write(tmp_path / f"in.{fmt}", table)
+    source = write(tmp_path / f"in.{fmt}", TABLE)
     args = ["validate", "--model", str(model_dir), "-", "--format", fmt, "--column", "category"]
     result = CliRunner().invoke(main, [*args, "--output", "-"], input=source.read_bytes())
     assert result.exit_code == 0, result.stderr
