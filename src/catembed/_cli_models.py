@@ -123,8 +123,8 @@ def validate(
 ) -> None:
     """Give every value of a column a verdict: valid, out_of_domain, malformed or missing.
 
-    INPUT is a CSV, TSV, Parquet or JSONL file, a text file with one value per line, or -
-    for standard input. Prints counts per verdict and the anomaly rate (out_of_domain and
+    INPUT is a CSV, TSV, Parquet or JSONL file (also .gz, .bz2, .zst or .lz4), a text file
+    with one value per line, or - for standard input. Prints counts per verdict and the anomaly rate (out_of_domain and
     malformed rows); without --output also the worst values. The validator is the one
     `catembed train` wrote into --model, or one built from --valid without training.
     With --output -, the table goes to standard output and the summary to standard error.
