@@ -14,6 +14,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from safetensors.numpy import load_file, save_file
 
 from catembed.cli import GATE_EXIT_CODE, main
 from catembed.tables import read_table
@@ -409,6 +410,8 @@ def test_a_value_of_megabytes_is_malformed_at_once(
         ("nan_bias", "not a finite number"),
         ("infinite_length", "bad format profile"),
         ("wrong_shapes", "expected a list of strings"),
+        ("null_reference", "reference must be a list of strings"),
+        ("flat_embeddings", "not a matrix"),
     ],
 )
 def test_a_damaged_validator_is_a_one_line_error(
@@ -427,6 +430,12 @@ def test_a_damaged_validator_is_a_one_line_error(
         data["domain"]["bias"] = float("nan")
     elif damage == "infinite_length":
         data["profile"]["max_length"] = float("inf")
+    elif damage == "null_reference":
+        data["reference"][0] = None
+    elif damage == "flat_embeddings":
+        tensors = load_file(str(folder / "validator.safetensors"))
+        tensors["reference_embeddings"] = tensors["reference_embeddings"].ravel()
+        save_file(tensors, str(folder / "validator.safetensors"))
     else:
         data["profile"]["first_shapes"] = [1, 2]
     settings.write_text(json.dumps(data), "utf-8")

@@ -14,8 +14,9 @@ import pytest
 
 from catembed import TrainingResult, Validator, ValueReport, Verdict
 from catembed.columns import validate_table
-from catembed.errors import InputError, ModelError
+from catembed.errors import ConfigError, InputError, ModelError
 from catembed.metrics import auroc, class_scores, evaluate_labelled
+from catembed.models import DEFAULT_BASE_MODEL
 from catembed.normalize import canonical, clean, fix_mojibake
 from catembed.repair import (
     FormatProfile,
@@ -409,6 +410,24 @@ def test_from_values_save_and_load_round_trip(base_model: object, tmp_path: Path
     assert fixed.validate(["Jumpers"])[0].verdict is Verdict.OUT_OF_DOMAIN
 
 
+def test_a_validator_built_from_a_named_model_loads_from_any_folder(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    values = ["Cardigan", "Trousers", "Sweaters", "Jackets", "Dresses", "Blouses"]
+    built = Validator.from_values(values)  # the base model, by name
+    assert built.model == DEFAULT_BASE_MODEL
+    probe = ["Hoodies", "Toaster", "<i>Jackets</i>", "Jakets", "Blazer", "Car Battery"]
+    for folder in (tmp_path / "empty", tmp_path / "trained"):
+        if folder.name == "empty":
+            folder.mkdir()
+        else:  # the fine-tuned model's folder: its encoder made none of these embeddings
+            shutil.copytree(model_dir, folder)
+        built.save(folder)
+        loaded = Validator.load(folder)
+        assert loaded.model == built.model and loaded.validate(probe) == built.validate(probe)
+    assert Validator.load(model_dir).model == ""  # a trained validator: its own folder's model
+
+
 def test_from_values_needs_two_values(base_model: object) -> None:
     with pytest.raises(InputError, match="at least 2 distinct valid values"):
         Validator.from_values(["Sweaters", " Sweaters "], model=base_model)  # type: ignore[arg-type]
@@ -417,6 +436,19 @@ def test_from_values_needs_two_values(base_model: object) -> None:
         Validator.from_values(["Sweaters", None, float("nan")], model=base_model)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="not one string"):
         Validator.from_values("Sweaters", model=base_model)  # type: ignore[arg-type]
+    values = ["Sweaters", "Cardigan"]
+    with pytest.raises(TypeError, match="model must be a path, a model name or an encoder"):
+        Validator.from_values(values, model=123)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="out_of_domain takes a list of values"):
+        Validator.from_values(values, model=base_model, out_of_domain="Toaster")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="out_of_domain holds no values"):
+        Validator.from_values(values, model=base_model, out_of_domain=[None])  # type: ignore[arg-type]
+
+
+def test_thresholds_are_plain_floats() -> None:
+    assert type(Thresholds(np.float32(0.5)).similarity) is float  # numpy floats break JSON
+    with pytest.raises(ConfigError, match="similarity must be a number"):
+        Thresholds("0.5")  # type: ignore[arg-type]
 
 
 def test_validate_takes_any_column_like_iterable(validator: Validator) -> None:
@@ -433,6 +465,27 @@ def test_validate_takes_any_column_like_iterable(validator: Validator) -> None:
         assert [r.value for r in reports] == ["Sweaters", "Car Battery", None]
     with pytest.raises(TypeError, match=r"pass \[value\]"):
         validator.validate("Sweaters")
+    with pytest.raises(TypeError, match="not a table or a matrix"):
+        validator.validate(np.array([["Sweaters", "Jeans"]]))
+    # Every library's missing marker is a missing cell; a huge integer is text like another.
+    pd = pytest.importorskip("pandas")
+    nulls = [pd.NA, pd.NaT, np.datetime64("NaT"), np.ma.masked, 10**5000, np.timedelta64(5, "D")]
+    verdicts = [r.verdict for r in validator.validate(nulls)]
+    assert verdicts == [Verdict.MISSING] * 4 + [Verdict.MALFORMED] * 2
+    series = pd.Series(["Sweaters", None], dtype="string")
+    assert [r.verdict for r in validator.validate(series)] == [Verdict.VALID, Verdict.MISSING]
+    # Row counts are whole, non-negative numbers, one per value.
+    for rows, message in [
+        ([-1, 1], "must not be negative"),
+        ([1.5, 1], "whole numbers of rows, got 1.5"),
+        ([None, 1], "whole numbers of rows, got None"),
+        ({"a": 1, "b": 2}, "a list of row counts"),
+        ([1], "rows has 1 counts for 2 values"),
+    ]:
+        with pytest.raises(InputError, match=message):
+            validator.validate(["Sweaters", "Jeans"], rows=rows)
+    counts = np.array([200, 200], dtype=np.uint8)
+    assert len(validator.validate(["Sweaters", "Jeans"], rows=counts)) == 2
 
 
 def test_a_model_folder_without_validator_data_is_refused(model_dir: Path, tmp_path: Path) -> None:

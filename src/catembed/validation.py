@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,6 +75,30 @@ IN_REFERENCE_WORDS_SCORE = 0.45  # a doubted value written in the reference valu
 LONGEST_CHECKED = 10_000  # characters; a longer value far longer than any reference is malformed
 
 
+def _listed(values: Iterable[object], name: str) -> list[str]:
+    """The distinct non-empty texts of ``values`` (missing cells skipped), in order."""
+    if isinstance(values, str | bytes):
+        raise TypeError(f"{name} takes a list of values, not one string")
+    texts = (as_text(v) for v in values)
+    return list(dict.fromkeys(t.strip() for t in texts if t is not None and t.strip()))
+
+
+def _row_counts(rows: Iterable[Any]) -> list[int]:
+    """``rows`` as plain non-negative integers, or an InputError."""
+    if isinstance(rows, str | bytes | Mapping) or getattr(rows, "ndim", 1) != 1:
+        raise InputError("rows must be a list of row counts, one per value")
+    counts = []
+    for n in rows:
+        try:
+            count = operator.index(n)  # integers of any kind; not floats or None
+        except TypeError:
+            raise InputError(f"rows must hold whole numbers of rows, got {n!r}") from None
+        if count < 0:
+            raise InputError(f"rows must not be negative, got {count}")
+        counts.append(count)
+    return counts
+
+
 class Validator:
     """Reference values, their embeddings and thresholds, with the encoder that made them."""
 
@@ -87,8 +112,10 @@ class Validator:
         calibration: dict[str, Any] | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         domain: DomainModel | None = None,
+        model: str = "",
     ) -> None:
         self.reference = list(dict.fromkeys(v for v in reference if v.strip()))
+        self.model = model  # where ``load`` finds the encoder; '': the folder it is saved in
         if not self.reference:
             raise InputError("a validator needs at least one reference value")
         self.encoder = encoder
@@ -117,10 +144,12 @@ class Validator:
         from safetensors.numpy import load_file
 
         from catembed.backends import load_encoder
-        from catembed.models import check_model_folder
+        from catembed.models import check_model_folder, load_model
 
-        folder = check_model_folder(path)
+        folder = Path(path)
         settings_path = folder / VALIDATOR_FILE
+        if not settings_path.is_file():  # a model folder without validator data, or none
+            check_model_folder(folder)
         if not settings_path.is_file() or not (folder / EMBEDDINGS_FILE).is_file():
             raise ModelError(
                 f"{folder} has no validator data ({VALIDATOR_FILE}, {EMBEDDINGS_FILE}); "
@@ -140,14 +169,19 @@ class Validator:
             embeddings = tensors["reference_embeddings"]
             thresholds = Thresholds(**data["thresholds"])
             profile = FormatProfile.from_dict(data["profile"])
-            reference = [str(v) for v in data["reference"]]
+            reference = data["reference"]
+            if not isinstance(reference, list) or not all(isinstance(v, str) for v in reference):
+                raise ModelError(f"{settings_path}: reference must be a list of strings")
             settings = data.get("domain")
-            if encoder is None:
-                encoder = load_encoder(folder, backend)
+            model = str(data.get("model") or "")
+            if encoder is None and not model:
+                encoder = load_encoder(check_model_folder(folder), backend)
+            elif encoder is None:  # built with another model than the folder's (from_values)
+                own = Path(model, "modules.json").is_file()
+                encoder = load_encoder(model, backend) if own else load_model(model)
             domain = None
             if settings is not None:
                 from catembed.domain import DomainModel
-                from catembed.models import load_model
 
                 name = str(settings["model"])
                 domain = DomainModel(
@@ -167,6 +201,7 @@ class Validator:
             encoder,
             reference,
             thresholds,
+            model=model,
             embeddings=embeddings,
             profile=profile,
             calibration=data.get("calibration"),
@@ -179,7 +214,7 @@ class Validator:
         values: Iterable[object],
         model: str | Path | Encoder | None = None,
         threshold: float | None = None,
-        out_of_domain: Sequence[str] | None = None,
+        out_of_domain: Iterable[object] | None = None,
         backend: str = "torch",
     ) -> Validator:
         """Build a validator from valid values with any model (default: the base model).
@@ -193,28 +228,32 @@ class Validator:
         from catembed.models import DEFAULT_BASE_MODEL, load_model
         from catembed.vocabulary import out_of_domain_values
 
-        if isinstance(values, str | bytes):
-            raise TypeError("from_values takes a list of values, not one string")
-        texts = (as_text(v) for v in values)  # missing cells (None, NaN) are no values
-        reference = list(dict.fromkeys(t.strip() for t in texts if t is not None and t.strip()))
+        reference = _listed(values, "values")
         if len(reference) < 2:
             raise InputError("need at least 2 distinct valid values to build a validator")
         encoder: Encoder
+        if not (model is None or isinstance(model, str | Path) or hasattr(model, "encode")):
+            raise TypeError(f"model must be a path, a model name or an encoder, got {model!r}")
+        name = ""  # an encoder object: saved, the validator uses its folder's model
         if model is None or isinstance(model, str | Path):
             name = str(model or DEFAULT_BASE_MODEL)
             if Path(name, "modules.json").is_file():
                 from catembed.backends import load_encoder
 
                 encoder = load_encoder(name, backend)
+                name = str(Path(name).resolve())
             else:
                 encoder = load_model(name)
         else:
             encoder = model
         embeddings = encode_normalized(encoder, reference, DEFAULT_BATCH_SIZE)
         if threshold is not None:
-            return cls(encoder, reference, Thresholds(threshold), embeddings=embeddings)
-        negatives = list(dict.fromkeys(out_of_domain or out_of_domain_values(reference)))
-        negatives = [v for v in negatives if v not in set(reference)]
+            return cls(encoder, reference, Thresholds(threshold), embeddings=embeddings, model=name)
+        given = None if out_of_domain is None else _listed(out_of_domain, "out_of_domain")
+        listed = set(reference)
+        negatives = [v for v in given or out_of_domain_values(reference) if v not in listed]
+        if given == []:
+            raise InputError("out_of_domain holds no values; leave it out for the built-in ones")
         if not negatives:
             raise InputError("need at least 1 out-of-domain value to calibrate a validator")
         pool = encode_normalized(encoder, negatives, DEFAULT_BATCH_SIZE)
@@ -222,10 +261,12 @@ class Validator:
             leave_one_out(embeddings), similarities(pool, embeddings)[0]
         )
         domain = fit_domain_vectors(encoder, "", embeddings, pool, negatives)
-        return cls(encoder, reference, thresholds, embeddings=embeddings, domain=domain)
+        return cls(encoder, reference, thresholds, embeddings=embeddings, domain=domain, model=name)
 
     def save(self, folder: str | Path) -> None:
-        """Write ``validator.json`` and ``validator.safetensors`` into a model folder."""
+        """Write ``validator.json`` and ``validator.safetensors`` into ``folder``: a trained
+        validator's model folder; a validator built from a model name or path (``from_values``)
+        records it, so any folder will do."""
         from safetensors.numpy import save_file
 
         from catembed import __version__
@@ -240,6 +281,7 @@ class Validator:
             "calibration": self.calibration,
             "profile": self.profile.to_dict(),
             "reference": self.reference,
+            "model": self.model,
         }
         tensors = {"reference_embeddings": self.embeddings}
         if self.domain is not None:
@@ -249,10 +291,12 @@ class Validator:
                 "thresholds": asdict(self.domain.thresholds),
             }
             tensors["domain_weights"] = np.asarray(self.domain.weights, dtype=np.float32)
+        # Serialised in full before anything is written: a failure leaves the folder as it was.
+        text = (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
         with atomic_file(target / EMBEDDINGS_FILE) as tmp:
             save_file(tensors, str(tmp))
         with atomic_file(target / VALIDATOR_FILE) as tmp:
-            tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
+            tmp.write_bytes(text)
 
     def validate(
         self, values: Iterable[object], rows: Sequence[int] | None = None
@@ -268,21 +312,24 @@ class Validator:
         fills at least as many rows as the reference value it resembles is judged by the
         model instead ('Conroe' next to 'Monroe').
         """
-        if isinstance(values, str | bytes):
+        if isinstance(values, str | bytes | bytearray | memoryview):
             raise TypeError("validate takes a list of values; for one value, pass [value]")
+        if hasattr(values, "columns") or getattr(values, "ndim", 1) != 1:
+            raise TypeError("validate takes one column of values, not a table or a matrix")
         # Any iterable: a generator, numpy array, pandas Series, pyarrow array.
         column: list[object]
         if hasattr(values, "to_pylist"):
             column = values.to_pylist()
         else:
             column = values if isinstance(values, list) else list(values)
-        if rows is not None and len(rows) != len(column):
-            raise InputError(f"rows has {len(rows)} counts for {len(column)} values")
+        per_value = None if rows is None else _row_counts(rows)
+        if per_value is not None and len(per_value) != len(column):
+            raise InputError(f"rows has {len(per_value)} counts for {len(column)} values")
         keys = [as_text(v) for v in column]
         distinct = list(dict.fromkeys(k for k in keys if k is not None))
         judged = dict(zip(distinct, self.judge(distinct), strict=True))
         counts: Counter[str] = Counter()
-        for key, n in zip(keys, rows if rows is not None else [1] * len(keys), strict=True):
+        for key, n in zip(keys, per_value or [1] * len(keys), strict=True):
             if key is not None:
                 counts[key] += n
         judged.update(column_evidence(self, judged, counts))
@@ -440,6 +487,8 @@ def _check_numbers(
     embeddings: np.ndarray, thresholds: Thresholds, domain: DomainModel | None
 ) -> None:
     """Refuse a validator whose numbers could not have been written by ``save``."""
+    if embeddings.ndim != 2:
+        raise ValueError(f"reference embeddings have shape {embeddings.shape}, not a matrix")
     numbers = [thresholds.similarity, thresholds.scale]
     arrays = [embeddings]
     if domain is not None:

@@ -9,6 +9,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
+
 from catembed.errors import ConfigError
 
 DEFAULT_SCALE = 0.03  # similarity units per logit of the out-of-domain score
@@ -50,6 +52,9 @@ class ValueReport:
         }
 
 
+_MISSING_TYPES = ("NAType", "NaTType", "MaskedConstant")  # pandas' NA and NaT, numpy's masked
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """Decision thresholds: ``similarity`` is the lowest cosine similarity to a reference
@@ -59,6 +64,11 @@ class Thresholds:
     scale: float = DEFAULT_SCALE
 
     def __post_init__(self) -> None:
+        for name in ("similarity", "scale"):  # plain floats: numpy or Decimal ones break JSON
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ConfigError(f"{name} must be a number, got {value!r}")
+            object.__setattr__(self, name, float(value))
         if not -1.0 <= self.similarity <= 1.0:
             raise ConfigError(f"similarity threshold must be in [-1, 1], got {self.similarity}")
         if not self.scale > 0:
@@ -73,21 +83,29 @@ def sigmoid_score(value: float, thresholds: Thresholds) -> float:
 
 
 def as_text(value: object) -> str | None:
-    """The text a cell is judged as, or None when the cell is missing (None, NaN)."""
+    """The text a cell is judged as, or None when the cell is missing (None, NaN, pandas'
+    NA and NaT, numpy's NaT and masked value)."""
     if hasattr(value, "as_py"):  # a pyarrow scalar
         value = value.as_py()
-    if value is None:
+    if value is None or type(value).__name__ in _MISSING_TYPES:
         return None
+    if isinstance(value, np.datetime64 | np.timedelta64):
+        return None if np.isnat(value) else str(value)
     if isinstance(value, numbers.Real) and not isinstance(value, int):
         value = float(value)  # numpy floats too
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, Decimal) and value.is_nan():  # math.isnan fails on a signalling NaN
         return None
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", errors="replace")
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return str(value)
+        except ValueError:  # over Python's 4,300 digits: malformed whatever its digits
+            return f"{value:x}"
     return str(value)
 
 
