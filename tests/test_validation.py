@@ -445,6 +445,13 @@ def test_from_values_needs_two_values(base_model: object) -> None:
         Validator.from_values(values, model=base_model, out_of_domain=[None])  # type: ignore[arg-type]
 
 
+def test_a_megabyte_reference_value_is_built_and_recognised(base_model: object) -> None:
+    long = "x" * 1_000_000  # took 45 s: one-edit density compared it with itself
+    built = Validator.from_values(["Sweaters", "Cardigan", long], model=base_model)  # type: ignore[arg-type]
+    assert built.reference[-1] == long
+    assert built.validate([long])[0].verdict is Verdict.VALID
+
+
 def test_thresholds_are_plain_floats() -> None:
     assert type(Thresholds(np.float32(0.5)).similarity) is float  # numpy floats break JSON
     with pytest.raises(ConfigError, match="similarity must be a number"):

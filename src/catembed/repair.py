@@ -42,6 +42,7 @@ MIN_TYPO_LENGTH = 4  # values shorter than this are never called a typo of anoth
 # 'mark'), one edit from a reference value is no sign of a typo.
 DENSE_SHARE = 0.1
 DENSITY_SAMPLE = 1000  # reference values the share is measured on
+DENSITY_MAX_LENGTH = 200  # longer reference values are left out of it
 WORD_CHECK_COVERAGE = 0.9  # spell-check only columns whose reference words are this often English
 TYPO_REASON = "one edit away from a reference value"
 TRUNCATION_REASON = "cut short"
@@ -669,7 +670,8 @@ def _irregular_spacing(text: str) -> bool:
 def one_edit_share(keys: Sequence[str]) -> float:
     """The share of ``keys`` (of ``MIN_TYPO_LENGTH`` or more characters) one edit from another
     key, measured on an evenly spaced sample of at most ``DENSITY_SAMPLE`` of them."""
-    long_keys = [k for k in keys if len(k) >= MIN_TYPO_LENGTH]
+    # Keys far longer than names or codes say nothing here, and cost quadratic time.
+    long_keys = [k for k in keys if MIN_TYPO_LENGTH <= len(k) <= DENSITY_MAX_LENGTH]
     if len(long_keys) < 2:
         return 0.0
     step = max(1, len(long_keys) // DENSITY_SAMPLE)

@@ -75,6 +75,11 @@ IN_REFERENCE_WORDS_SCORE = 0.45  # a doubted value written in the reference valu
 LONGEST_CHECKED = 10_000  # characters; a longer value far longer than any reference is malformed
 
 
+def _clipped(texts: Sequence[str]) -> list[str]:
+    """``texts`` cut to what is worth encoding (the tokenizer keeps 512 tokens anyway)."""
+    return [t[:MAX_ENCODED_CHARACTERS] for t in texts]
+
+
 def _listed(values: Iterable[object], name: str) -> list[str]:
     """The distinct non-empty texts of ``values`` (missing cells skipped), in order."""
     if isinstance(values, str | bytes):
@@ -124,7 +129,7 @@ class Validator:
         self.profile = profile or FormatProfile.learn(self.reference)
         self.calibration = calibration or {}
         if embeddings is None:
-            embeddings = encode_normalized(encoder, self.reference, batch_size)
+            embeddings = encode_normalized(encoder, _clipped(self.reference), batch_size)
         if embeddings.shape[0] != len(self.reference):
             raise ModelError(
                 f"validator has {len(self.reference)} reference values "
@@ -246,7 +251,7 @@ class Validator:
                 encoder = load_model(name)
         else:
             encoder = model
-        embeddings = encode_normalized(encoder, reference, DEFAULT_BATCH_SIZE)
+        embeddings = encode_normalized(encoder, _clipped(reference), DEFAULT_BATCH_SIZE)
         if threshold is not None:
             return cls(encoder, reference, Thresholds(threshold), embeddings=embeddings, model=name)
         given = None if out_of_domain is None else _listed(out_of_domain, "out_of_domain")
@@ -256,7 +261,7 @@ class Validator:
             raise InputError("out_of_domain holds no values; leave it out for the built-in ones")
         if not negatives:
             raise InputError("need at least 1 out-of-domain value to calibrate a validator")
-        pool = encode_normalized(encoder, negatives, DEFAULT_BATCH_SIZE)
+        pool = encode_normalized(encoder, _clipped(negatives), DEFAULT_BATCH_SIZE)
         thresholds = calibrate_threshold(
             leave_one_out(embeddings), similarities(pool, embeddings)[0]
         )
@@ -413,7 +418,7 @@ class Validator:
         """Reports from the embedding model alone, without string rules, for ``texts``."""
         if not texts:
             return []
-        clipped = [t[:MAX_ENCODED_CHARACTERS] for t in texts]
+        clipped = _clipped(texts)
         vectors = encode_normalized(self.encoder, clipped, self.batch_size)
         if vectors.shape[1] != self.embeddings.shape[1]:
             raise ModelError(
