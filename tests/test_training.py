@@ -9,7 +9,8 @@ import pytest
 from sentence_transformers import SentenceTransformer
 
 from catembed import TrainingConfig, TrainingResult
-from catembed.errors import ConfigError, InputError
+from catembed.errors import ConfigError, InputError, ModelError
+from catembed.models import load_model
 from catembed.tables import atomic_folder
 
 CARD_SECTIONS = [
@@ -100,3 +101,11 @@ def test_atomic_folder_refuses_to_clobber_and_cleans_up(tmp_path: Path) -> None:
 def test_invalid_training_config_is_refused(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         TrainingConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_model_neither_on_disk_nor_reachable_is_a_one_line_error(tmp_path: Path) -> None:
+    # Offline this failed after about 70 s of hub retries; the cache is tried, then the hub once.
+    with pytest.raises(ModelError, match="cannot load model nobody/nothing-here: "):
+        load_model("nobody/nothing-here")
+    with pytest.raises(ModelError, match="neither a folder nor a hub id"):
+        load_model(str(tmp_path / "missing"))

@@ -16,6 +16,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 MAX_SEQ_LENGTH = 512
+HUB_TIMEOUT = 10.0  # seconds to wait for the Hugging Face hub
 
 
 def resolve_base_model(name: str) -> str:
@@ -43,18 +44,39 @@ def load_model(name: str, device: str | None = None) -> SentenceTransformer:
     is_local = Path(source).is_dir()
     if not is_local and ("/" not in source or source.startswith((".", "/", "~"))):
         raise ModelError(f"model not found: {name} is neither a folder nor a hub id")
-    try:
-        model = SentenceTransformer(
-            source,
-            device=device or "cpu",
-            local_files_only=is_local or os.environ.get("HF_HUB_OFFLINE") == "1",
-            model_card_data=SentenceTransformerModelCardData(local_files_only=True),
-        )
-    except Exception as error:
-        first = first_line(error)
-        raise ModelError(f"cannot load model {name}: {first}") from None
+    offline = is_local or os.environ.get("HF_HUB_OFFLINE") == "1"
+    # A hub id is looked for in the local cache first; the hub is asked only when it is not
+    # there, and once, so an unreachable hub fails at once instead of after minutes of retries.
+    for local_only in (True,) if offline else (True, False):
+        if not local_only:
+            _check_hub(name, source)
+        try:
+            model = SentenceTransformer(
+                source,
+                device=device or "cpu",
+                local_files_only=local_only,
+                model_card_data=SentenceTransformerModelCardData(local_files_only=True),
+            )
+            break
+        except Exception as error:
+            if local_only and not offline:
+                continue
+            raise ModelError(f"cannot load model {name}: {first_line(error)}") from None
     logger.debug("loaded %s from %s", name, source)
     return model
+
+
+def _check_hub(name: str, source: str) -> None:
+    """Raise ModelError unless the hub can be reached and has ``source``."""
+    from huggingface_hub import model_info
+
+    try:
+        model_info(source, timeout=HUB_TIMEOUT)
+    except Exception as error:
+        raise ModelError(
+            f"cannot load model {name}: not on disk, and the Hugging Face hub says: "
+            f"{first_line(error)}"
+        ) from None
 
 
 def check_model_folder(path: str | Path) -> Path:
