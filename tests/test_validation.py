@@ -417,11 +417,9 @@ def test_a_validator_built_from_a_named_model_loads_from_any_folder(
     built = Validator.from_values(values)  # the base model, by name
     assert built.model == DEFAULT_BASE_MODEL
     probe = ["Hoodies", "Toaster", "<i>Jackets</i>", "Jakets", "Blazer", "Car Battery"]
-    for folder in (tmp_path / "empty", tmp_path / "trained"):
-        if folder.name == "empty":
-            folder.mkdir()
-        else:  # the fine-tuned model's folder: its encoder made none of these embeddings
-            shutil.copytree(model_dir, folder)
+    for folder in (tmp_path / "new" / "folder", tmp_path / "trained"):
+        if folder.name == "trained":  # the fine-tuned model's folder: its encoder made none
+            shutil.copytree(model_dir, folder)  # of these embeddings
         built.save(folder)
         loaded = Validator.load(folder)
         assert loaded.model == built.model and loaded.validate(probe) == built.validate(probe)

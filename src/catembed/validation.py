@@ -277,8 +277,12 @@ class Validator:
         from catembed import __version__
 
         target = Path(folder)
-        if not target.is_dir():
-            raise InputError(f"folder not found: {target}")
+        if target.exists() and not target.is_dir():
+            raise InputError(f"{target} is a file, not a folder")
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise InputError(f"cannot create {target}: {error.strerror or error}") from None
         data = {
             "format_version": FORMAT_VERSION,
             "catembed_version": __version__,
