@@ -18,10 +18,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from catembed import jsonl
-from catembed.errors import InputError, first_line
+from catembed.errors import InputError
 from catembed.tables import (
     STDIN,
     TEXT_COLUMN,
@@ -29,7 +28,6 @@ from catembed.tables import (
     listed_columns,
     output_stream,
     read_table,
-    shown_path,
     starts_with_bom,
     table_format,
     writable,
@@ -170,14 +168,7 @@ def write_output(
         # Min/max statistics of 10 million dictionary-encoded strings cost more than the rest
         # of the write together; keep them for the plain columns only.
         plain = [f.name for f in table.schema if not pa.types.is_dictionary(f.type)]
-        with output_stream(path) as handle:
-            try:
-                pq.write_table(table, handle, write_statistics=plain, row_group_size=2**20)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-                raise InputError(
-                    f"cannot write {shown_path(path)} as parquet: {first_line(error)}; "
-                    "write .jsonl instead"
-                ) from None
+        write_table(table, path, fmt, write_statistics=plain, row_group_size=2**20)
         return
     plain = [
         c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns

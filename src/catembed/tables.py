@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -67,8 +67,7 @@ def read_table(
     name = str(path)
     fmt = fmt or ("text" if name == STDIN else table_format(name))
     if name == STDIN and fmt != "text":
-        with readable(name, fmt) as copy:
-            return read_table(copy, dictionary, fmt)
+        raise ValueError("standard input other than text is read through readable()")
     if name != STDIN:
         _check_readable(Path(name))
     shown = "standard input" if name == STDIN else name
@@ -76,7 +75,7 @@ def read_table(
         if fmt == "text":
             return pa.table({TEXT_COLUMN: _read_lines(name)})
         if fmt == "parquet":
-            source = _decompressed(name) if compression(name) else name
+            source = pa.BufferReader(_whole(name)) if compression(name) else name
             present = set(pq.read_schema(source).names)
             return pq.read_table(source, read_dictionary=[c for c in dictionary if c in present])
         if fmt == "jsonl":
@@ -101,9 +100,10 @@ def starts_with_bom(name: str) -> bool:
         return bytes(stream.read(3)) == b"\xef\xbb\xbf"
 
 
-def _decompressed(name: str) -> pa.BufferReader:
+def _whole(name: str) -> pa.Buffer:
+    """The whole (decompressed) content of the file ``name``."""
     with input_stream(name) as stream:
-        return pa.BufferReader(stream.read_buffer())
+        return stream.read_buffer()
 
 
 @contextmanager
@@ -162,14 +162,16 @@ def read_values(path: str | Path, column: str | None = None) -> list[str]:
     return list(seen)
 
 
-def write_table(table: pa.Table, path: str | Path, fmt: str | None = None) -> None:
+def write_table(
+    table: pa.Table, path: str | Path, fmt: str | None = None, **parquet_options: Any
+) -> None:
     """Write ``table`` in the format its suffix names (or ``fmt``; text: first column only),
-    atomically; ``-`` writes to standard output."""
+    atomically; ``-`` writes to standard output. ``parquet_options`` go to the Parquet writer."""
     fmt = fmt or table_format(path)
     with output_stream(path) as handle:
         if fmt == "parquet":
             try:
-                pq.write_table(table, handle)
+                pq.write_table(table, handle, **parquet_options)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
                 raise InputError(
                     f"cannot write {shown_path(path)} as parquet: {first_line(error)}; "
@@ -300,23 +302,17 @@ def _json_default(value: object) -> object:
 def _read_csv(name: str, delimiter: str) -> pa.Table:
     """Every column as text, exactly as written ('00123' and 'true' stay so); only empty
     cells are nulls. A one-column file keeps its blank lines as empty cells."""
-    codec = compression(name)
     try:
-        return _read_csv_in_blocks(
-            name, lambda: input_stream(name) if codec else name, delimiter, pacsv.ReadOptions()
-        )
+        return _read_csv_in_blocks(name, lambda: input_stream(name), delimiter, pacsv.ReadOptions())
     except pa.ArrowInvalid as error:
         if "invalid UTF8" in str(error):
             raise InputError(f"{name} is not valid UTF-8 text; save it as UTF-8") from None
         if "straddl" not in str(error):
             raise
     # A value longer than a read block (1 MB): read again in blocks that hold it.
-    data = _decompressed(name).read_buffer() if codec else None  # the whole text
-    size = data.size if data is not None else Path(name).stat().st_size
-    big = pacsv.ReadOptions(block_size=min(max(size + 1, 1 << 20), 2**31 - 1))
-    return _read_csv_in_blocks(
-        name, lambda: pa.BufferReader(data) if data is not None else name, delimiter, big
-    )
+    data = _whole(name)
+    big = pacsv.ReadOptions(block_size=min(max(data.size + 1, 1 << 20), 2**31 - 1))
+    return _read_csv_in_blocks(name, lambda: pa.BufferReader(data), delimiter, big)
 
 
 def _read_csv_in_blocks(

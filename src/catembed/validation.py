@@ -80,6 +80,15 @@ def _clipped(texts: Sequence[str]) -> list[str]:
     return [t[:MAX_ENCODED_CHARACTERS] for t in texts]
 
 
+def _load_encoder(name: str, backend: str) -> Encoder:
+    """A model folder with ``backend``; anything else (a hub id, the base model's name) with
+    torch."""
+    from catembed.backends import load_encoder
+    from catembed.models import load_model
+
+    return load_encoder(name, backend) if Path(name, "modules.json").is_file() else load_model(name)
+
+
 def _listed(values: Iterable[object], name: str) -> list[str]:
     """The distinct non-empty texts of ``values`` (missing cells skipped), in order."""
     if isinstance(values, str | bytes):
@@ -179,11 +188,8 @@ class Validator:
                 raise ModelError(f"{settings_path}: reference must be a list of strings")
             settings = data.get("domain")
             model = str(data.get("model") or "")
-            if encoder is None and not model:
-                encoder = load_encoder(check_model_folder(folder), backend)
-            elif encoder is None:  # built with another model than the folder's (from_values)
-                own = Path(model, "modules.json").is_file()
-                encoder = load_encoder(model, backend) if own else load_model(model)
+            if encoder is None:  # the folder's own model, or the one from_values recorded
+                encoder = _load_encoder(model, backend) if model else load_encoder(folder, backend)
             domain = None
             if settings is not None:
                 from catembed.domain import DomainModel
@@ -230,7 +236,7 @@ class Validator:
         cosine similarity to a value.
         """
         from catembed.calibration import calibrate_threshold, fit_domain_vectors, leave_one_out
-        from catembed.models import DEFAULT_BASE_MODEL, load_model
+        from catembed.models import DEFAULT_BASE_MODEL
         from catembed.vocabulary import out_of_domain_values
 
         reference = _listed(values, "values")
@@ -242,13 +248,9 @@ class Validator:
         name = ""  # an encoder object: saved, the validator uses its folder's model
         if model is None or isinstance(model, str | Path):
             name = str(model or DEFAULT_BASE_MODEL)
-            if Path(name, "modules.json").is_file():
-                from catembed.backends import load_encoder
-
-                encoder = load_encoder(name, backend)
+            encoder = _load_encoder(name, backend)
+            if Path(name).is_dir():
                 name = str(Path(name).resolve())
-            else:
-                encoder = load_model(name)
         else:
             encoder = model
         embeddings = encode_normalized(encoder, _clipped(reference), DEFAULT_BATCH_SIZE)
