@@ -128,3 +128,19 @@ def test_too_few_values_are_refused(values: list[str], message: str) -> None:
 def test_invalid_config_is_refused(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         DatasetConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_valid_values_that_look_like_mistakes_are_named(caplog: pytest.LogCaptureFixture) -> None:
+    listed = ["Sweaters", "sweaters", "N/A", "<b>Jeans</b>", "Caf\u00c3\u00a9", "Zero\u200bwidth"]
+    with caplog.at_level("WARNING", logger="catembed"):
+        build_triplets([*listed, "Cardigan", "Trousers", "C", "C++", "Yo-Yo"], DatasetConfig())
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        "5 of the valid values look like mistakes (kept as valid): 'N/A' (a placeholder), "
+        "'<b>Jeans</b>' (markup), 'CafÃ©' (encoding damage), 'Zero\\u200bwidth' (control or "
+        "invisible characters), 'sweaters' (spells 'Sweaters' again)"
+    )
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="catembed"):
+        build_triplets(domain_values("apparel"), DatasetConfig())  # clean values: no warning
+    assert not caplog.records

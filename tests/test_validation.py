@@ -443,6 +443,17 @@ def test_from_values_needs_two_values(base_model: object) -> None:
         Validator.from_values(values, model=base_model, out_of_domain=[None])  # type: ignore[arg-type]
 
 
+def test_from_values_names_listed_values_that_look_like_mistakes(
+    base_model: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="catembed"):
+        built = Validator.from_values(
+            ["Sweaters", "N/A", "Cardigan"], model=base_model, threshold=0.5
+        )  # type: ignore[arg-type]
+    assert "1 of the valid values looks like a mistake (kept as valid): 'N/A'" in caplog.text
+    assert built.validate(["N/A"])[0].verdict is Verdict.VALID  # listed, so kept
+
+
 def test_a_megabyte_reference_value_is_built_and_recognised(base_model: object) -> None:
     long = "x" * 1_000_000  # took 45 s: one-edit density compared it with itself
     built = Validator.from_values(["Sweaters", "Cardigan", long], model=base_model)  # type: ignore[arg-type]

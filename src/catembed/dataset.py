@@ -8,6 +8,7 @@ measures both values seen in training and values the model has never seen.
 
 from __future__ import annotations
 
+import logging
 import random
 import unicodedata
 from dataclasses import dataclass, field
@@ -18,10 +19,13 @@ import pyarrow as pa
 
 from catembed.corruptions import CORRUPTION_KINDS, corrupt, join_values
 from catembed.errors import ConfigError, InputError
+from catembed.normalize import doubtful_values
 from catembed.vocabulary import DEFAULT_DOMAIN, domain_values, out_of_domain_values
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_TRAIN_SIZE = 2120
 DEFAULT_EVAL_SIZE = 177
@@ -134,6 +138,8 @@ def build_triplets(
         raise InputError("the list of valid values is empty")
     if len(values) < MIN_TRAINING_VALUES:
         raise InputError(f"need at least {MIN_TRAINING_VALUES} distinct valid values, got 1")
+    if valid is not None and (warning := doubtful_values(values)):
+        logger.warning(warning)
     known = set(values)
     pool = [
         v

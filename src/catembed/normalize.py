@@ -62,7 +62,11 @@ def clean(text: str) -> str:
 
 def canonical(text: str) -> str:
     """Case- and accent-folded :func:`clean` form: what two spellings of one value share."""
-    decomposed = unicodedata.normalize("NFKD", clean(text).casefold())
+    return _unaccented(clean(text).casefold())
+
+
+def _unaccented(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
 
 
@@ -82,3 +86,38 @@ def _strip_edges(text: str) -> str:
 
 def _edge_noise(char: str) -> bool:
     return char.isspace() or unicodedata.category(char)[0] in ("P", "S")
+
+
+def doubt(text: str) -> str:
+    """Why a value given as valid looks broken itself ('' when it does not): a placeholder,
+    markup, an HTML entity, encoding damage, or control or invisible characters."""
+    if text.strip().casefold() in PLACEHOLDERS - {"0", "default", "other?"}:
+        return "a placeholder"
+    if TAG.search(text):
+        return "markup"
+    if ENTITY.search(text):
+        return "an HTML entity"
+    if fix_mojibake(text) != text:
+        return "encoding damage"
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in text):
+        return "control or invisible characters"
+    return ""
+
+
+def doubtful_values(values: list[str], shown: int = 5) -> str:
+    """A one-line warning naming the valid values that look broken (see :func:`doubt`) or
+    that spell another listed value again ('Sweaters' and 'sweaters'); '' when none do."""
+    notes = [f"{v!r} ({why})" for v in values if (why := doubt(v))]
+    first: dict[str, str] = {}
+    for value in values:
+        key = " ".join(_unaccented(value.casefold()).split())  # punctuation counts: 'C', 'C++'
+        if key and first.setdefault(key, value) != value:
+            notes.append(f"{value!r} (spells {first[key]!r} again)")
+    if not notes:
+        return ""
+    more = f" and {len(notes) - shown} more" if len(notes) > shown else ""
+    return (
+        f"{len(notes)} of the valid values "
+        f"{'looks like a mistake' if len(notes) == 1 else 'look like mistakes'} (kept as valid): "
+        f"{', '.join(notes[:shown])}{more}"
+    )

@@ -47,6 +47,7 @@ from catembed.backends import DEFAULT_BATCH_SIZE, MAX_ENCODED_CHARACTERS, encode
 from catembed.column_evidence import column_evidence
 from catembed.domain import probabilities
 from catembed.errors import InputError, ModelError, first_line
+from catembed.normalize import doubtful_values
 from catembed.repair import FormatProfile, Repairer, split_joined
 from catembed.tables import atomic_file
 from catembed.verdicts import (
@@ -242,6 +243,8 @@ class Validator:
         reference = _listed(values, "values")
         if len(reference) < 2:
             raise InputError("need at least 2 distinct valid values to build a validator")
+        if warning := doubtful_values(reference):
+            logger.warning(warning)
         encoder: Encoder
         if not (model is None or isinstance(model, str | Path) or hasattr(model, "encode")):
             raise TypeError(f"model must be a path, a model name or an encoder, got {model!r}")
