@@ -517,3 +517,37 @@ def test_a_text_file_with_old_mac_line_ends_has_one_value_per_line(tmp_path: Pat
     source = tmp_path / "values.txt"
     source.write_bytes(b"Sweaters\rJeans\rHoodies\r")
     assert read_table(source).column("value").to_pylist() == ["Sweaters", "Jeans", "Hoodies"]
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
+def test_prefix_lets_several_columns_be_validated_in_turn(
+    model_dir: Path, tmp_path: Path, suffix: str
+) -> None:
+    table = TABLE.append_column(
+        "second", pa.array(["Jeans", "Toaster", None, "JEANS", "Jeans", "Jeans"])
+    )
+    first, both = tmp_path / f"first{suffix}", tmp_path / f"both{suffix}"
+    for source, column, output in [
+        (write(tmp_path / f"in{suffix}", table), "category", first),
+        (first, "second", both),
+    ]:
+        code, _, err = run(
+            "validate", "--model", str(model_dir), str(source), "--column", column,
+            "--prefix", f"{column}_", "--output", str(output),
+        )  # fmt: skip
+        assert code == 0, err
+    result = read_table(both)
+    assert result.column_names == [
+        "id", "category", "second",
+        *(f"category_{name}" for name in REPORT), *(f"second_{name}" for name in REPORT),
+    ]  # fmt: skip
+    assert result.column("category_verdict").to_pylist() == VERDICTS
+    assert result.column("second_verdict").to_pylist() == [
+        "valid", "out_of_domain", "missing", "malformed", "valid", "valid",
+    ]  # fmt: skip
+    # A column named like one the prefix gives is refused, as 'verdict' is without one.
+    code, _, err = run(
+        "validate", "--model", str(model_dir), str(both), "--column", "second_verdict",
+        "--prefix", "second_",
+    )  # fmt: skip
+    assert code == 1 and "is named 'second_verdict', as a column validate adds" in err

@@ -104,6 +104,12 @@ GATE_EXIT_CODE = 3
     callback=_a_number,
     help=f"Exit with code {GATE_EXIT_CODE} when the share of anomalous rows exceeds this.",
 )
+@click.option(
+    "--prefix",
+    default="",
+    help="Put this before the added columns' names (city_verdict, city_score, ...), to "
+    "validate several columns of one table in turn.",
+)
 @click.option("--count-missing", is_flag=True, help="Count missing cells as anomalies.")
 @click.option(
     "--top", type=click.IntRange(min=0), default=15, show_default=True, help="Worst values to show."
@@ -118,6 +124,7 @@ def validate(
     input_format: str | None,
     output_file: Path | None,
     max_anomaly_rate: float | None,
+    prefix: str,
     count_missing: bool,
     top: int,
 ) -> None:
@@ -156,7 +163,7 @@ def validate(
             validator = Validator.from_values(valid, model=model_dir, backend=backend)
         else:
             validator = Validator.load(cast(Path, model_dir), backend)
-        report = validate_table(validator, table, name)
+        report = validate_table(validator, table, name, prefix)
         if output_file is not None:
             write_output(report, output_file, source, input_format)
             where = shown_path(output_file)

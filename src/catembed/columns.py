@@ -53,6 +53,12 @@ class ColumnReport:
     column: str
     reports: list[ValueReport]  # one per distinct value; missing cells share the last one
     rows_per_report: list[int]
+    prefix: str = ""  # of the report columns' names
+
+    @property
+    def names(self) -> list[str]:
+        """The report columns' names in the table: ``verdict``, ``score``, ... prefixed."""
+        return [self.prefix + name for name in REPORT_COLUMNS]
 
     @property
     def rows(self) -> int:
@@ -100,11 +106,16 @@ def read_input(path: str, column: str | None, fmt: str | None = None) -> tuple[p
     return table, column
 
 
-def validate_table(validator: Validator, table: pa.Table, column: str) -> ColumnReport:
-    """Add ``verdict``, ``score``, ``nearest`` and ``suggestion`` to every row of ``table``."""
-    if column in REPORT_COLUMNS:
+def validate_table(
+    validator: Validator, table: pa.Table, column: str, prefix: str = ""
+) -> ColumnReport:
+    """Add ``verdict``, ``score``, ``nearest`` and ``suggestion`` to every row of ``table``
+    (named with ``prefix`` first, so that several columns can be validated in turn)."""
+    names = [prefix + name for name in REPORT_COLUMNS]
+    if column in names:
+        hint = "rename it" if prefix else "rename it or give --prefix"
         raise InputError(
-            f"the column to validate is named {column!r}, as a column validate adds; rename it"
+            f"the column to validate is named {column!r}, as a column validate adds; {hint}"
         )
     encoded = _dictionary_encode(table.column(column), column)
     dictionary = encoded.chunk(0).dictionary if encoded.num_chunks else pa.array([], pa.string())
@@ -115,28 +126,26 @@ def validate_table(validator: Validator, table: pa.Table, column: str) -> Column
         counts += np.bincount(chunk.to_numpy(zero_copy_only=False), minlength=missing + 1)
     reports = validator.validate(dictionary.to_pylist(), rows=counts[:missing].tolist())
     reports.append(missing_report(None))
-    columns = {
-        "verdict": pa.array([r.verdict.value for r in reports], pa.string()),
-        "score": pa.array([r.score for r in reports], pa.float64()),
-        "nearest": pa.array([r.nearest for r in reports], pa.string()),
-        "suggestion": pa.array([r.suggestion for r in reports], pa.string()),
-    }
+    columns = [
+        pa.array([r.verdict.value for r in reports], pa.string()),
+        pa.array([r.score for r in reports], pa.float64()),
+        pa.array([r.nearest for r in reports], pa.string()),
+        pa.array([r.suggestion for r in reports], pa.string()),
+    ]
     out = table
-    for name in REPORT_COLUMNS:
+    for name in names:
         if name in out.column_names:
             logger.warning("replacing the input's own %r column", name)
             out = out.drop_columns([name])
-    for name, values in columns.items():
-        if name == "score":
+    for name, values in zip(names, columns, strict=True):
+        if pa.types.is_floating(values.type):  # the score: plain, the texts: dictionaries
+            kind = values.type
             chunks = [pc.take(values, chunk) for chunk in indices]
         else:
+            kind = pa.dictionary(pa.int32(), values.type)
             chunks = [pa.DictionaryArray.from_arrays(chunk, values) for chunk in indices]
-        out = out.append_column(name, pa.chunked_array(chunks, type=chunks_type(values, name)))
-    return ColumnReport(out, column, reports, [int(n) for n in counts])
-
-
-def chunks_type(values: pa.Array, name: str) -> pa.DataType:
-    return values.type if name == "score" else pa.dictionary(pa.int32(), values.type)
+        out = out.append_column(name, pa.chunked_array(chunks, type=kind))
+    return ColumnReport(out, column, reports, [int(n) for n in counts], prefix)
 
 
 def output_format(path: str | Path, source: str, source_format: str | None = None) -> str:
@@ -179,10 +188,10 @@ def write_output(
 def _append_to_jsonl(report: ColumnReport, source: str, target: str | Path) -> None:
     """Each input line as written, with the report's fields added (``jsonl.with_fields``)."""
     fragments = [
-        json.dumps(dict(zip(REPORT_COLUMNS, fields, strict=True)), ensure_ascii=False)[1:-1]
+        json.dumps(dict(zip(report.names, fields, strict=True)), ensure_ascii=False)[1:-1]
         for fields in ((r.verdict.value, r.score, r.nearest, r.suggestion) for r in report.reports)
     ]
-    chunks = report.table.column("verdict").chunks
+    chunks = report.table.column(report.names[0]).chunks
     row_reports = np.concatenate(
         [c.indices.to_numpy(zero_copy_only=False) for c in chunks] or [np.zeros(0, np.int32)]
     )
@@ -193,7 +202,7 @@ def _append_to_jsonl(report: ColumnReport, source: str, target: str | Path) -> N
         for (_, line), index in zip(jsonl.rows(input_stream(source)), row_reports, strict=False):
             text = line.rstrip("\r\n")
             ending = line[len(text) :]
-            out.write((jsonl.with_fields(text, fragments[index], REPORT_COLUMNS) + ending).encode())
+            out.write((jsonl.with_fields(text, fragments[index], report.names) + ending).encode())
             written += 1
     if written != report.rows:
         raise InputError(f"{source} changed while it was being validated")
