@@ -551,3 +551,23 @@ def test_prefix_lets_several_columns_be_validated_in_turn(
         "--prefix", "second_",
     )  # fmt: skip
     assert code == 1 and "is named 'second_verdict', as a column validate adds" in err
+
+
+def test_values_valid_only_for_their_rows_are_named_and_can_be_judged_alone(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "batch.txt"  # a fifth of the rows mapped to an appliance
+    source.write_text("Jeans\nSweaters\nHoodies\nToaster\nTrousers\n" * 20, "utf-8")
+    code, out, err = run("validate", "--model", str(model_dir), str(source))
+    assert code == 0, err
+    assert re.search(r"^valid\s+100\s", out, re.MULTILINE)
+    assert (
+        "1 distinct value (20 rows: 'Toaster') is valid only for filling as many rows as the "
+        "listed values; --no-column-evidence judges each value alone"
+    ) in out
+    code, out, _ = run(
+        "validate", "--model", str(model_dir), str(source), "--no-column-evidence",
+        "--max-anomaly-rate", "0.1",
+    )  # fmt: skip
+    assert code == GATE_EXIT_CODE
+    assert re.search(r"^out_of_domain\s+20\s", out, re.MULTILINE) and "valid only" not in out

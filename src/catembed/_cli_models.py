@@ -110,6 +110,12 @@ GATE_EXIT_CODE = 3
     help="Put this before the added columns' names (city_verdict, city_score, ...), to "
     "validate several columns of one table in turn.",
 )
+@click.option(
+    "--no-column-evidence",
+    is_flag=True,
+    help="Judge each value alone: a value that fills as many rows as the listed ones is then "
+    "not valid for that.",
+)
 @click.option("--count-missing", is_flag=True, help="Count missing cells as anomalies.")
 @click.option(
     "--top", type=click.IntRange(min=0), default=15, show_default=True, help="Worst values to show."
@@ -125,6 +131,7 @@ def validate(
     output_file: Path | None,
     max_anomaly_rate: float | None,
     prefix: str,
+    no_column_evidence: bool,
     count_missing: bool,
     top: int,
 ) -> None:
@@ -136,6 +143,7 @@ def validate(
     `catembed train` wrote into --model, or one built from --valid without training.
     With --output -, the table goes to standard output and the summary to standard error.
     """
+    from catembed.column_evidence import established_only
     from catembed.columns import (
         output_format,
         read_input,
@@ -163,7 +171,7 @@ def validate(
             validator = Validator.from_values(valid, model=model_dir, backend=backend)
         else:
             validator = Validator.load(cast(Path, model_dir), backend)
-        report = validate_table(validator, table, name, prefix)
+        report = validate_table(validator, table, name, prefix, not no_column_evidence)
         if output_file is not None:
             write_output(report, output_file, source, input_format)
             where = shown_path(output_file)
@@ -176,6 +184,20 @@ def validate(
     echo_table(
         summary_lines(report), ["verdict", "rows", "share", "distinct"], err=summary_to_stderr
     )
+    trusted = [
+        (r, n)
+        for r, n in zip(report.reports, report.rows_per_report, strict=True)
+        if established_only(r)
+    ]
+    if trusted:
+        example = ", ".join(repr(shown(r.value, 32)) for r, _ in trusted[:3])
+        values = "1 distinct value" if len(trusted) == 1 else f"{len(trusted):,} distinct values"
+        click.echo(
+            f"{values} ({sum(n for _, n in trusted):,} rows: {example}) "
+            f"{'is' if len(trusted) == 1 else 'are'} valid only for filling as many rows as the "
+            "listed values; --no-column-evidence judges each value alone",
+            err=summary_to_stderr,
+        )
     rate = report.anomaly_rate(count_missing)
     counted = "out_of_domain + malformed" + (" + missing" if count_missing else "")
     click.echo(f"anomaly rate: {rate:.2%} ({counted})", err=summary_to_stderr)

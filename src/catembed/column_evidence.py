@@ -46,9 +46,10 @@ ESTABLISHED_SCORE = 0.45
 # A typo-like value that fills this many rows, and no fewer than its reference value, is not
 # a typo.
 MIN_COMMON_VARIANT_ROWS = 5
+ESTABLISHED_REASON = "fills {rows} rows, about as many as the reference values of this column"
 
 
-def column_evidence(
+def revised_by_column(
     validator: Validator, judged: dict[str, ValueReport], rows: Counter[str]
 ) -> dict[str, ValueReport]:
     """Revised reports for the values of ``judged`` (distinct value -> report) that the
@@ -134,13 +135,20 @@ def established(
     for text, probability in zip(doubted, inside, strict=True):
         if probability >= floor:
             reason = (
-                f"fills {rows[text]} rows, about as many as the reference values of this column "
-                f"(in-domain probability {probability:.3f} alone would call it out of domain)"
+                ESTABLISHED_REASON.format(rows=rows[text])
+                + f" (in-domain probability {probability:.3f} alone would call it out of domain)"
             )
             found[text] = replace(
                 judged[text], verdict=Verdict.VALID, score=ESTABLISHED_SCORE, reason=reason
             )
     return found
+
+
+def established_only(report: ValueReport) -> bool:
+    """Whether ``report`` is valid only because its value is common in the column."""
+    return report.verdict is Verdict.VALID and report.reason.startswith(
+        ESTABLISHED_REASON.split("{", 1)[0]
+    )
 
 
 def rare_variants(

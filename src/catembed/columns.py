@@ -107,10 +107,15 @@ def read_input(path: str, column: str | None, fmt: str | None = None) -> tuple[p
 
 
 def validate_table(
-    validator: Validator, table: pa.Table, column: str, prefix: str = ""
+    validator: Validator,
+    table: pa.Table,
+    column: str,
+    prefix: str = "",
+    column_evidence: bool = True,
 ) -> ColumnReport:
     """Add ``verdict``, ``score``, ``nearest`` and ``suggestion`` to every row of ``table``
-    (named with ``prefix`` first, so that several columns can be validated in turn)."""
+    (named with ``prefix`` first, so that several columns can be validated in turn), with
+    the column's row counts as evidence unless ``column_evidence`` is off."""
     names = [prefix + name for name in REPORT_COLUMNS]
     if column in names:
         hint = "rename it" if prefix else "rename it or give --prefix"
@@ -124,7 +129,9 @@ def validate_table(
     counts = np.zeros(missing + 1, dtype=np.int64)
     for chunk in indices:
         counts += np.bincount(chunk.to_numpy(zero_copy_only=False), minlength=missing + 1)
-    reports = validator.validate(dictionary.to_pylist(), rows=counts[:missing].tolist())
+    reports = validator.validate(
+        dictionary.to_pylist(), rows=counts[:missing].tolist(), column_evidence=column_evidence
+    )
     reports.append(missing_report(None))
     columns = [
         pa.array([r.verdict.value for r in reports], pa.string()),

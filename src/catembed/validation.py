@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from catembed.backends import DEFAULT_BATCH_SIZE, MAX_ENCODED_CHARACTERS, encode_normalized
-from catembed.column_evidence import column_evidence
+from catembed.column_evidence import revised_by_column
 from catembed.domain import probabilities
 from catembed.errors import InputError, ModelError, first_line
 from catembed.normalize import doubtful_values
@@ -313,7 +313,10 @@ class Validator:
             tmp.write_bytes(text)
 
     def validate(
-        self, values: Iterable[object], rows: Sequence[int] | None = None
+        self,
+        values: Iterable[object],
+        rows: Sequence[int] | None = None,
+        column_evidence: bool = True,
     ) -> list[ValueReport]:
         """One report per value, in order; each distinct value is judged once.
 
@@ -324,7 +327,9 @@ class Validator:
         many times more rows is that value misspelt ('Knife Blok' in a column full of
         'Knife Block'), even when neither is a reference value; and a typo-like value that
         fills at least as many rows as the reference value it resembles is judged by the
-        model instead ('Conroe' next to 'Monroe').
+        model instead ('Conroe' next to 'Monroe'). ``column_evidence=False`` judges each value
+        alone, whatever its rows: a batch of rows mapped to a wrong value is then no more
+        trusted than one row of it.
         """
         if isinstance(values, str | bytes | bytearray | memoryview):
             raise TypeError("validate takes a list of values; for one value, pass [value]")
@@ -346,7 +351,8 @@ class Validator:
         for key, n in zip(keys, per_value or [1] * len(keys), strict=True):
             if key is not None:
                 counts[key] += n
-        judged.update(column_evidence(self, judged, counts))
+        if column_evidence:
+            judged.update(revised_by_column(self, judged, counts))
         reports = []
         for value, key in zip(column, keys, strict=True):
             report = judged.get(key) if key is not None else None
