@@ -104,7 +104,7 @@ def test_standard_input_and_the_readable_summary(model_dir: Path) -> None:
     assert summary["malformed"][:2] == ["2", "33.33%"]
     assert summary["out_of_domain"][:2] == ["1", "16.67%"]
     # The worst values, most suspicious first, with their repairs.
-    worst = out.split("suggestion / nearest")[1]
+    worst = out.split("suggestion  nearest")[1]
     assert "<b>Sweaters</b>" in worst and "Car Battery" in worst
     # Values and nearest references may contain spaces: read the score after the verdict.
     pattern = re.compile(r"\b(?:valid|malformed|out_of_domain|missing)\s+(\d\.\d{3})\b")

@@ -154,6 +154,7 @@ def validate(
     )
     from catembed.tables import STDIN, readable, shown_path
     from catembed.validation import Validator
+    from catembed.verdicts import Verdict
 
     if valid_file == input_file == "-":
         raise click.UsageError("--valid and INPUT cannot both be standard input")
@@ -201,21 +202,22 @@ def validate(
     rate = report.anomaly_rate(count_missing)
     counted = "out_of_domain + malformed" + (" + missing" if count_missing else "")
     click.echo(f"anomaly rate: {rate:.2%} ({counted})", err=summary_to_stderr)
-    worst = report.worst(top)
+    worst = report.worst(top, count_missing)
     if output_file is None and worst:
         click.echo("")
         echo_table(
             [
                 [
-                    shown(r.value),
+                    "(missing)" if r.verdict is Verdict.MISSING else shown(r.value),
                     f"{n:,}",
                     r.verdict.value,
                     f"{r.score:.3f}",
-                    shown(r.suggestion or r.nearest, 32),
+                    shown(r.suggestion, 32) if r.suggestion else "",
+                    shown(r.nearest, 32) if r.nearest and r.nearest != r.suggestion else "",
                 ]
                 for r, n in worst
             ],
-            ["value", "rows", "verdict", "score", "suggestion / nearest"],
+            ["value", "rows", "verdict", "score", "suggestion", "nearest"],
         )
     if max_anomaly_rate is not None and rate > max_anomaly_rate:
         click.echo(

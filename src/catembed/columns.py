@@ -75,11 +75,14 @@ class ColumnReport:
         bad = sum(counts[v] for v in ANOMALIES) + (counts[Verdict.MISSING] if count_missing else 0)
         return bad / self.rows if self.rows else 0.0
 
-    def worst(self, limit: int = 10) -> list[tuple[ValueReport, int]]:
+    def worst(self, limit: int = 10, count_missing: bool = False) -> list[tuple[ValueReport, int]]:
+        """The ``limit`` likeliest anomalies (missing cells too with ``count_missing``) and
+        their rows."""
+        shown = {*ANOMALIES, Verdict.MISSING} if count_missing else set(ANOMALIES)
         pairs = [
             (r, n)
             for r, n in zip(self.reports, self.rows_per_report, strict=True)
-            if n and r.verdict is not Verdict.VALID
+            if n and r.verdict in shown
         ]
         pairs.sort(key=lambda pair: (-pair[0].score, -pair[1]))
         return pairs[:limit]
