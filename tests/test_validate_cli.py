@@ -571,3 +571,27 @@ def test_values_valid_only_for_their_rows_are_named_and_can_be_judged_alone(
     )  # fmt: skip
     assert code == GATE_EXIT_CODE
     assert re.search(r"^out_of_domain\s+20\s", out, re.MULTILINE) and "valid only" not in out
+
+
+def test_a_valid_values_table_is_read_from_the_column_of_the_same_name(tmp_path: Path) -> None:
+    valid = write(tmp_path / "valid.csv", pa.table({"code": ["00123", "00124"], "n": ["1", "2"]}))
+    source = write(tmp_path / "in.csv", pa.table({"id": ["1", "2"], "code": ["00123", "0O124"]}))
+    code, out, err = run("validate", "--valid", str(valid), str(source), "--column", "code")
+    assert code == 0, err
+    assert re.search(r"^valid\s+1\s", out, re.MULTILINE)
+    code, _, err = run("validate", "--valid", str(valid), str(source), "--column", "id")
+    assert (
+        code == 1
+        and "valid.csv has several columns (code, n); choose one with --valid-column" in err
+    )
+
+
+def test_a_table_on_standard_input_read_as_text_gets_a_hint(model_dir: Path) -> None:
+    code, _, err = run(
+        "validate", "--model", str(model_dir), "-", "--column", "category",
+        stdin="id,category\n1,Jeans\n",
+    )  # fmt: skip
+    assert code == 1
+    assert err.strip().endswith(
+        "its columns are: value; standard input is read as text: name its format with --format"
+    )

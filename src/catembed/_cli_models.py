@@ -158,7 +158,7 @@ def validate(
 
     if valid_file == input_file == "-":
         raise click.UsageError("--valid and INPUT cannot both be standard input")
-    valid = read_valid_values(valid_file, valid_column, "--valid-column")
+    valid = read_valid_values(valid_file, valid_column, "--valid-column", usual=column)
     if valid is None and model_dir is None:
         raise click.UsageError(
             "give --model (a trained model folder) or --valid (a file of valid values)"

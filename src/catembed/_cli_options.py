@@ -109,15 +109,19 @@ def dataset_overrides(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_valid_values(
-    valid_file: str | None, column: str | None, column_option: str = "--column"
+    valid_file: str | None,
+    column: str | None,
+    column_option: str = "--column",
+    usual: str | None = None,
 ) -> list[str] | None:
+    """The values of ``valid_file``'s column (``column``, else one named ``usual``)."""
     if valid_file is None:
         if column is not None:
             raise click.UsageError(f"{column_option} needs --valid")
         return None
     from catembed.tables import read_values
 
-    values = read_values(valid_file, column)
+    values = read_values(valid_file, column, column_option, usual)
     if not values:
         raise CatembedError(f"no valid values found in {valid_file}")
     return values

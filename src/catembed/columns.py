@@ -103,7 +103,11 @@ def read_input(path: str, column: str | None, fmt: str | None = None) -> tuple[p
             raise InputError(f"{source} has several columns ({names}); choose one with --column")
     elif column not in table.column_names:
         names = listed_columns(table) or "none"
-        raise InputError(f"{source} has no column {column!r}; its columns are: {names}")
+        hint = "; standard input is read as text: name its format with --format"
+        raise InputError(
+            f"{source} has no column {column!r}; its columns are: {names}"
+            + (hint if source == "standard input" and fmt is None else "")
+        )
     if table.num_rows == 0:
         raise InputError(f"{source} has no rows to validate")
     return table, column

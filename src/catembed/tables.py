@@ -136,22 +136,31 @@ def listed_columns(table: pa.Table) -> str:
     )
 
 
-def select_column(table: pa.Table, column: str | None, source: str) -> pa.ChunkedArray:
-    """Pick ``column`` from ``table``, or its only column when ``column`` is None."""
+def select_column(
+    table: pa.Table, column: str | None, source: str, option: str = "--column"
+) -> pa.ChunkedArray:
+    """Pick ``column`` from ``table``, or its only column when ``column`` is None (``option``
+    names the option that picks one)."""
     if column is None:
         if table.num_columns == 1:
             return table.column(0)
         names = listed_columns(table)
-        raise InputError(f"{source} has several columns ({names}); choose one with --column")
+        raise InputError(f"{source} has several columns ({names}); choose one with {option}")
     if column not in table.column_names:
         names = listed_columns(table) or "none"
         raise InputError(f"{source} has no column {column!r}; its columns are: {names}")
     return table.column(column)
 
 
-def read_values(path: str | Path, column: str | None = None) -> list[str]:
-    """Read a list of distinct non-empty values, in first-seen order, from a file's column."""
-    array = read_column(path, column)
+def read_values(
+    path: str | Path, column: str | None = None, option: str = "--column", usual: str | None = None
+) -> list[str]:
+    """Read a list of distinct non-empty values, in first-seen order, from a file's column
+    (picked by ``option``; without one, the column named ``usual`` when there is one)."""
+    table = read_table(path)
+    if column is None and usual in table.column_names and table.num_columns > 1:
+        column = usual
+    array = select_column(table, column, str(path), option)
     seen: dict[str, None] = {}
     for item in array.to_pylist():
         if item is None:
