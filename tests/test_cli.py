@@ -128,6 +128,7 @@ def test_train_refuses_to_overwrite_a_folder(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["train", "--output", str(out), "--max-steps", "1"])
     assert result.exit_code == 1
     assert "--overwrite" in result.output
+    assert len(result.output.strip().splitlines()) == 1  # refused before any training step
     assert (out / "notes.txt").read_text() == "keep me"
 
 

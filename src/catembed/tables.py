@@ -270,13 +270,8 @@ def _new_mode() -> int:
     return 0o666 & ~umask
 
 
-@contextmanager
-def atomic_folder(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder beside ``path``; move it into place if the block succeeds.
-
-    An existing non-empty target is refused unless ``overwrite``; then it is replaced only
-    once the new folder is complete.
-    """
+def check_folder_target(path: str | Path, overwrite: bool = False) -> Path:
+    """``path`` as a folder ``atomic_folder`` may write, or an InputError."""
     target = Path(path)
     if target.exists() and not target.is_dir():
         raise InputError(f"{target} exists and is not a folder")
@@ -284,6 +279,17 @@ def atomic_folder(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
         raise InputError(
             f"{target} already exists and is not empty; pass --overwrite to replace it"
         )
+    return target
+
+
+@contextmanager
+def atomic_folder(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; move it into place if the block succeeds.
+
+    An existing non-empty target is refused unless ``overwrite``; then it is replaced only
+    once the new folder is complete.
+    """
+    target = check_folder_target(path, overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:

@@ -21,7 +21,7 @@ from catembed.errors import ConfigError
 from catembed.evaluation import accuracy_by_part, triplet_columns
 from catembed.modelcard import prepare_card_data, write_model_card
 from catembed.models import DEFAULT_BASE_MODEL, MAX_SEQ_LENGTH, load_model
-from catembed.tables import atomic_folder
+from catembed.tables import atomic_folder, check_folder_target
 from catembed.vocabulary import DEFAULT_DOMAIN, domain_values
 
 if TYPE_CHECKING:
@@ -97,6 +97,7 @@ def train(
     apparel) is used. ``out_of_domain`` replaces the built-in negatives (see build_triplets).
     The folder is written atomically: it appears only when complete, validator included.
     """
+    check_folder_target(output, overwrite)  # before minutes of work, not after
     config = config or TrainingConfig()
     data = data or DatasetConfig(seed=config.seed)
     name = (domain or DEFAULT_DOMAIN) if valid is None else "custom"
