@@ -212,3 +212,11 @@ def test_inference_commands_bad_input(
     assert result.exit_code != 0
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_kinds_says_which_corruptions_are_trained_on_by_default() -> None:
+    lines = run("kinds").output.splitlines()
+    trained = lines[0].removeprefix("corruption kinds trained on by default: ").split(", ")
+    assert "markup" in trained and "case_noise" not in trained and len(trained) == 20
+    assert lines[1].endswith(": case_noise, whitespace, control_chars")
+    assert sum(line.startswith("domain ") for line in lines) == 27

@@ -92,10 +92,14 @@ def dataset_build(
 @click.command()
 def kinds() -> None:
     """List the corruption kinds and the built-in domains."""
-    from catembed.corruptions import CORRUPTION_KINDS
+    from catembed.dataset import DEFAULT_CORRUPTION_KINDS, HIDDEN_FROM_TOKENIZER
     from catembed.vocabulary import load_vocabulary
 
-    click.echo("corruption kinds: " + ", ".join(CORRUPTION_KINDS))
+    click.echo("corruption kinds trained on by default: " + ", ".join(DEFAULT_CORRUPTION_KINDS))
+    click.echo(
+        "caught by string rules only (the tokenizer cannot see them): "
+        + ", ".join(HIDDEN_FROM_TOKENIZER)
+    )
     for name, values in load_vocabulary().items():
         click.echo(f"domain {name}: {len(values)} values, e.g. {', '.join(values[:4])}")
 

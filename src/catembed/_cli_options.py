@@ -87,7 +87,8 @@ def dataset_options(func: F) -> F:
         click.option(
             "--corruption-kinds",
             default=None,
-            help="Comma-separated corruption kinds (default: all; see `catembed kinds`).",
+            help="Comma-separated corruption kinds (default: all but case_noise, whitespace and "
+            "control_chars, which the tokenizer cannot see; see `catembed kinds`).",
         ),
     ]
     for option in reversed(options):
