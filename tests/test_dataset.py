@@ -144,3 +144,10 @@ def test_valid_values_that_look_like_mistakes_are_named(caplog: pytest.LogCaptur
     with caplog.at_level("WARNING", logger="catembed"):
         build_triplets(domain_values("apparel"), DatasetConfig())  # clean values: no warning
     assert not caplog.records
+
+
+def test_values_that_are_not_texts_are_refused() -> None:
+    with pytest.raises(TypeError, match="values must be texts, got Ellipsis"):
+        build_triplets(["Sweaters", "Cardigan", ...])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="not one string"):
+        build_triplets("Sweaters")  # type: ignore[arg-type]

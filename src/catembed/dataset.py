@@ -222,8 +222,12 @@ def tokenizer_view(text: str) -> str:
 
 
 def _distinct(values: list[str] | tuple[str, ...]) -> list[str]:
+    if isinstance(values, str):
+        raise TypeError("values must be a list of texts, not one string")
     seen: dict[str, None] = {}
     for value in values:
+        if not isinstance(value, str):
+            raise TypeError(f"values must be texts, got {value!r}")
         text = value.strip()
         if text:
             seen.setdefault(text, None)
