@@ -109,3 +109,28 @@ def test_a_model_neither_on_disk_nor_reachable_is_a_one_line_error(tmp_path: Pat
         load_model("nobody/nothing-here")
     with pytest.raises(ModelError, match="neither a folder nor a hub id"):
         load_model(str(tmp_path / "missing"))
+
+
+def test_calibration_logs_the_threshold_that_decides(
+    base_model: object, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from catembed import DatasetConfig, build_triplets
+    from catembed.calibration import calibrate_for_training
+    from catembed.vocabulary import domain_values
+
+    dataset = build_triplets(domain_values("apparel"), DatasetConfig(train_size=64, eval_size=64))
+    with caplog.at_level("INFO", logger="catembed"):
+        validator = calibrate_for_training(
+            base_model,
+            dataset,
+            tmp_path,
+            domain_encoder=base_model,  # type: ignore[arg-type]
+        )
+    assert validator.domain is not None
+    threshold = validator.domain.thresholds.similarity
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("validator:")]
+    assert line.startswith(
+        f"validator: in-domain probability threshold {threshold:.3f}; on held-out data "
+        f"({len(dataset.heldout_values)} valid, "
+    )
+    assert "valid_accepted" in line and "domain_threshold" not in line

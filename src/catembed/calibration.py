@@ -133,9 +133,16 @@ def calibrate_for_training(
             "out_of_domain_similarity": _summary(ood_sims),
         }
     )
+    if domain is not None:
+        decision = f"in-domain probability threshold {domain.thresholds.similarity:.3f}"
+    else:
+        decision = f"similarity threshold {thresholds.similarity:.3f}"
     logger.info(
-        "validator: similarity threshold %.3f; on held-out data %s",
-        thresholds.similarity,
+        "validator: %s; on held-out data (%d valid, %d out-of-domain, %d corrupted values): %s",
+        decision,
+        len(probe_valid),
+        len(ood),
+        len(corrupted),
         ", ".join(f"{k} {v}" for k, v in report.items() if isinstance(v, float)),
     )
     if domain is not None:
