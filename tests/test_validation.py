@@ -428,6 +428,16 @@ def test_a_validator_built_from_a_named_model_loads_from_any_folder(
     assert Validator.load(model_dir).model == ""  # a trained validator: its own folder's model
 
 
+def test_from_values_with_a_trained_folder_classifies_on_its_base_model(model_dir: Path) -> None:
+    values = ["Cardigan", "Trousers", "Sweaters", "Jackets", "Dresses", "Blouses"]
+    built = Validator.from_values(values, model=model_dir)
+    assert built.domain is not None and built.domain.model == DEFAULT_BASE_MODEL
+    assert built.model == str(model_dir.resolve())  # the fine-tuned encoder, for the rest
+    probe = ["Kids Jeans", "T-Shirts", "Hoodies", "Toaster", "Car Battery"]
+    scores = [(r.verdict, r.score) for r in built.validate(probe)]
+    assert scores == [(r.verdict, r.score) for r in Validator.from_values(values).validate(probe)]
+
+
 def test_from_values_needs_two_values(base_model: object) -> None:
     with pytest.raises(InputError, match="at least 2 distinct valid values"):
         Validator.from_values(["Sweaters", " Sweaters "], model=base_model)  # type: ignore[arg-type]

@@ -90,6 +90,18 @@ def _load_encoder(name: str, backend: str) -> Encoder:
     return load_encoder(name, backend) if Path(name, "modules.json").is_file() else load_model(name)
 
 
+def _domain_model_of(name: str) -> str:
+    """The encoder of the domain classifier that ``catembed train`` wrote into the model
+    folder ``name`` ('' for anything else)."""
+    if not name:
+        return ""
+    try:
+        data = json.loads(Path(name, VALIDATOR_FILE).read_text(encoding="utf-8"))
+        return str(data["domain"]["model"] or "")
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
 def _listed(values: Iterable[object], name: str) -> list[str]:
     """The distinct non-empty texts of ``values`` (missing cells skipped), in order."""
     if isinstance(values, str | bytes):
@@ -270,7 +282,20 @@ class Validator:
         thresholds = calibrate_threshold(
             leave_one_out(embeddings), similarities(pool, embeddings)[0]
         )
-        domain = fit_domain_vectors(encoder, "", embeddings, pool, negatives)
+        base = _domain_model_of(name)
+        if base:  # a trained folder: its classifier's encoder, never the fine-tuned one
+            from catembed.models import load_model
+
+            domain_encoder: Encoder = load_model(base)
+            domain = fit_domain_vectors(
+                domain_encoder,
+                base,
+                encode_normalized(domain_encoder, _clipped(reference), DEFAULT_BATCH_SIZE),
+                encode_normalized(domain_encoder, _clipped(negatives), DEFAULT_BATCH_SIZE),
+                negatives,
+            )
+        else:
+            domain = fit_domain_vectors(encoder, "", embeddings, pool, negatives)
         return cls(encoder, reference, thresholds, embeddings=embeddings, domain=domain, model=name)
 
     def save(self, folder: str | Path) -> None:
