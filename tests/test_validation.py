@@ -708,3 +708,15 @@ def test_calibration_holds_out_whole_built_in_domains() -> None:
     assert len(set(folds[:8])) == 1 and len(set(folds[8:16])) == 1
     assert folds[0] != folds[8]
     assert len(set(_domain_folds(toys))) > 1  # one domain alone is split after all
+
+
+def test_a_trained_validators_nearest_value_is_the_base_models_nearest(
+    validator: Validator, base_model: object
+) -> None:
+    probes = ["Kids Jeans", "Denim Jacket", "Toaster", "Car Battery", "Wool Scarf", "Rain Boots"]
+    encode = base_model.encode  # type: ignore[attr-defined]
+    reference = encode(validator.reference, normalize_embeddings=True)
+    expected = (encode(probes, normalize_embeddings=True) @ reference.T).argmax(axis=1)
+    reports = validator.validate(probes)
+    assert all(r.verdict in (Verdict.VALID, Verdict.OUT_OF_DOMAIN) for r in reports)
+    assert [r.nearest for r in reports] == [validator.reference[i] for i in expected]

@@ -159,6 +159,7 @@ class Validator:
             )
         self.embeddings = np.asarray(embeddings, dtype=np.float32)
         self.domain = domain
+        self._domain_embeddings: np.ndarray | None = None
         self._repairer = Repairer(self.reference, self.profile)
         self._index = {v: i for i, v in enumerate(self.reference)}
 
@@ -470,11 +471,24 @@ class Validator:
         if self.domain is not None and self.domain.encoder is self.encoder:
             inside = list(probabilities(vectors, self.domain.weights, self.domain.bias))
         elif self.domain is not None:
-            inside = list(self.domain.probabilities(clipped, self.batch_size))
+            # The nearest value too comes from the classifier's (base) embeddings: fine-tuning
+            # pulls a domain's values together, so its nearest value is close to chance.
+            domain_vectors = encode_normalized(self.domain.encoder, clipped, self.batch_size)
+            inside = list(probabilities(domain_vectors, self.domain.weights, self.domain.bias))
+            top, where = similarities(domain_vectors, self._domain_references())
         return [
             self._embedding_rule(text, float(s), int(i), None if p is None else float(p))
             for text, s, i, p in zip(texts, top, where, inside, strict=True)
         ]
+
+    def _domain_references(self) -> np.ndarray:
+        """The reference values' embeddings by the domain classifier's encoder (computed once)."""
+        if self._domain_embeddings is None:
+            assert self.domain is not None
+            self._domain_embeddings = encode_normalized(
+                self.domain.encoder, _clipped(self.reference), self.batch_size
+            )
+        return self._domain_embeddings
 
     def _string_rules(self, text: str) -> ValueReport | None:
         """A malformed verdict from the spelling alone, or None to ask the model."""
