@@ -500,6 +500,16 @@ def test_evaluate_labelled_values(model_dir: Path, tmp_path: Path) -> None:
     assert lines["valid"] == ["1.0000", "1.0000", "1.0000", "3"]
     assert "true \\ verdict  valid  out_of_domain  malformed  missing" in out
     assert "AUROC of the score (anomaly vs valid): 1.0000" in out
+    # Only valid labels: what no value has, or none was given, is n/a, not 0 or nan.
+    write(labelled, pa.table({"value": ["Sweaters", "Car Battery"], "label": ["valid"] * 2}))
+    code, out, err = run("evaluate", "--model", str(model_dir), "--data", str(labelled))
+    assert code == 0, err
+    scores = out.split("true \\ verdict")[0]
+    lines = {line.split()[0]: line.split()[1:] for line in scores.splitlines() if line.strip()}
+    assert lines["valid"] == ["1.0000", "0.5000", "0.6667", "2"]
+    assert lines["out_of_domain"] == ["0.0000", "n/a", "n/a", "0"]
+    assert lines["malformed"] == ["n/a", "n/a", "n/a", "0"]
+    assert "AUROC of the score (anomaly vs valid): n/a (needs valid and anomalous values)" in out
     bad = tmp_path / "bad.csv"
     write(bad, pa.table({"value": ["Sweaters"], "label": ["fine"]}))
     code, _, err = run("evaluate", "--model", str(model_dir), "--data", str(bad))

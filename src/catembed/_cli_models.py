@@ -54,7 +54,9 @@ def evaluate(model_dir: Path, backend: str, data_file: str) -> None:
         for header, rows in evaluation_tables(evaluation):
             echo_table(rows, header)
             click.echo("")
-        click.echo(f"AUROC of the score (anomaly vs valid): {evaluation.auroc:.4f}")
+        area = evaluation.auroc
+        shown_area = "n/a (needs valid and anomalous values)" if area != area else f"{area:.4f}"
+        click.echo(f"AUROC of the score (anomaly vs valid): {shown_area}")
         return
     model = load_model(str(check_model_folder(model_dir)))
     results = triplet_table_accuracy(model, table)

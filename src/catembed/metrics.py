@@ -46,7 +46,8 @@ class ClassScores:
     precision: float
     recall: float
     f1: float
-    support: int
+    support: int  # values of the label
+    predicted: int = 0  # values given it
 
 
 def class_scores(truth: Sequence[str], predicted: Sequence[str], label: str) -> ClassScores:
@@ -57,7 +58,7 @@ def class_scores(truth: Sequence[str], predicted: Sequence[str], label: str) -> 
     precision = hits / int(p.sum()) if p.any() else 0.0
     recall = hits / int(t.sum()) if t.any() else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return ClassScores(precision, recall, f1, int(t.sum()))
+    return ClassScores(precision, recall, f1, int(t.sum()), int(p.sum()))
 
 
 def confusion_matrix(
@@ -135,8 +136,14 @@ def evaluate_table(validator: Validator, table: pa.Table, source: str) -> Labell
 
 def evaluation_tables(evaluation: LabelledEvaluation) -> list[tuple[list[str], list[list[str]]]]:
     """(header, rows) of the per-verdict scores and of the confusion matrix."""
-    scores = [
-        [label, f"{s.precision:.4f}", f"{s.recall:.4f}", f"{s.f1:.4f}", str(s.support)]
+    scores = [  # n/a: no value has the label, or none was given it
+        [
+            label,
+            f"{s.precision:.4f}" if s.predicted else "n/a",
+            f"{s.recall:.4f}" if s.support else "n/a",
+            f"{s.f1:.4f}" if s.support and s.predicted else "n/a",
+            str(s.support),
+        ]
         for label, s in evaluation.per_label.items()
     ]
     confusion = [
