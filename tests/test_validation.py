@@ -243,6 +243,9 @@ def test_rewrites_undo_one_kind_of_damage_each_in_the_reference_values_case() ->
     assert repairer.profile.recased("mortar and pestle") == "Mortar and Pestle"
     assert repairer.profile.recased("SAN FRANCISCO CA") == "San Francisco CA"  # as 'TV Stands'
     assert repairer.profile.recased("Toy oldiers") == "Toy oldiers"  # a letter lost, not case
+    assert repairer.profile.recased("XL") == "XL"  # an acronym, not 'Xl'
+    assert repairer.profile.recased("TOY") == "Toy"  # a word in capitals
+    assert repairer.profile.recased("LOS ANGELES CA") == "Los Angeles CA"
     # A digit typed for a letter: the letter that makes a word, reference words first.
     assert "Board Games" in repairer.rewrites("Board G9mes")
     assert next(r for r in repairer.rewrites("Hockey St9ck") if "9" not in r) == "Hockey Stick"

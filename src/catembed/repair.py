@@ -79,6 +79,9 @@ def english_words() -> frozenset[str]:
     return frozenset(english_counts())
 
 
+ACRONYM_MAX_COUNT = 100  # pyspellchecker's counts: 'toy' 21,567; 'xl', 'usb' none; 's' 50
+
+
 def _shape(word: str) -> str:
     """Case shape of a word: 'Sweaters' -> 'Ul', 'iPhone' -> 'lUl', 'USB' -> 'U3'."""
     out: list[str] = []
@@ -88,6 +91,13 @@ def _shape(word: str) -> str:
             out.append(mark)
     shape = "".join(out)
     return "U3" if shape == "U" and len(word) <= 3 else shape
+
+
+def _acronym(word: str) -> bool:
+    """Whether a value of a few capitals is an acronym ('XL', 'USB'), not a common English
+    word in capitals ('TOY'). Only for one-word values: 'LOS' in 'LOS ANGELES' is no word
+    either."""
+    return english_counts().get(word.lower(), 0) < ACRONYM_MAX_COUNT
 
 
 @dataclass(frozen=True)
@@ -254,8 +264,8 @@ class FormatProfile:
         shouting = text.isupper()
         for i, word in enumerate(words):
             short_capitals = word.isupper() and len(word) <= 3
-            if short_capitals and not shouting:
-                continue  # a code or an acronym: 'Canton MA', 'Plainfield IN', 'TV Stands'
+            if short_capitals and (not shouting or (len(words) == 1 and _acronym(word))):
+                continue  # a code or an acronym: 'Canton MA', 'Plainfield IN', 'TV Stands''
             if i and word.casefold() in CONNECTORS and "l" in self.word_shapes:
                 words[i] = word.lower()
             elif short_capitals and len(word) <= 2 and "U3" in self.word_shapes:
