@@ -237,6 +237,8 @@ def test_rewrites_undo_one_kind_of_damage_each_in_the_reference_values_case() ->
     assert "Loungewear" in repairer.rewrites("LOUNGEWEAR")  # no hashtag: not cut into words
     assert "Lounge Wear" not in repairer.rewrites("LOUNGEWEAR")
     assert repairer.rewrites("Mortar and Pestle, Mortar")[:2] == ["Mortar and Pestle", "Mortar"]
+    # Two values joined: suggesting either would drop the other.
+    assert not {"Mortar", "Board Games"} & set(repairer.rewrites("Mortar; Board Games"))
     assert "Canton" in repairer.rewrites("Canton MA")
     assert "Canton Ma" not in repairer.rewrites("Canton MA")  # a code keeps its case
     assert repairer.profile.recased("MORTAR AND PESTLE") == "Mortar and Pestle"

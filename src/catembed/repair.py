@@ -591,6 +591,9 @@ class Repairer:
             parts = [clean(p) for p in plain.split(separator)] if separator in plain else []
             if len({tuple(sorted(p.casefold().split())) for p in parts}) < len(set(parts)):
                 continue  # the same words in another order: which is meant is anyone's guess
+            words = [frozenset(p.casefold().split()) for p in parts]
+            if words and any(not w <= max(words, key=len) for w in words):
+                continue  # two values ('Jeans, Trousers'): either one would drop the other
             forms += sorted(parts, key=len, reverse=True)
         cased = [f for form in forms for f in (form, profile.recased(form))]
         return [form for form in dict.fromkeys(cased) if form and form != text]
