@@ -111,6 +111,8 @@ def test_standard_input_and_the_readable_summary(model_dir: Path) -> None:
     rows = worst.strip().splitlines()[1:]
     scores = [float(match.group(1)) for row in rows if (match := pattern.search(row))]
     assert scores == sorted(scores, reverse=True) and len(scores) == 3
+    code, out, _ = run("validate", "--model", str(model_dir), "-", stdin="Sweaters\n")
+    assert code == 0 and "column 'value': 1 row, 1 distinct value\n" in out
 
 
 @pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "parquet"])

@@ -69,6 +69,11 @@ def evaluate(model_dir: Path, backend: str, data_file: str) -> None:
 GATE_EXIT_CODE = 3
 
 
+def plural(n: int, noun: str) -> str:
+    """'1 row', '2,000 rows'."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 @click.command()
 @optional_model_option(
     f"Trained model folder (or ${MODEL_ENVVAR}); with --valid, the model to build from."
@@ -178,10 +183,10 @@ def validate(
         if output_file is not None:
             write_output(report, output_file, source, input_format)
             where = shown_path(output_file)
-            click.echo(f"{report.rows:,} rows with verdicts written to {where}", err=True)
+            click.echo(f"{plural(report.rows, 'row')} with verdicts written to {where}", err=True)
     distinct = sum(1 for n in report.rows_per_report if n)
     click.echo(
-        f"column {name!r}: {report.rows:,} rows, {distinct:,} distinct values",
+        f"column {name!r}: {plural(report.rows, 'row')}, {plural(distinct, 'distinct value')}",
         err=summary_to_stderr,
     )
     echo_table(
@@ -194,9 +199,9 @@ def validate(
     ]
     if trusted:
         example = ", ".join(repr(shown(r.value, 32)) for r, _ in trusted[:3])
-        values = "1 distinct value" if len(trusted) == 1 else f"{len(trusted):,} distinct values"
+        values = plural(len(trusted), "distinct value")
         click.echo(
-            f"{values} ({sum(n for _, n in trusted):,} rows: {example}) "
+            f"{values} ({plural(sum(n for _, n in trusted), 'row')}: {example}) "
             f"{'is' if len(trusted) == 1 else 'are'} valid only for filling as many rows as the "
             "listed values; --no-column-evidence judges each value alone",
             err=summary_to_stderr,
