@@ -607,3 +607,21 @@ def test_a_table_on_standard_input_read_as_text_gets_a_hint(model_dir: Path) -> 
     assert err.strip().endswith(
         "its columns are: value; standard input is read as text: name its format with --format"
     )
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_reasons_adds_why_each_value_got_its_verdict(
+    model_dir: Path, tmp_path: Path, suffix: str
+) -> None:
+    source, output = write(tmp_path / f"in{suffix}", TABLE), tmp_path / f"out{suffix}"
+    code, _, err = run(
+        "validate", "--model", str(model_dir), str(source), "--column", "category",
+        "--reasons", "--output", str(output),
+    )  # fmt: skip
+    assert code == 0, err
+    rows = read_table(output).to_pylist()
+    assert list(rows[0])[-5:] == [*REPORT, "reason"]
+    why = {r["category"]: r["reason"] for r in rows}
+    assert why["Sweaters"] in ("", None)  # a listed value needs no reason
+    assert why["Car Battery"].startswith("in-domain probability ")
+    assert why["<b>Sweaters</b>"] and why["Swaeters"]

@@ -118,6 +118,9 @@ def plural(n: int, noun: str) -> str:
     "validate several columns of one table in turn.",
 )
 @click.option(
+    "--reasons", is_flag=True, help="Add a reason column: why each value got its verdict."
+)
+@click.option(
     "--no-column-evidence",
     is_flag=True,
     help="Judge each value alone: a value that fills as many rows as the listed ones is then "
@@ -138,6 +141,7 @@ def validate(
     output_file: Path | None,
     max_anomaly_rate: float | None,
     prefix: str,
+    reasons: bool,
     no_column_evidence: bool,
     count_missing: bool,
     top: int,
@@ -179,7 +183,7 @@ def validate(
             validator = Validator.from_values(valid, model=model_dir, backend=backend)
         else:
             validator = Validator.load(cast(Path, model_dir), backend)
-        report = validate_table(validator, table, name, prefix, not no_column_evidence)
+        report = validate_table(validator, table, name, prefix, not no_column_evidence, reasons)
         if output_file is not None:
             write_output(report, output_file, source, input_format)
             where = shown_path(output_file)

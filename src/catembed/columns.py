@@ -53,12 +53,17 @@ class ColumnReport:
     column: str
     reports: list[ValueReport]  # one per distinct value; missing cells share the last one
     rows_per_report: list[int]
-    prefix: str = ""  # of the report columns' names
+    names: tuple[str, ...] = REPORT_COLUMNS  # of the added columns, as in the table
 
-    @property
-    def names(self) -> list[str]:
-        """The report columns' names in the table: ``verdict``, ``score``, ... prefixed."""
-        return [self.prefix + name for name in REPORT_COLUMNS]
+    def fields(self, report: ValueReport) -> list[object]:
+        """``report``'s values of the added columns (``reason`` last, when it is one)."""
+        values: list[object] = [
+            report.verdict.value,
+            report.score,
+            report.nearest,
+            report.suggestion,
+        ]
+        return [*values, report.reason] if len(self.names) > len(values) else values
 
     @property
     def rows(self) -> int:
@@ -119,11 +124,13 @@ def validate_table(
     column: str,
     prefix: str = "",
     column_evidence: bool = True,
+    reasons: bool = False,
 ) -> ColumnReport:
-    """Add ``verdict``, ``score``, ``nearest`` and ``suggestion`` to every row of ``table``
-    (named with ``prefix`` first, so that several columns can be validated in turn), with
-    the column's row counts as evidence unless ``column_evidence`` is off."""
-    names = [prefix + name for name in REPORT_COLUMNS]
+    """Add ``verdict``, ``score``, ``nearest`` and ``suggestion`` (and ``reason`` with
+    ``reasons``) to every row of ``table``, named with ``prefix`` first so that several
+    columns can be validated in turn; the column's row counts are evidence unless
+    ``column_evidence`` is off."""
+    names = tuple(prefix + name for name in (*REPORT_COLUMNS, *(["reason"] if reasons else [])))
     if column in names:
         hint = "rename it" if prefix else "rename it or give --prefix"
         raise InputError(
@@ -145,7 +152,8 @@ def validate_table(
         pa.array([r.score for r in reports], pa.float64()),
         pa.array([r.nearest for r in reports], pa.string()),
         pa.array([r.suggestion for r in reports], pa.string()),
-    ]
+        pa.array([r.reason for r in reports], pa.string()),
+    ][: len(names)]
     out = table
     for name in names:
         if name in out.column_names:
@@ -159,7 +167,7 @@ def validate_table(
             kind = pa.dictionary(pa.int32(), values.type)
             chunks = [pa.DictionaryArray.from_arrays(chunk, values) for chunk in indices]
         out = out.append_column(name, pa.chunked_array(chunks, type=kind))
-    return ColumnReport(out, column, reports, [int(n) for n in counts], prefix)
+    return ColumnReport(out, column, reports, [int(n) for n in counts], names)
 
 
 def output_format(path: str | Path, source: str, source_format: str | None = None) -> str:
@@ -202,8 +210,8 @@ def write_output(
 def _append_to_jsonl(report: ColumnReport, source: str, target: str | Path) -> None:
     """Each input line as written, with the report's fields added (``jsonl.with_fields``)."""
     fragments = [
-        json.dumps(dict(zip(report.names, fields, strict=True)), ensure_ascii=False)[1:-1]
-        for fields in ((r.verdict.value, r.score, r.nearest, r.suggestion) for r in report.reports)
+        json.dumps(dict(zip(report.names, report.fields(r), strict=True)), ensure_ascii=False)[1:-1]
+        for r in report.reports
     ]
     chunks = report.table.column(report.names[0]).chunks
     row_reports = np.concatenate(
