@@ -192,6 +192,12 @@ def test_validate_matches_the_validator(client: httpx.Client, served_dir: Path) 
         assert (got["nearest"], got["suggestion"]) == (report.nearest, report.suggestion)
     assert results[3]["verdict"] == "missing"
     assert results[0]["verdict"] == "valid"
+    # Distinct values with their rows: the column's evidence, as in the Python API.
+    body = {"values": ["Wool Socks", "Wool Sacks"], "rows": [40, 2]}
+    counted = client.post("/v1/validate", json=body).json()["results"]
+    assert counted[1]["suggestion"] == "Wool Socks" and "20x more rows" in counted[1]["reason"]
+    alone = client.post("/v1/validate", json={**body, "column_evidence": False}).json()
+    assert "more rows" not in alone["results"][1]["reason"]
 
 
 ERROR_CASES: list[tuple[str, str, dict[str, Any], int, str]] = [
@@ -208,6 +214,8 @@ ERROR_CASES: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("too many inputs", "/v1/embeddings", {"json": {"input": ["x"] * 65}}, 400, "too_many_inputs"),
     ("input too long", "/v1/embeddings", {"json": {"input": ["x", "y" * 201]}}, 400, "input_too_long"),
     ("too many values", "/v1/validate", {"json": {"values": ["x"] * 65}}, 400, "too_many_inputs"),
+    ("negative rows", "/v1/validate", {"json": {"values": ["x"], "rows": [-1]}}, 422, "invalid_request_body"),
+    ("rows of other values", "/v1/validate", {"json": {"values": ["x"], "rows": [1, 2]}}, 400, "validation_failed"),
     ("too many dimensions", "/v1/embeddings", {"json": {"input": "x", "dimensions": 385}}, 400, "invalid_dimensions"),
     ("matrix too large", "/v1/similarity", {"json": {"a": ["x"] * 21, "b": ["y"] * 20}}, 400, "matrix_too_large"),
     ("unknown model", "/v1/embeddings", {"json": {"input": "x", "model": "gpt-4"}}, 404, "model_not_found"),

@@ -63,6 +63,12 @@ class ValidateRequest(_Request):
     """``POST /v1/validate``: the values of a categorical column (null: a missing cell)."""
 
     values: Annotated[list[str | None], Field(min_length=1)]
+    rows: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None, description="Rows holding each value, when ``values`` are a column's distinct values."
+    )
+    column_evidence: bool = Field(
+        True, description="false: judge each value alone, whatever its rows."
+    )
     model: str | None = None
 
 

@@ -73,9 +73,15 @@ class ValidatorHandle:
     def available(self) -> bool:
         return self.validator is not None
 
-    def validate(self, values: list[str | None]) -> list[dict[str, Any]]:
+    def validate(
+        self,
+        values: list[str | None],
+        rows: list[int] | None = None,
+        column_evidence: bool = True,
+    ) -> list[dict[str, Any]]:
         assert self.validator is not None
-        return [report.to_dict() for report in self.validator.validate(values)]
+        reports = self.validator.validate(values, rows=rows, column_evidence=column_evidence)
+        return [report.to_dict() for report in reports]
 
 
 def load_validator(folder: Path, backend: str, encoder: Encoder) -> ValidatorHandle:
@@ -305,7 +311,7 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         def run() -> tuple[list[dict[str, Any]], int]:
             # On a pool thread: the validator's encode calls go through the batcher and cache;
             # the tokenizer is only used on the encode thread.
-            reports = state.validator.validate(body.values)
+            reports = state.validator.validate(body.values, body.rows, body.column_evidence)
             return reports, sum(batcher.run_exclusive(batcher.count_tokens, texts))
 
         try:
