@@ -59,6 +59,11 @@ def test_dataset_build_writes_every_format_and_prints_statistics(tmp_path: Path)
         assert (out / f"train.{fmt}").is_file() and (out / f"eval.{fmt}").is_file()
         assert "100 triplets" in result.output and "30 triplets" in result.output
         assert "mean tokens" in result.output
+    # Files already there are kept unless --overwrite says otherwise.
+    kept = (tmp_path / "csv" / "train.csv").read_bytes()
+    again = CliRunner().invoke(main, ["dataset", "build", "--output", str(tmp_path / "csv")])
+    assert again.exit_code == 1 and "train.csv already exists; pass --overwrite" in again.output
+    assert (tmp_path / "csv" / "train.csv").read_bytes() == kept
     table = pq.read_table(tmp_path / "parquet" / "train.parquet")
     assert table.num_rows == 100
     assert valid.read_text().startswith("Sweaters\n")  # input untouched

@@ -42,12 +42,14 @@ def dataset() -> None:
 @click.option(
     "--base-model", default=None, help="Model whose tokenizer counts tokens for the statistics."
 )
+@click.option("--overwrite", is_flag=True, help="Replace train and eval files already there.")
 def dataset_build(
     valid_file: str | None,
     column: str | None,
     output_dir: Path,
     fmt: str,
     base_model: str | None,
+    overwrite: bool,
     seed: int | None,
     domain: str | None,
     **params: Any,
@@ -62,6 +64,10 @@ def dataset_build(
     training, data = load_configs(
         None, {"seed": seed, "base_model": base_model}, dataset_overrides(params)
     )
+    paths = {split: output_dir / f"{split}.{fmt}" for split in ("train", "eval")}
+    taken = [str(p) for p in paths.values() if p.exists() or p.is_symlink()]
+    if taken and not overwrite:
+        raise click.ClickException(f"{taken[0]} already exists; pass --overwrite to replace it")
     values = read_valid_values(valid_file, column)
     triplets = build_triplets(
         values if values is not None else domain_values(domain or DEFAULT_DOMAIN), data
@@ -70,9 +76,8 @@ def dataset_build(
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_base_model(training.base_model))
-    for split in ("train", "eval"):
+    for split, path in paths.items():
         table = triplets.table(split)
-        path = output_dir / f"{split}.{fmt}"
         write_table(table, path)
         click.echo(f"{path}: {table.num_rows} triplets")
         stats = token_statistics(table, tokenizer)
