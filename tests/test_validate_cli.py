@@ -625,3 +625,24 @@ def test_reasons_adds_why_each_value_got_its_verdict(
     assert why["Sweaters"] in ("", None)  # a listed value needs no reason
     assert why["Car Battery"].startswith("in-domain probability ")
     assert why["<b>Sweaters</b>"] and why["Swaeters"]
+
+
+def test_evaluate_labelled_values_with_a_validator_built_from_a_list(tmp_path: Path) -> None:
+    valid = tmp_path / "valid.txt"
+    valid.write_text("Sweaters\nJeans\nCardigan\nTrousers\n", "utf-8")
+    labelled = write(
+        tmp_path / "labelled.csv",
+        pa.table({"value": VALUES, "label": VERDICTS}),
+    )
+    code, out, err = run("evaluate", "--valid", str(valid), "--data", str(labelled))
+    assert code == 0, err
+    scores = out.split("true \\ verdict")[0]
+    lines = {line.split()[0]: line.split()[1:] for line in scores.splitlines() if line.strip()}
+    assert lines["anomaly"] == ["1.0000", "1.0000", "1.0000", "3"]
+    code, _, err = run("evaluate", "--data", str(labelled))
+    assert code == 2 and "give --model (a trained model folder) or --valid" in err
+    triplets = write(
+        tmp_path / "t.csv", pa.table({"anchor": ["a"], "positive": ["b"], "negative": ["c"]})
+    )
+    code, _, err = run("evaluate", "--valid", str(valid), "--data", str(triplets))
+    assert code == 2 and "give --model, not --valid" in err

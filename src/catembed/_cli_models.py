@@ -29,7 +29,9 @@ def _a_number(_ctx: click.Context, _param: click.Parameter, rate: float | None) 
 
 
 @click.command()
-@model_option
+@optional_model_option(
+    f"Trained model folder (or ${MODEL_ENVVAR}); with --valid, the model to build from."
+)
 @backend_option
 @click.option(
     "--data",
@@ -37,7 +39,21 @@ def _a_number(_ctx: click.Context, _param: click.Parameter, rate: float | None) 
     required=True,
     help="Triplet file (anchor, positive, negative) or labelled values (value, label).",
 )
-def evaluate(model_dir: Path, backend: str, data_file: str) -> None:
+@click.option(
+    "--valid",
+    "valid_file",
+    default=None,
+    help="For labelled values: judge them with a validator built from these valid values "
+    "(as validate --valid) instead of a trained one.",
+)
+@click.option("--valid-column", default=None, help="Column of --valid holding the values.")
+def evaluate(
+    model_dir: Path | None,
+    backend: str,
+    data_file: str,
+    valid_file: str | None,
+    valid_column: str | None,
+) -> None:
     """Print the triplet accuracy of a model on a data file, or, for labelled values
     (labels valid, out_of_domain, malformed), the validator's precision, recall, F1,
     AUROC and confusion matrix."""
@@ -45,12 +61,19 @@ def evaluate(model_dir: Path, backend: str, data_file: str) -> None:
     from catembed.models import check_model_folder, load_model
     from catembed.tables import read_table
 
+    valid = read_valid_values(valid_file, valid_column, "--valid-column")
+    if valid is None and model_dir is None:
+        raise click.UsageError("give --model (a trained model folder) or --valid")
     table = read_table(data_file)
     if "label" in table.column_names:
         from catembed.metrics import evaluate_table, evaluation_tables
         from catembed.validation import Validator
 
-        evaluation = evaluate_table(Validator.load(model_dir, backend), table, data_file)
+        if valid is not None:
+            validator = Validator.from_values(valid, model=model_dir, backend=backend)
+        else:
+            validator = Validator.load(cast(Path, model_dir), backend)
+        evaluation = evaluate_table(validator, table, data_file)
         for header, rows in evaluation_tables(evaluation):
             echo_table(rows, header)
             click.echo("")
@@ -58,6 +81,8 @@ def evaluate(model_dir: Path, backend: str, data_file: str) -> None:
         shown_area = "n/a (needs valid and anomalous values)" if area != area else f"{area:.4f}"
         click.echo(f"AUROC of the score (anomaly vs valid): {shown_area}")
         return
+    if model_dir is None or valid is not None:
+        raise click.UsageError("triplets are scored with a model: give --model, not --valid")
     model = load_model(str(check_model_folder(model_dir)))
     results = triplet_table_accuracy(model, table)
     echo_table(
