@@ -64,6 +64,8 @@ def test_card_has_every_section_and_the_values_used(
     assert "widget:" in card and "source_sentence:" in card
     assert "base_model: sentence-transformers/all-MiniLM-L6-v2" in card
     assert "[3, 384]" in card
+    assert "can be used for telling values of its domain from other domains' values" in card
+    assert "paraphrase mining" not in card  # the template's default claim
 
 
 def test_metadata_records_values_and_accuracy(model_dir: Path, trained: TrainingResult) -> None:
