@@ -11,13 +11,12 @@ from typing import cast
 import click
 
 from catembed._cli_options import (
-    MODEL_ENVVAR,
     TABLE_FORMATS,
     backend_option,
     echo_table,
     model_option,
-    optional_model_option,
     read_valid_values,
+    validator_source_options,
 )
 from catembed.errors import CatembedError
 
@@ -29,9 +28,7 @@ def _a_number(_ctx: click.Context, _param: click.Parameter, rate: float | None) 
 
 
 @click.command()
-@optional_model_option(
-    f"Trained model folder (or ${MODEL_ENVVAR}); with --valid, the model to build from."
-)
+@validator_source_options
 @backend_option
 @click.option(
     "--data",
@@ -39,14 +36,6 @@ def _a_number(_ctx: click.Context, _param: click.Parameter, rate: float | None) 
     required=True,
     help="Triplet file (anchor, positive, negative) or labelled values (value, label).",
 )
-@click.option(
-    "--valid",
-    "valid_file",
-    default=None,
-    help="For labelled values: judge them with a validator built from these valid values "
-    "(as validate --valid) instead of a trained one.",
-)
-@click.option("--valid-column", default=None, help="Column of --valid holding the values.")
 def evaluate(
     model_dir: Path | None,
     backend: str,
@@ -100,17 +89,7 @@ def plural(n: int, noun: str) -> str:
 
 
 @click.command()
-@optional_model_option(
-    f"Trained model folder (or ${MODEL_ENVVAR}); with --valid, the model to build from."
-)
-@click.option(
-    "--valid",
-    "valid_file",
-    default=None,
-    help="Instead of a trained model: valid values (text, CSV, Parquet ... file; - for stdin), "
-    "judged with --model or the offline base model, no training.",
-)
-@click.option("--valid-column", default=None, help="Column of --valid holding the values.")
+@validator_source_options
 @backend_option
 @click.argument("input_file", metavar="INPUT")
 @click.option("--column", default=None, help="Column holding the values (CSV, Parquet, ...).")

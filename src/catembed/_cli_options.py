@@ -58,6 +58,24 @@ def values_source_options(func: F) -> F:
     )(func)
 
 
+def validator_source_options(func: F) -> F:
+    """--model, or --valid FILE and --valid-column: the validator of `validate` and
+    `evaluate`, trained or built from a list."""
+    func = click.option(
+        "--valid-column", default=None, help="Column of --valid holding the values."
+    )(func)
+    func = click.option(
+        "--valid",
+        "valid_file",
+        default=None,
+        help="Instead of a trained model: valid values (text, CSV, Parquet ... file; - for "
+        "stdin), judged with --model or the offline base model, no training.",
+    )(func)
+    return optional_model_option(
+        f"Trained model folder (or ${MODEL_ENVVAR}); with --valid, the model to build from."
+    )(func)
+
+
 def dataset_options(func: F) -> F:
     """The triplet dataset's knobs; unset options fall back to the config file, then defaults."""
     options = [
