@@ -168,6 +168,15 @@ def test_encode_from_arguments_file_and_stdin(model_dir: Path, tmp_path: Path) -
     embeddings = np.array(table.column("embedding").to_pylist())
     assert embeddings.shape == (2, 384)
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+    # A missing cell keeps its row, as empty text, and is reported.
+    table_file = tmp_path / "in.csv"
+    table_file.write_text("category\nJeans\n\nBlender\n", "utf-8")
+    npy = tmp_path / "out.npy"
+    result = run(
+        "encode", "--model", str(model_dir), "--input", str(table_file), "--output", str(npy)
+    )
+    assert result.exit_code == 0 and "1 missing cell encoded as empty text" in result.stderr
+    assert np.load(npy).shape == (3, 384)
 
 
 def test_encode_is_consistent_across_outputs(model_dir: Path, tmp_path: Path) -> None:

@@ -271,16 +271,13 @@ def encode(
 
     if values and input_file:
         raise click.UsageError("give values as arguments or with --input, not both")
-    texts = (
-        list(values)
-        if values
-        else [
-            ("" if v is None else str(v))
-            for v in read_column(input_file or "-", column).to_pylist()
-        ]
-    )
+    cells = list(values) if values else read_column(input_file or "-", column).to_pylist()
+    texts = ["" if v is None else str(v) for v in cells]
     if not texts:
         raise CatembedError("no values to encode")
+    missing = sum(v is None for v in cells)
+    if missing:  # kept, so that row i of the output is still row i of the input
+        click.echo(f"{plural(missing, 'missing cell')} encoded as empty text", err=True)
     model = load_encoder(model_dir, backend)
     vectors = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=128)
     fmt = table_format(output_file) if output_file else "jsonl"
