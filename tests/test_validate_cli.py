@@ -557,6 +557,17 @@ def test_prefix_lets_several_columns_be_validated_in_turn(
     assert result.column("second_verdict").to_pylist() == [
         "valid", "out_of_domain", "missing", "malformed", "valid", "valid",
     ]  # fmt: skip
+    # A prefix JSON writes escaped: a second run still replaces the first run's fields.
+    if suffix == ".jsonl":
+        twice = tmp_path / "twice.jsonl"
+        for output in (first, twice):
+            code, _, err = run(
+                "validate", "--model", str(model_dir), str(both if output == first else first),
+                "--column", "category", "--prefix", 'a"b_', "--output", str(output),
+            )  # fmt: skip
+            assert code == 0, err
+        keys = [json.loads(line, object_pairs_hook=list) for line in twice.read_text().splitlines()]
+        assert all(sum(k == 'a"b_verdict' for k, _ in pairs) == 1 for pairs in keys)
     # A column named like one the prefix gives is refused, as 'verdict' is without one.
     code, _, err = run(
         "validate", "--model", str(model_dir), str(both), "--column", "second_verdict",

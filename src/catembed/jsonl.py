@@ -108,7 +108,7 @@ def with_fields(line: str, fragment: str, names: Sequence[str]) -> str:
     """``line``, a JSON object, with the fields ``names`` of ``fragment`` ('"a": 1, "b": 2')
     added at its end, the line otherwise as written. A line whose object has fields of those
     names of its own is written anew with them replaced, its other fields as written."""
-    if "\\u" in line or any(name in line for name in names):  # maybe such a key
+    if "\\" in line or any(name in line for name in names):  # maybe such a key, escaped or not
         pairs = json.loads(
             line, object_pairs_hook=_Object, parse_float=_Raw, parse_int=_Raw, parse_constant=_Raw
         )
