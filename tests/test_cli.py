@@ -64,6 +64,13 @@ def test_dataset_build_writes_every_format_and_prints_statistics(tmp_path: Path)
     again = CliRunner().invoke(main, ["dataset", "build", "--output", str(tmp_path / "csv")])
     assert again.exit_code == 1 and "train.csv already exists; pass --overwrite" in again.output
     assert (tmp_path / "csv" / "train.csv").read_bytes() == kept
+    other = ["dataset", "build", "--output", str(tmp_path / "csv"), "--format", "jsonl"]
+    again = CliRunner().invoke(main, other)  # nor mixed with files of another format
+    assert again.exit_code == 1 and "train.csv already exists" in again.output
+    assert CliRunner().invoke(main, [*other, "--overwrite"]).exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "csv").iterdir()) == ["eval.jsonl", "train.jsonl"]
+    again = CliRunner().invoke(main, ["dataset", "build", "--output", str(valid)])
+    assert again.exit_code == 1 and "is a file, not a folder" in again.output
     table = pq.read_table(tmp_path / "parquet" / "train.parquet")
     assert table.num_rows == 100
     assert valid.read_text().startswith("Sweaters\n")  # input untouched

@@ -15,6 +15,8 @@ from catembed._cli_options import (
     values_source_options,
 )
 
+DATASET_FORMATS = ("csv", "jsonl", "parquet")
+
 
 @click.group()
 def dataset() -> None:
@@ -35,7 +37,7 @@ def dataset() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["csv", "jsonl", "parquet"]),
+    type=click.Choice(DATASET_FORMATS),
     default="csv",
     show_default=True,
 )
@@ -64,8 +66,15 @@ def dataset_build(
     training, data = load_configs(
         None, {"seed": seed, "base_model": base_model}, dataset_overrides(params)
     )
+    if output_dir.exists() and not output_dir.is_dir():
+        raise click.ClickException(f"{output_dir} is a file, not a folder")
     paths = {split: output_dir / f"{split}.{fmt}" for split in ("train", "eval")}
-    taken = [str(p) for p in paths.values() if p.exists() or p.is_symlink()]
+    taken = [  # in any format: a folder of one dataset, not csv files of one, jsonl of another
+        output_dir / f"{split}.{suffix}"
+        for split in paths
+        for suffix in DATASET_FORMATS
+        if (output_dir / f"{split}.{suffix}").exists()
+    ]
     if taken and not overwrite:
         raise click.ClickException(f"{taken[0]} already exists; pass --overwrite to replace it")
     values = read_valid_values(valid_file, column)
@@ -88,6 +97,9 @@ def dataset_build(
             ],
             ["column", "min tokens", "mean tokens", "max tokens"],
         )
+    for other in taken:
+        if other not in paths.values():
+            other.unlink()  # the replaced dataset's file in another format
     click.echo(
         f"valid values: {len(triplets.train_values)} for training, {len(triplets.heldout_values)} held out; "
         f"evaluation: {len(triplets.eval_seen)} seen + {len(triplets.eval_heldout)} held-out triplets"
