@@ -636,6 +636,15 @@ def test_reasons_adds_why_each_value_got_its_verdict(
     assert why["Sweaters"] in ("", None)  # a listed value needs no reason
     assert why["Car Battery"].startswith("in-domain probability ")
     assert why["<b>Sweaters</b>"] and why["Swaeters"]
+    # Validated again without --reasons: the earlier reasons go with the earlier verdicts.
+    again = tmp_path / f"again{suffix}"
+    code, _, err = run(
+        "validate", "--model", str(model_dir), str(output), "--column", "category",
+        "--output", str(again),
+    )  # fmt: skip
+    assert code == 0 and "dropping the input's 'reason' column" in err
+    assert list(read_table(again).to_pylist()[0])[-4:] == REPORT
+    assert "reason" not in read_table(again).column_names
 
 
 def test_evaluate_labelled_values_with_a_validator_built_from_a_list(tmp_path: Path) -> None:

@@ -54,6 +54,7 @@ class ColumnReport:
     reports: list[ValueReport]  # one per distinct value; missing cells share the last one
     rows_per_report: list[int]
     names: tuple[str, ...] = REPORT_COLUMNS  # of the added columns, as in the table
+    dropped: tuple[str, ...] = ()  # input columns of an earlier run left out
 
     def fields(self, report: ValueReport) -> list[object]:
         """``report``'s values of the added columns (``reason`` last, when it is one)."""
@@ -159,6 +160,12 @@ def validate_table(
         if name in out.column_names:
             logger.warning("replacing the input's own %r column", name)
             out = out.drop_columns([name])
+    stale: tuple[str, ...] = ()
+    reason = prefix + "reason"
+    if not reasons and names[0] in table.column_names and reason in table.column_names:
+        # An earlier run's output: its reasons would contradict the new verdicts.
+        logger.warning("dropping the input's %r column, an earlier run's reasons", reason)
+        out, stale = out.drop_columns([reason]), (reason,)
     for name, values in zip(names, columns, strict=True):
         if pa.types.is_floating(values.type):  # the score: plain, the texts: dictionaries
             kind = values.type
@@ -167,7 +174,7 @@ def validate_table(
             kind = pa.dictionary(pa.int32(), values.type)
             chunks = [pa.DictionaryArray.from_arrays(chunk, values) for chunk in indices]
         out = out.append_column(name, pa.chunked_array(chunks, type=kind))
-    return ColumnReport(out, column, reports, [int(n) for n in counts], names)
+    return ColumnReport(out, column, reports, [int(n) for n in counts], names, stale)
 
 
 def output_format(path: str | Path, source: str, source_format: str | None = None) -> str:
@@ -224,7 +231,12 @@ def _append_to_jsonl(report: ColumnReport, source: str, target: str | Path) -> N
         for (_, line), index in zip(jsonl.rows(input_stream(source)), row_reports, strict=False):
             text = line.rstrip("\r\n")
             ending = line[len(text) :]
-            out.write((jsonl.with_fields(text, fragments[index], report.names) + ending).encode())
+            out.write(
+                (
+                    jsonl.with_fields(text, fragments[index], report.names + report.dropped)
+                    + ending
+                ).encode()
+            )
             written += 1
     if written != report.rows:
         raise InputError(f"{source} changed while it was being validated")
