@@ -607,6 +607,15 @@ def test_a_valid_values_table_is_read_from_the_column_of_the_same_name(tmp_path:
         code == 1
         and "valid.csv has several columns (code, n); choose one with --valid-column" in err
     )
+    # The input's column found without --column, or 'value', name the list's column too.
+    alone = write(tmp_path / "alone.csv", pa.table({"code": ["00123", "0O124"]}))
+    code, out, err = run("validate", "--valid", str(valid), str(alone))
+    assert code == 0 and re.search(r"^valid\s+1\s", out, re.MULTILINE), err
+    listed = write(
+        tmp_path / "listed.csv", pa.table({"id": ["1", "2"], "value": ["00123", "00124"]})
+    )
+    code, out, err = run("validate", "--valid", str(listed), str(alone))
+    assert code == 0 and re.search(r"^valid\s+1\s", out, re.MULTILINE), err
 
 
 def test_a_table_on_standard_input_read_as_text_gets_a_hint(model_dir: Path) -> None:

@@ -173,16 +173,18 @@ def validate(
 
     if valid_file == input_file == "-":
         raise click.UsageError("--valid and INPUT cannot both be standard input")
-    valid = read_valid_values(valid_file, valid_column, "--valid-column", usual=column)
-    if valid is None and model_dir is None:
+    if valid_file is None and model_dir is None:
         raise click.UsageError(
             "give --model (a trained model folder) or --valid (a file of valid values)"
         )
+    if valid_file is None and valid_column is not None:
+        raise click.UsageError("--valid-column needs --valid")
     summary_to_stderr = output_file is not None and str(output_file) == STDIN
     with readable(input_file, input_format) as source:
         if output_file is not None:
             output_format(output_file, source, input_format)  # before the slow part
         table, name = read_input(source, column, input_format)
+        valid = read_valid_values(valid_file, valid_column, "--valid-column", usual=name)
         if valid is not None:
             validator = Validator.from_values(valid, model=model_dir, backend=backend)
         else:

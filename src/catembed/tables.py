@@ -156,10 +156,10 @@ def read_values(
     path: str | Path, column: str | None = None, option: str = "--column", usual: str | None = None
 ) -> list[str]:
     """Read a list of distinct non-empty values, in first-seen order, from a file's column
-    (picked by ``option``; without one, the column named ``usual`` when there is one)."""
+    (picked by ``option``; without one, the column named ``usual`` or 'value', if any)."""
     table = read_table(path)
-    if column is None and usual in table.column_names and table.num_columns > 1:
-        column = usual
+    if column is None and table.num_columns > 1:  # the usual name, else 'value'
+        column = next((c for c in (usual, TEXT_COLUMN) if c in table.column_names), None)
     array = select_column(table, column, str(path), option)
     seen: dict[str, None] = {}
     for item in array.to_pylist():
