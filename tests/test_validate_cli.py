@@ -674,4 +674,8 @@ def test_evaluate_labelled_values_with_a_validator_built_from_a_list(tmp_path: P
         tmp_path / "t.csv", pa.table({"anchor": ["a"], "positive": ["b"], "negative": ["c"]})
     )
     code, _, err = run("evaluate", "--valid", str(valid), "--data", str(triplets))
-    assert code == 2 and "give --model, not --valid" in err
+    assert (
+        code == 2
+        and "t.csv holds no label column, so triplets: they are scored with --model alone, not --valid"
+        in err
+    )

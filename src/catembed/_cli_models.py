@@ -71,7 +71,11 @@ def evaluate(
         click.echo(f"AUROC of the score (anomaly vs valid): {shown_area}")
         return
     if model_dir is None or valid is not None:
-        raise click.UsageError("triplets are scored with a model: give --model, not --valid")
+        found = "standard input (read as text)" if data_file == "-" else data_file
+        raise click.UsageError(
+            f"{found} holds no label column, so triplets: they are scored with --model alone"
+            + (", not --valid" if valid is not None else "")
+        )
     model = load_model(str(check_model_folder(model_dir)))
     results = triplet_table_accuracy(model, table)
     echo_table(
