@@ -174,6 +174,8 @@ def test_a_rare_one_edit_variant_of_a_frequent_value_is_its_typo(validator: Vali
     assert "one edit from" not in once_each[1].reason
     alone = validator.validate(["Wool Socks", "Wool Sacks"], rows=[40, 2], column_evidence=False)
     assert alone == once_each  # the rows are no evidence then
+    with pytest.raises(InputError, match="whole numbers of rows, got True"):
+        validator.validate(["Wool Socks", "Wool Sacks"], rows=[True, True])
     with pytest.raises(InputError, match="rows has 1 counts for 2 values"):
         validator.validate(["Wool Socks", "Wool Sacks"], rows=[40])
 

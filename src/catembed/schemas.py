@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from catembed.errors import ConfigError
 
@@ -70,6 +70,12 @@ class ValidateRequest(_Request):
         True, description="false: judge each value alone, whatever its rows."
     )
     model: str | None = None
+
+    @model_validator(mode="after")
+    def _one_count_per_value(self) -> ValidateRequest:
+        if self.rows is not None and len(self.rows) != len(self.values):
+            raise ValueError(f"rows has {len(self.rows)} counts for {len(self.values)} values")
+        return self
 
 
 class SimilarityRequest(_Request):

@@ -116,6 +116,8 @@ def _row_counts(rows: Iterable[Any]) -> list[int]:
         raise InputError("rows must be a list of row counts, one per value")
     counts = []
     for n in rows:
+        if isinstance(n, bool | np.bool_):
+            raise InputError(f"rows must hold whole numbers of rows, got {n!r}")
         try:
             count = operator.index(n)  # integers of any kind; not floats or None
         except TypeError:
