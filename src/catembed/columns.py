@@ -186,7 +186,10 @@ def output_format(path: str | Path, source: str, source_format: str | None = Non
         return "csv" if source_format == "text" else source_format
     fmt = table_format(path)
     if fmt not in OUTPUT_FORMATS:
-        raise InputError(f"--output must end in .csv, .tsv, .parquet or .jsonl, got {path}")
+        raise InputError(
+            "--output must end in .csv, .tsv, .parquet or .jsonl (and may add .gz, .bz2, .zst "
+            f"or .lz4), got {path}"
+        )
     target = writable(path)
     if source != STDIN and target.exists() and target.resolve() == Path(source).resolve():
         raise InputError("--output must not be the input file: the input is never modified")
