@@ -271,7 +271,7 @@ def test_very_long_strings_are_judged(model_dir: Path, tmp_path: Path) -> None:
         ("xz", ["in.csv.xz"], ".xz compression is not supported; use .gz, .bz2, .zst or .lz4"),
         (
             "verdictcolumn",
-            ["verdict.csv", "--column", "verdict"],
+            ["verdict.csv", "--column", "verdict", "--output", "out.csv"],
             "the column to validate is named 'verdict', as a column validate adds",
         ),
         ("table", ["in.csv", "--column", "category", "--output", "nope/o.csv"], "does not exist"),
@@ -571,9 +571,15 @@ def test_prefix_lets_several_columns_be_validated_in_turn(
     # A column named like one the prefix gives is refused, as 'verdict' is without one.
     code, _, err = run(
         "validate", "--model", str(model_dir), str(both), "--column", "second_verdict",
-        "--prefix", "second_",
+        "--prefix", "second_", "--output", str(tmp_path / "third.csv"),
     )  # fmt: skip
     assert code == 1 and "is named 'second_verdict', as a column validate adds" in err
+    # Without --output no column is added, so none can clash.
+    code, out, err = run(
+        "validate", "--model", str(model_dir), str(both), "--column", "second_verdict",
+        "--prefix", "second_", "--reasons",
+    )  # fmt: skip
+    assert code == 0 and "column 'second_verdict': 6 rows" in out, err
 
 
 def test_values_valid_only_for_their_rows_are_named_and_can_be_judged_alone(

@@ -164,6 +164,7 @@ def validate(
     """
     from catembed.column_evidence import established_only
     from catembed.columns import (
+        REPORT_COLUMNS,
         output_format,
         read_input,
         shown,
@@ -193,6 +194,12 @@ def validate(
             validator = Validator.from_values(valid, model=model_dir, backend=backend)
         else:
             validator = Validator.load(cast(Path, model_dir), backend)
+        if (
+            output_file is None
+            and name.startswith(prefix)
+            and name[len(prefix) :] in REPORT_COLUMNS
+        ):
+            prefix = "\0" + prefix  # nothing is written: any names that do not clash will do
         report = validate_table(validator, table, name, prefix, not no_column_evidence, reasons)
         if output_file is not None:
             write_output(report, output_file, source, input_format)
