@@ -512,6 +512,9 @@ def test_evaluate_labelled_values(model_dir: Path, tmp_path: Path) -> None:
     assert lines["out_of_domain"] == ["0.0000", "n/a", "n/a", "0"]
     assert lines["malformed"] == ["n/a", "n/a", "n/a", "0"]
     assert "AUROC of the score (anomaly vs valid): n/a (needs valid and anomalous values)" in out
+    write(labelled, pa.table({"value": ["Sweaters", None], "label": ["valid"] * 2}))
+    code, out, err = run("evaluate", "--model", str(model_dir), "--data", str(labelled))
+    assert code == 0 and "labelled.csv: 1 row has no value, judged missing" in err
     bad = tmp_path / "bad.csv"
     write(bad, pa.table({"value": ["Sweaters"], "label": ["fine"]}))
     code, _, err = run("evaluate", "--model", str(model_dir), "--data", str(bad))

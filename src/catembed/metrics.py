@@ -5,6 +5,7 @@ numpy only: AUROC is the rank-sum (Mann-Whitney U) statistic, ties counted half.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from catembed.validation import Validator
+
+logger = logging.getLogger(__name__)
 
 LABELS = ("valid", "out_of_domain", "malformed")
 ANOMALY = "anomaly"  # out_of_domain or malformed, as one class
@@ -127,6 +130,10 @@ def evaluate_table(validator: Validator, table: pa.Table, source: str) -> Labell
     if any(label is None for label in labels):
         raise InputError(f"{source} has rows without a label")
     reports = validator.validate(table.column(column).to_pylist())
+    empty = sum(r.verdict.value == "missing" for r in reports)
+    if empty:
+        rows = "1 row has" if empty == 1 else f"{empty} rows have"
+        logger.warning("%s: %s no value, judged missing, which counts as an anomaly", source, rows)
     return evaluate_labelled(
         [str(label).strip() for label in labels],
         [r.verdict.value for r in reports],
