@@ -162,7 +162,6 @@ def validate(
     `catembed train` wrote into --model, or one built from --valid without training.
     With --output -, the table goes to standard output and the summary to standard error.
     """
-    from catembed.column_evidence import established_only
     from catembed.columns import (
         REPORT_COLUMNS,
         output_format,
@@ -197,7 +196,7 @@ def validate(
         if (
             output_file is None
             and name.startswith(prefix)
-            and name[len(prefix) :] in REPORT_COLUMNS
+            and name[len(prefix) :] in (*REPORT_COLUMNS, "reason")
         ):
             prefix = "\0" + prefix  # nothing is written: any names that do not clash will do
         report = validate_table(validator, table, name, prefix, not no_column_evidence, reasons)
@@ -213,11 +212,7 @@ def validate(
     echo_table(
         summary_lines(report), ["verdict", "rows", "share", "distinct"], err=summary_to_stderr
     )
-    trusted = [
-        (r, n)
-        for r, n in zip(report.reports, report.rows_per_report, strict=True)
-        if established_only(r)
-    ]
+    trusted = report.valid_for_rows()
     if trusted:
         example = ", ".join(repr(shown(r.value, 32)) for r, _ in trusted[:3])
         values = plural(len(trusted), "distinct value")

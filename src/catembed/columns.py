@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from catembed import jsonl
+from catembed.column_evidence import established_only
 from catembed.errors import InputError
 from catembed.tables import (
     STDIN,
@@ -80,6 +81,11 @@ class ColumnReport:
         counts = self.counts()
         bad = sum(counts[v] for v in ANOMALIES) + (counts[Verdict.MISSING] if count_missing else 0)
         return bad / self.rows if self.rows else 0.0
+
+    def valid_for_rows(self) -> list[tuple[ValueReport, int]]:
+        """The values valid only for filling as many rows as the listed ones, and their rows."""
+        pairs = zip(self.reports, self.rows_per_report, strict=True)
+        return [(r, n) for r, n in pairs if n and established_only(r)]
 
     def worst(self, limit: int = 10, count_missing: bool = False) -> list[tuple[ValueReport, int]]:
         """The ``limit`` likeliest anomalies (missing cells too with ``count_missing``) and
