@@ -577,12 +577,15 @@ def test_prefix_lets_several_columns_be_validated_in_turn(
         "--prefix", "second_", "--output", str(tmp_path / "third.csv"),
     )  # fmt: skip
     assert code == 1 and "is named 'second_verdict', as a column validate adds" in err
-    # Without --output no column is added, so none can clash.
+    # Without --output no column is added, so none can clash; a prefix would name nothing.
+    named = write(tmp_path / f"named{suffix}", pa.table({"verdict": VALUES}))
     code, out, err = run(
-        "validate", "--model", str(model_dir), str(both), "--column", "second_verdict",
-        "--prefix", "second_", "--reasons",
-    )  # fmt: skip
-    assert code == 0 and "column 'second_verdict': 6 rows" in out, err
+        "validate", "--model", str(model_dir), str(named), "--column", "verdict", "--reasons"
+    )
+    assert code == 0 and "column 'verdict': 6 rows" in out, err
+    assert re.search(r"^Car Battery .* in-domain probability", out, re.MULTILINE)
+    code, _, err = run("validate", "--model", str(model_dir), str(named), "--prefix", "x_")
+    assert code == 2 and "--prefix names the columns written to --output; give --output" in err
 
 
 def test_values_valid_only_for_their_rows_are_named_and_can_be_judged_alone(

@@ -183,6 +183,8 @@ def validate(
         )
     if valid_file is None and valid_column is not None:
         raise click.UsageError("--valid-column needs --valid")
+    if prefix and output_file is None:
+        raise click.UsageError("--prefix names the columns written to --output; give --output")
     summary_to_stderr = output_file is not None and str(output_file) == STDIN
     with readable(input_file, input_format) as source:
         if output_file is not None:
@@ -237,10 +239,12 @@ def validate(
                     f"{r.score:.3f}",
                     shown(r.suggestion, 32) if r.suggestion else "",
                     shown(r.nearest, 32) if r.nearest and r.nearest != r.suggestion else "",
+                    *([shown(r.reason, 72)] if reasons else []),
                 ]
                 for r, n in worst
             ],
-            ["value", "rows", "verdict", "score", "suggestion", "nearest"],
+            ["value", "rows", "verdict", "score", "suggestion", "nearest"]
+            + (["reason"] if reasons else []),
         )
     if max_anomaly_rate is not None and rate > max_anomaly_rate:
         click.echo(
