@@ -363,7 +363,9 @@ def test_jsonl_rows_are_written_back_as_they_were_with_the_report_added(tmp_path
     assert code == 0, err
     data = output.read_bytes()
     assert data.startswith(b"\xef\xbb\xbf") and data.endswith(b"}\r\n")
-    written = data[3:].decode("utf-8").split("\r\n")[:-1]
+    every = data[3:].decode("utf-8").split("\r\n")[:-1]
+    assert len(every) == len(lines) and every[2] == ""  # the blank line too, as written
+    written = [line for line in every if line]
     rows = [json.loads(line) for line in written]
     assert [r["verdict"] for r in rows[:4]] == ["valid", "valid", "malformed", "missing"]
     kept = [line for line in lines if line]
@@ -691,3 +693,22 @@ def test_evaluate_labelled_values_with_a_validator_built_from_a_list(tmp_path: P
         and "t.csv holds no label column, so triplets: they are scored with --model alone, not --valid"
         in err
     )
+
+
+def test_a_jsonl_input_that_changes_while_validated_is_an_error(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    from catembed.columns import read_input, validate_table, write_output
+    from catembed.errors import InputError
+    from catembed.validation import Validator
+
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"category": "Sweaters"}\n\n{"category": "Jeans"}\n', "utf-8")
+    table, column = read_input(str(source), "category")
+    report = validate_table(Validator.load(model_dir), table, column)
+    with source.open("a", encoding="utf-8") as handle:
+        handle.write('{"category": "Toaster"}\n')  # a row more than was judged
+    output = tmp_path / "out.jsonl"
+    with pytest.raises(InputError, match="changed while it was being validated"):
+        write_output(report, output, str(source))
+    assert not output.exists()  # nothing half-written

@@ -237,15 +237,16 @@ def _append_to_jsonl(report: ColumnReport, source: str, target: str | Path) -> N
     with output_stream(target) as out:
         if starts_with_bom(source):
             out.write("\ufeff".encode())
-        for (_, line), index in zip(jsonl.rows(input_stream(source)), row_reports, strict=False):
+        for _, line in jsonl.lines(input_stream(source)):
+            if not line.strip():  # a blank line: no row, kept as written
+                out.write(line.encode())
+                continue
+            if written == len(row_reports):
+                raise InputError(f"{source} changed while it was being validated")
             text = line.rstrip("\r\n")
-            ending = line[len(text) :]
-            out.write(
-                (
-                    jsonl.with_fields(text, fragments[index], report.names + report.dropped)
-                    + ending
-                ).encode()
-            )
+            fields = fragments[row_reports[written]]
+            out.write((jsonl.with_fields(text, fields, report.names + report.dropped)).encode())
+            out.write(line[len(text) :].encode())
             written += 1
     if written != report.rows:
         raise InputError(f"{source} changed while it was being validated")

@@ -22,12 +22,15 @@ from catembed.errors import InputError
 _LONE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")  # a surrogate escape: maybe unpaired
 
 
+def lines(stream: BinaryIO) -> Iterator[tuple[int, str]]:
+    """(line number, line) of every line of a JSON Lines ``stream``, blank ones too."""
+    with io.TextIOWrapper(stream, encoding="utf-8-sig", newline="\n") as handle:
+        yield from enumerate(handle, 1)
+
+
 def rows(stream: BinaryIO) -> Iterator[tuple[int, str]]:
     """(line number, line) of each non-blank line of a JSON Lines ``stream``: one row each."""
-    with io.TextIOWrapper(stream, encoding="utf-8-sig", newline="\n") as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                yield number, line
+    return ((number, line) for number, line in lines(stream) if line.strip())
 
 
 def read_table(stream: BinaryIO, name: str) -> pa.Table:
