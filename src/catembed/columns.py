@@ -59,13 +59,8 @@ class ColumnReport:
 
     def fields(self, report: ValueReport) -> list[object]:
         """``report``'s values of the added columns (``reason`` last, when it is one)."""
-        values: list[object] = [
-            report.verdict.value,
-            report.score,
-            report.nearest,
-            report.suggestion,
-        ]
-        return [*values, report.reason] if len(self.names) > len(values) else values
+        values = (report.verdict.value, report.score, report.nearest, report.suggestion)
+        return [*values, report.reason][: len(self.names)]
 
     @property
     def rows(self) -> int:

@@ -265,7 +265,7 @@ class FormatProfile:
         for i, word in enumerate(words):
             short_capitals = word.isupper() and len(word) <= 3
             if short_capitals and (not shouting or (len(words) == 1 and _acronym(word))):
-                continue  # a code or an acronym: 'Canton MA', 'Plainfield IN', 'TV Stands''
+                continue  # a code or an acronym: 'Canton MA', 'Plainfield IN', 'TV Stands'
             if i and word.casefold() in CONNECTORS and "l" in self.word_shapes:
                 words[i] = word.lower()
             elif short_capitals and len(word) <= 2 and "U3" in self.word_shapes:

@@ -309,8 +309,9 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         batcher = state.batcher
 
         def run() -> tuple[list[dict[str, Any]], int]:
-            # On a pool thread: the validator's encode calls go through the batcher and cache;
-            # the tokenizer is only used on the encode thread.
+            # On a pool thread: the validator's own encoder goes through the batcher and cache
+            # (a trained validator judges with its base model's); the tokenizer is only used
+            # on the encode thread.
             reports = state.validator.validate(body.values, body.rows, body.column_evidence)
             return reports, sum(batcher.run_exclusive(batcher.count_tokens, texts))
 

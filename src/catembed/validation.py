@@ -462,22 +462,23 @@ class Validator:
         if not texts:
             return []
         clipped = _clipped(texts)
-        vectors = encode_normalized(self.encoder, clipped, self.batch_size)
-        if vectors.shape[1] != self.embeddings.shape[1]:
-            raise ModelError(
-                f"the encoder gives {vectors.shape[1]} dimensions, "
-                f"the validator's references {self.embeddings.shape[1]}"
-            )
-        top, where = similarities(vectors, self.embeddings)
+        if self.domain is not None and self.domain.encoder is not self.encoder:
+            # The classifier's own (base) encoder decides and gives the nearest value too:
+            # fine-tuning pulls a domain's values together, so its nearest value is near chance.
+            vectors = encode_normalized(self.domain.encoder, clipped, self.batch_size)
+            references = self._domain_references()
+        else:
+            vectors = encode_normalized(self.encoder, clipped, self.batch_size)
+            if vectors.shape[1] != self.embeddings.shape[1]:
+                raise ModelError(
+                    f"the encoder gives {vectors.shape[1]} dimensions, "
+                    f"the validator's references {self.embeddings.shape[1]}"
+                )
+            references = self.embeddings
+        top, where = similarities(vectors, references)
         inside: list[float | None] = [None] * len(texts)
-        if self.domain is not None and self.domain.encoder is self.encoder:
+        if self.domain is not None:
             inside = list(probabilities(vectors, self.domain.weights, self.domain.bias))
-        elif self.domain is not None:
-            # The nearest value too comes from the classifier's (base) embeddings: fine-tuning
-            # pulls a domain's values together, so its nearest value is close to chance.
-            domain_vectors = encode_normalized(self.domain.encoder, clipped, self.batch_size)
-            inside = list(probabilities(domain_vectors, self.domain.weights, self.domain.bias))
-            top, where = similarities(domain_vectors, self._domain_references())
         return [
             self._embedding_rule(text, float(s), int(i), None if p is None else float(p))
             for text, s, i, p in zip(texts, top, where, inside, strict=True)
