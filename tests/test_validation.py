@@ -124,6 +124,12 @@ def test_every_verdict_kind(validator: Validator) -> None:
     assert reports[1].nearest in APPAREL and "below" in reports[1].reason
     assert reports[3].suggestion == "" and reports[3].reason == "placeholder"
     assert reports[5].reason == "joins Sweaters and Hoodies"
+    glued = validator.validate(["SweatersHoodies"])[0]  # no suggestion: it would drop one
+    assert (glued.verdict, glued.reason, glued.suggestion) == (
+        Verdict.MALFORMED,
+        "joins Sweaters and Hoodies",
+        "",
+    )
     assert [r.value for r in reports] == values
     assert reports[6].to_dict() == {
         "value": None,
@@ -241,6 +247,11 @@ def test_rewrites_undo_one_kind_of_damage_each_in_the_reference_values_case() ->
     assert repairer.rewrites("Mortar and Pestle, Mortar")[:2] == ["Mortar and Pestle", "Mortar"]
     # Two values joined: suggesting either would drop the other.
     assert not {"Mortar", "Board Games"} & set(repairer.rewrites("Mortar; Board Games"))
+    # Glued at a capital, '_', '.' or '-' is joined too; glued at no boundary may be a word.
+    assert repairer.glued("TV_StandsBoard-Games") == ["TV Stands", "Board Games"]
+    assert repairer.rewrites("BoardGamesSandboxToys") == []
+    assert repairer.rewrites("Board_GamesBoard_Games") == ["Board Games"]
+    assert Repairer(["Foot", "Ball"], FormatProfile.learn(["Foot", "Ball"])).glued("Football") == []
     assert "Canton" in repairer.rewrites("Canton MA")
     assert "Canton Ma" not in repairer.rewrites("Canton MA")  # a code keeps its case
     assert repairer.profile.recased("MORTAR AND PESTLE") == "Mortar and Pestle"

@@ -548,6 +548,26 @@ class Repairer:
         self._codes = any(_APPENDED_CODE.fullmatch(v) for v in self.reference)
         self.dense = one_edit_share(self._keys) >= DENSE_SHARE
 
+    def glued(self, text: str) -> list[str]:
+        """The reference values glued into ``text`` at capitals, '_', '.' or '-'
+        ('JeansSocks', 'Jeans_Socks'), or []. Not at no boundary at all: 'Football' may be a
+        value of its own next to 'Foot' and 'Ball'."""
+        if len(text) > 4 * max(self.profile.max_length, 1) or any(c.isspace() for c in text):
+            return []
+        tokens = re.sub(r"[_.\-]+|(?<=[a-z])(?=[A-Z])", " ", text).split()
+        if len(tokens) < 2:
+            return []
+        # best[i]: the fewest reference values that make up tokens[:i]
+        best: list[list[str] | None] = [[]] + [None] * len(tokens)
+        for end in range(1, len(tokens) + 1):
+            for start in range(end):
+                head, now = best[start], best[end]
+                value = self._canonical.get(canonical(" ".join(tokens[start:end])))
+                if head is not None and value and (now is None or len(head) + 1 < len(now)):
+                    best[end] = [*head, value]
+        found = best[len(tokens)]
+        return found if found is not None and len(found) > 1 else []
+
     def without_code(self, text: str) -> str:
         """``text`` cleaned, less a short upper-case code appended to it ('Madison WI' ->
         'Madison'), unless reference values end in such codes themselves."""
@@ -563,6 +583,9 @@ class Repairer:
         ('#badmintonracket'); digits read as letters ('T0y R0b0t') and stray non-ASCII
         letters dropped where the reference values have neither; less a code ('Canton MA');
         each part of a joined value, longest first."""
+        glued = self.glued(text)
+        if glued:  # 'JeansJeans' -> 'Jeans'; 'JeansSocks': either one would drop the other
+            return glued[:1] if len(set(glued)) == 1 else []
         profile = self.profile
         plain = clean(text)
         unsuffixed = clean(without_suffix(text.strip()))
