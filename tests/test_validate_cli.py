@@ -85,6 +85,31 @@ def test_every_table_format_keeps_each_row_and_adds_the_report(
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_a_plain_tsv_or_csv_output_starts_each_line_with_the_input_line(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    lines = ["id\tcategory", "0\tSweaters", "1\tCar Battery", "2\t<b>Sweaters</b>"]
+    source = tmp_path / "in.tsv"
+    source.write_text("\n".join(lines) + "\n", "utf-8")
+    output = tmp_path / "out.tsv"
+    code, _, err = run(
+        "validate", "--model", str(model_dir), str(source), "--column", "category",
+        "--output", str(output),
+    )  # fmt: skip
+    assert code == 0, err
+    written = output.read_text("utf-8").splitlines()
+    assert written[0] == "\t".join(["id", "category", *REPORT])
+    assert all(w.startswith(line + "\t") for w, line in zip(written, lines, strict=True))
+    assert '"' not in output.read_text("utf-8")  # nothing here needs quotes
+    # A cell that holds the delimiter is quoted, and reads back as it was.
+    source = tmp_path / "in.csv"
+    source.write_text('category\n"Hooks, Buckles"\nSweaters\n', "utf-8")
+    output = tmp_path / "out.csv"
+    code, _, err = run("validate", "--model", str(model_dir), str(source), "--output", str(output))
+    assert code == 0, err
+    assert read_table(output).column("category").to_pylist() == ["Hooks, Buckles", "Sweaters"]
+
+
 def test_a_text_file_gets_a_value_column(model_dir: Path, tmp_path: Path) -> None:
     source = write(tmp_path / "in.txt", pa.table({"category": VALUES}))
     output = tmp_path / "out.csv"

@@ -212,10 +212,14 @@ def write_output(
         plain = [f.name for f in table.schema if not pa.types.is_dictionary(f.type)]
         write_table(table, path, fmt, write_statistics=plain, row_group_size=2**20)
         return
-    plain = [
-        c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns
-    ]
-    write_table(pa.table(plain, names=table.column_names), path, fmt)  # text formats: plain
+    plain = []  # text formats: plain columns; an empty report field as an empty cell
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        if name in report.names and pa.types.is_string(column.type):
+            column = pc.if_else(pc.equal(column, ""), pa.scalar(None, column.type), column)
+        plain.append(column)
+    write_table(pa.table(plain, names=table.column_names), path, fmt)
 
 
 def _append_to_jsonl(report: ColumnReport, source: str, target: str | Path) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -189,7 +190,11 @@ def write_table(
         elif fmt in ("csv", "tsv"):
             delimiter = "\t" if fmt == "tsv" else ","
             try:
-                pacsv.write_csv(table, handle, pacsv.WriteOptions(delimiter=delimiter))
+                quoting = _csv_quoting(table, delimiter)
+                options = pacsv.WriteOptions(
+                    delimiter=delimiter, quoting_style=quoting, quoting_header=quoting
+                )
+                pacsv.write_csv(table, handle, options)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
                 raise InputError(
                     f"cannot write {shown_path(path)} as {fmt}: {first_line(error)}; "
@@ -202,6 +207,33 @@ def write_table(
         else:
             for value in table.column(0).to_pylist():
                 handle.write(("" if value is None else str(value)).encode("utf-8") + b"\n")
+
+
+def _csv_quoting(table: pa.Table, delimiter: str) -> str:
+    """'none' when no cell or column name needs quotes, else 'needed': pyarrow's 'needed'
+    quotes every text cell, which turns a plain TSV into one that ``cut`` misreads. An empty
+    text needs its quotes too, or it reads back as a missing cell."""
+    special = f'[{delimiter}"\r\n]'
+    if any(pc.match_substring_regex(name, special).as_py() for name in table.column_names):
+        return "needed"
+    for column in table.columns:
+        kind = column.type
+        if pa.types.is_dictionary(kind):
+            column, kind = column.cast(kind.value_type), kind.value_type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            if (
+                pc.any(pc.match_substring_regex(column, special)).as_py()
+                or pc.any(pc.equal(column, "")).as_py()
+            ):
+                return "needed"
+        elif not (
+            pa.types.is_integer(kind)
+            or pa.types.is_floating(kind)
+            or pa.types.is_null(kind)
+            or pa.types.is_boolean(kind)
+        ):
+            return "needed"  # dates, lists, binary, ...: let pyarrow decide
+    return "none"
 
 
 def shown_path(path: str | Path) -> str:
