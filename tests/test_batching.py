@@ -112,6 +112,94 @@ def test_batched_encoder_serves_blocking_callers_through_the_batcher(base_model:
     assert raw.shape == (1, 384)  # not normalised on request: served by the model directly
 
 
+def test_a_text_that_breaks_the_encoder_fails_only_its_own_caller(base_model: Any) -> None:
+    """A lone surrogate makes the tokenizer raise: the batch it joined is retried job by job,
+    so the callers sharing that batch still get their vectors."""
+    requests = [["Sweaters", "Hoodies"], ["Cardigan", "\ud800"], ["Hoodies", "Wool Socks"]]
+
+    async def scenario() -> tuple[list[Any], list[Any], MicroBatcher]:
+        batcher = MicroBatcher(base_model, BatchingConfig(max_wait_ms=200))
+        await batcher.start()
+        try:
+            results = await asyncio.gather(
+                *(batcher.embed(texts) for texts in requests), return_exceptions=True
+            )
+            assert batcher.pending_texts == 0
+            after = await batcher.embed(["Cardigan", "Scarves"])  # the worker is still alive
+        finally:
+            await batcher.stop()
+        return results, after, batcher
+
+    results, after, batcher = asyncio.run(scenario())
+    assert isinstance(results[1], TypeError)
+    for index in (0, 2):
+        vectors = np.stack([item.vector for item in results[index]])
+        np.testing.assert_allclose(vectors, direct(base_model, requests[index]), atol=1e-5)
+    np.testing.assert_allclose(
+        np.stack([item.vector for item in after]),
+        direct(base_model, ["Cardigan", "Scarves"]),
+        atol=1e-5,
+    )
+    assert batcher.stats.batches >= 3  # the failed batch, then each request alone
+
+
+def test_a_small_request_does_not_wait_for_a_large_one_queued_before_it(
+    base_model: Any,
+) -> None:
+    large = [f"Knitted winter item number {i}" for i in range(160)]
+    finished: list[str] = []
+
+    async def scenario() -> tuple[list[Any], list[Any], MicroBatcher]:
+        batcher = MicroBatcher(base_model, BatchingConfig(max_batch_size=8, max_wait_ms=0))
+        await batcher.start()
+        try:
+            big = asyncio.ensure_future(batcher.embed(large))
+            big.add_done_callback(lambda _: finished.append("large"))
+            while batcher.stats.batches == 0:  # the large request is being encoded
+                await asyncio.sleep(0.005)
+            assert not big.done()
+            small = asyncio.ensure_future(batcher.embed(["Hoodies"]))
+            small.add_done_callback(lambda _: finished.append("small"))
+            return await big, await small, batcher
+        finally:
+            await batcher.stop()
+
+    big, small, batcher = asyncio.run(scenario())
+    assert finished == ["small", "large"]
+    np.testing.assert_allclose(small[0].vector, direct(base_model, ["Hoodies"])[0], atol=1e-5)
+    np.testing.assert_allclose(
+        np.stack([item.vector for item in big]), direct(base_model, large), atol=1e-5
+    )
+    assert batcher.stats.largest_batch == 8
+    assert batcher.stats.encoded_texts == len(large) + 1
+
+
+def test_long_texts_are_encoded_in_chunks_of_bounded_tokens(base_model: Any) -> None:
+    """max_batch_tokens bounds a chunk's padded tokens (estimated at 4 characters a token,
+    at most the model's 256): four texts of 256 tokens fit in 1,100, short ones by the dozen."""
+    long = [f"{i} " + "a woollen winter garment, knitted by hand " * 30 for i in range(10)]
+    short = [f"Socks {i}" for i in range(40)]
+
+    async def scenario() -> tuple[list[Any], MicroBatcher]:
+        config = BatchingConfig(max_batch_tokens=1_100, max_wait_ms=0)
+        batcher = MicroBatcher(base_model, config)
+        await batcher.start()
+        try:
+            items = await batcher.embed(long)
+            sizes = [batcher.stats.largest_batch, batcher.stats.batches]
+            await batcher.embed(short)
+        finally:
+            await batcher.stop()
+        return [items, sizes], batcher
+
+    (items, sizes), batcher = asyncio.run(scenario())
+    assert sizes == [4, 3]  # 4 + 4 + 2
+    assert batcher.stats.largest_batch == 40
+    np.testing.assert_allclose(
+        np.stack([item.vector for item in items]), direct(base_model, long), atol=1e-5
+    )
+
+
 def test_lru_cache_forgets_the_least_recently_used() -> None:
     cache = LRUCache(2)
     for key in ("a", "b"):
@@ -125,6 +213,7 @@ def test_lru_cache_forgets_the_least_recently_used() -> None:
     ("field", "value", "message"),
     [
         ("max_batch_size", 0, "max batch size must be at least 1"),
+        ("max_batch_tokens", 0, "max batch tokens must be at least 1"),
         ("max_wait_ms", -1, "max wait must be in"),
         ("cache_size", -1, "cache size must not be negative"),
         ("max_pending_texts", 0, "max pending texts must be at least 1"),

@@ -1,10 +1,18 @@
 """Dynamic micro-batching with an embedding cache, for serving one model to many callers.
 
 Callers ``await batcher.embed(texts)``. Texts already in the LRU cache are answered at once;
-the others go on an asyncio queue. A single worker takes what is queued, waits up to
-``max_wait_ms`` for more (or until ``max_batch_size`` texts), drops duplicates and texts that
-were cached meanwhile, encodes the rest in one ``encode`` call on a dedicated thread (so one
-encode runs at a time and the event loop stays free), caches the vectors and wakes the callers.
+the others go on an asyncio queue. A single worker admits what is queued, waits up to
+``max_wait_ms`` for more (or until ``max_batch_size`` texts), and encodes the waiting texts in
+chunks, one ``encode`` call at a time on a dedicated thread (so the event loop stays free). A
+text asked by several callers is encoded once; the vectors go to the cache and to every caller
+waiting for them.
+
+Chunks are fair: a chunk holds at most ``max_batch_size`` texts and about ``max_batch_tokens``
+padded tokens (estimated from characters), every waiting job first gets a share of it in
+arrival order (at most 1/``FAIR_SHARES`` of it each), then the oldest jobs fill the rest, and
+jobs that arrive while a chunk encodes join the next one. A small request that arrives behind
+a large one therefore waits about one chunk, not the whole large request. When an encode
+fails, each job of the chunk is retried alone, so only the job whose text broke it fails.
 
 The memory it holds is bounded: the cache by entries, the queue by pending texts (a caller
 that would exceed it gets :class:`Overloaded` at once instead of waiting).
@@ -26,15 +34,18 @@ from typing import Any
 import numpy as np
 
 from catembed.backends import Encoder
-from catembed.errors import CatembedError, ConfigError
+from catembed.errors import CatembedError, ConfigError, first_line
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BATCH_SIZE = 256
+# 32 texts of 256 tokens (about 3 s on two cores); 256 category strings take a tenth of it.
+DEFAULT_MAX_BATCH_TOKENS = 8_192
 DEFAULT_MAX_WAIT_MS = 2.0
 DEFAULT_CACHE_SIZE = 20_000
 DEFAULT_MAX_PENDING_TEXTS = 8_192
 CHARS_PER_TOKEN_ESTIMATE = 4
+FAIR_SHARES = 8  # each waiting job first gets up to 1/8 of a chunk, then the oldest fill it
 
 
 class Overloaded(CatembedError):
@@ -46,6 +57,7 @@ class BatchingConfig:
     """How the worker groups texts and how much it may hold in memory."""
 
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE  # texts per encode call
+    max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS  # padded tokens per encode call (estimate)
     max_wait_ms: float = DEFAULT_MAX_WAIT_MS  # how long a batch waits for company
     cache_size: int = DEFAULT_CACHE_SIZE  # cached embeddings (entries); 0 disables the cache
     max_pending_texts: int = DEFAULT_MAX_PENDING_TEXTS  # queued texts before Overloaded
@@ -53,6 +65,8 @@ class BatchingConfig:
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
             raise ConfigError(f"max batch size must be at least 1, got {self.max_batch_size}")
+        if self.max_batch_tokens < 1:
+            raise ConfigError(f"max batch tokens must be at least 1, got {self.max_batch_tokens}")
         if not 0 <= self.max_wait_ms <= 1000:
             raise ConfigError(f"max wait must be in [0, 1000] ms, got {self.max_wait_ms}")
         if self.cache_size < 0:
@@ -140,10 +154,25 @@ def token_counter(encoder: Encoder) -> tuple[Callable[[list[str]], list[int]], s
     return estimate, "estimate"
 
 
-@dataclass
+@dataclass(eq=False)
 class _Job:
     texts: list[str]  # distinct texts not in the cache when the job was queued
     future: asyncio.Future[dict[str, Embedded]]
+    found: dict[str, Embedded] = field(default_factory=dict)
+    cursor: int = 0  # every text before it is found or in the chunk being built
+
+    def next_text(self, taken: dict[str, None]) -> str | None:
+        """The job's first text that is neither found nor already in the chunk."""
+        while self.cursor < len(self.texts):
+            text = self.texts[self.cursor]
+            if text not in self.found and text not in taken:
+                return text
+            self.cursor += 1
+        return None
+
+    @property
+    def waiting(self) -> int:
+        return len(self.texts) - len(self.found)
 
 
 class MicroBatcher:
@@ -160,6 +189,9 @@ class MicroBatcher:
         self.count_tokens, self.token_counting = token_counter(encoder)
         self.pending_texts = 0
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._active: list[_Job] = []  # admitted jobs, oldest first
+        self._waiters: dict[str, list[_Job]] = {}  # text -> admitted jobs waiting for it
+        self._max_tokens = getattr(encoder, "max_seq_length", None)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catembed-encode")
         self._worker: asyncio.Task[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -205,65 +237,158 @@ class MicroBatcher:
             try:
                 found.update(await job.future)
             finally:
-                if not job.future.done():  # the caller went away: the worker skips the job
+                if not job.future.done():  # the caller went away: the worker drops the job
                     job.future.cancel()
         return [found[text] for text in texts]
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            jobs = [await self._queue.get()]
-            size = len(jobs[0].texts)
-            deadline = loop.time() + self.config.max_wait_ms / 1000
-            while size < self.config.max_batch_size:
+        try:
+            while True:
+                if not self._active:
+                    self._admit(await self._queue.get())
+                await self._gather()
+                for job in [job for job in self._active if job.future.done()]:
+                    self._finish(job)  # its caller went away
+                if not self._active:
+                    continue
                 try:
-                    job = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        break
-                    try:
-                        job = await asyncio.wait_for(self._queue.get(), remaining)
-                    except TimeoutError:
-                        break
-                jobs.append(job)
-                size += len(job.texts)
-            try:
-                await self._process(jobs)
-            except Exception as error:  # never let one bad batch stop the worker
-                logger.exception("encoding a batch failed")
-                for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(error)
-            finally:
-                self.pending_texts -= sum(len(job.texts) for job in jobs)
+                    await self._encode_chunk(self._next_chunk())
+                except Exception as error:  # never let a bug here stop the worker
+                    logger.exception("the batcher failed")
+                    for job in list(self._active):
+                        self._finish(job, error)
+        finally:
+            stopped = CatembedError("the encoder stopped before this request was answered")
+            for job in list(self._active):
+                self._finish(job, stopped)
+            while not self._queue.empty():
+                job = self._queue.get_nowait()
+                self._active.append(job)
+                self._finish(job, stopped)
 
-    async def _process(self, jobs: list[_Job]) -> None:
-        live = [job for job in jobs if not job.future.done()]
-        results: dict[str, Embedded] = {}
-        todo: list[str] = []
-        for text in dict.fromkeys(t for job in live for t in job.texts):
-            cached = self.cache.get(text)  # encoded by an earlier batch since it was queued
-            if cached is None:
-                todo.append(text)
+    async def _gather(self) -> None:
+        """Admit every queued job; wait up to ``max_wait_ms`` for more while the waiting
+        texts would not fill a chunk."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.max_wait_ms / 1000
+        waiting = sum(job.waiting for job in self._active)
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                remaining = deadline - loop.time()
+                if waiting >= self.config.max_batch_size or remaining <= 0:
+                    return
+                try:
+                    job = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    return
+            waiting += self._admit(job)
+
+    def _admit(self, job: _Job) -> int:
+        """Make ``job`` active (texts encoded since it was queued come from the cache) and
+        return how many of its texts still wait."""
+        self._active.append(job)
+        for text in job.texts:
+            cached = self.cache.get(text)
+            if cached is not None:
+                job.found[text] = cached
             else:
-                results[text] = cached
-        for start in range(0, len(todo), self.config.max_batch_size):
-            chunk = todo[start : start + self.config.max_batch_size]
-            began = time.perf_counter()
-            vectors, tokens = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._encode, chunk
-            )
-            self.stats.encode_seconds += time.perf_counter() - began
-            self.stats.batches += 1
-            self.stats.encoded_texts += len(chunk)
-            self.stats.largest_batch = max(self.stats.largest_batch, len(chunk))
-            for text, vector, count in zip(chunk, vectors, tokens, strict=True):
-                results[text] = Embedded(vector, count)
-                self.cache.put(text, results[text])
-        for job in live:
-            if not job.future.done():
-                job.future.set_result({text: results[text] for text in job.texts})
+                self._waiters.setdefault(text, []).append(job)
+        if not job.waiting:
+            self._finish(job)
+        return job.waiting
+
+    def _finish(self, job: _Job, error: BaseException | None = None) -> None:
+        """Answer ``job`` (unless its caller went away) and forget it."""
+        self._active.remove(job)
+        self.pending_texts -= len(job.texts)
+        for text in job.texts:
+            waiters = self._waiters.get(text)
+            if waiters is not None and job in waiters:
+                waiters.remove(job)
+                if not waiters:
+                    del self._waiters[text]
+        if job.future.done():
+            return
+        if error is None:
+            job.future.set_result(job.found)
+        else:
+            job.future.set_exception(error)
+
+    def _estimate_tokens(self, text: str) -> int:
+        tokens = math.ceil(len(text) / CHARS_PER_TOKEN_ESTIMATE) + 2  # [CLS] and [SEP]
+        return min(tokens, self._max_tokens) if self._max_tokens else tokens
+
+    def _next_chunk(self) -> list[str]:
+        """The texts of the next encode call: first a fair share for every job in arrival
+        order, then the oldest jobs' texts, within ``max_batch_size`` texts and about
+        ``max_batch_tokens`` padded tokens."""
+        size, budget = self.config.max_batch_size, self.config.max_batch_tokens
+        share = max(1, size // FAIR_SHARES)
+        chunk: dict[str, None] = {}
+        longest = 0
+        for limit in (share, size):
+            for job in self._active:
+                taken = 0
+                while taken < limit and len(chunk) < size:
+                    text = job.next_text(chunk)
+                    if text is None:
+                        break
+                    tokens = max(longest, self._estimate_tokens(text))
+                    if chunk and (len(chunk) + 1) * tokens > budget:
+                        break  # too long for this chunk; shorter texts of other jobs may fit
+                    chunk[text] = None
+                    longest = tokens
+                    taken += 1
+                if len(chunk) >= size:
+                    return list(chunk)
+        return list(chunk)
+
+    async def _encode_chunk(self, chunk: list[str]) -> None:
+        """Encode ``chunk`` and hand its vectors to every job waiting for them. When the
+        encode fails and several jobs wait for its texts, each job's part is retried alone,
+        so that only the jobs whose own texts fail get the error."""
+        try:
+            results = await self._encode_counted(chunk)
+        except Exception as error:
+            in_chunk = set(chunk)
+            jobs = [job for job in self._active if any(t in in_chunk for t in job.texts)]
+            logger.exception("encoding %d texts of %d request(s) failed", len(chunk), len(jobs))
+            if len(jobs) == 1:
+                self._finish(jobs[0], error)
+                return
+            results = {}
+            for job in jobs:
+                part = [t for t in job.texts if t in in_chunk and t not in results]
+                try:
+                    results.update(await self._encode_counted(part) if part else {})
+                except Exception as alone:
+                    logger.warning("a request failed alone too: %s", first_line(alone))
+                    self._finish(job, alone)
+        done: list[_Job] = []
+        for text, item in results.items():
+            for job in self._waiters.pop(text, []):
+                job.found[text] = item
+                if not job.waiting:
+                    done.append(job)
+        for job in done:
+            self._finish(job)
+
+    async def _encode_counted(self, texts: list[str]) -> dict[str, Embedded]:
+        began = time.perf_counter()
+        vectors, tokens = await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._encode, texts
+        )
+        self.stats.encode_seconds += time.perf_counter() - began
+        self.stats.batches += 1
+        self.stats.encoded_texts += len(texts)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(texts))
+        results: dict[str, Embedded] = {}
+        for text, vector, count in zip(texts, vectors, tokens, strict=True):
+            results[text] = Embedded(vector, count)
+            self.cache.put(text, results[text])
+        return results
 
     def _encode(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
         vectors = self.encoder.encode(
