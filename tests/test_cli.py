@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
 import click
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -191,6 +193,10 @@ def test_encode_is_consistent_across_outputs(model_dir: Path, tmp_path: Path) ->
     run("encode", "--model", str(model_dir), "Sweaters", "--output", str(npy))
     line = json.loads(run("encode", "--model", str(model_dir), "Sweaters").output)
     np.testing.assert_allclose(np.load(npy)[0], line["embedding"], atol=1e-5)
+    packed = tmp_path / "a.npy.gz"  # compressed as its name says, like every other output
+    run("encode", "--model", str(model_dir), "Sweaters", "--output", str(packed))
+    with gzip.open(packed) as handle:
+        np.testing.assert_array_equal(np.load(handle), np.load(npy))
 
 
 def test_similarity_prints_a_matrix(model_dir: Path) -> None:
@@ -223,16 +229,36 @@ def test_evaluate_prints_accuracy_per_part(model_dir: Path, tmp_path: Path) -> N
         (["similarity", "--model", "{model}", "only-one"], "at least two"),
         (["evaluate", "--model", "{model}", "--data", "{tmp}/none.csv"], "file not found"),
         (["encode", "--model", "{model}", "x", "--output", "{tmp}/out.xlsx"], "must end in"),
+        # The output is checked before the input is read and anything is encoded.
+        (
+            [
+                "encode",
+                "--model",
+                "{model}",
+                "--input",
+                "{tmp}/none.txt",
+                "--output",
+                "{tmp}/no/o.npy",
+            ],
+            "folder {tmp}/no does not exist",
+        ),
+        # Bytes that are not UTF-8 reach Python as lone surrogates.
+        (["encode", "--model", "{model}", "caf\udce9"], "value 1 is not valid UTF-8 text"),
+        (["similarity", "--model", "{model}", "x", "caf\udce9"], "value 2 is not valid UTF-8"),
+        (["encode", "--model", "{model}", "--input", "{tmp}/lists.parquet"], "a column of list"),
     ],
 )
 def test_inference_commands_bad_input(
     model_dir: Path, tmp_path: Path, args: list[str], message: str
 ) -> None:
+    pq.write_table(pa.table({"value": [["a"], ["b"]]}), tmp_path / "lists.parquet")
     argv = [a.format(missing=tmp_path / "nope", tmp=tmp_path, model=model_dir) for a in args]
     result = CliRunner().invoke(main, argv)
     assert result.exit_code != 0
-    assert message in result.output
+    assert message.format(tmp=tmp_path) in result.output
     assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and message.format(tmp=tmp_path) in errors[0], result.output
 
 
 def test_kinds_says_which_corruptions_are_trained_on_by_default() -> None:

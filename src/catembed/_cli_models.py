@@ -278,21 +278,37 @@ def encode(
     import numpy as np
     import pyarrow as pa
 
-    from catembed.backends import load_encoder
-    from catembed.tables import atomic_file, read_column, table_format, write_table
+    from catembed.backends import check_encodable, load_encoder
+    from catembed.tables import output_stream, read_column, table_format, writable, write_table
 
     if values and input_file:
         raise click.UsageError("give values as arguments or with --input, not both")
-    cells = list(values) if values else read_column(input_file or "-", column).to_pylist()
+    fmt = table_format(output_file) if output_file else "jsonl"
+    if fmt not in ("jsonl", "npy", "parquet"):
+        raise click.UsageError(
+            "--output must end in .jsonl, .npy or .parquet (and may add .gz, .bz2, .zst or .lz4)"
+        )
+    if output_file is not None:
+        writable(output_file)  # before the slow part
+    array = None if values else read_column(input_file or "-", column)
+    if array is not None and not (
+        pa.types.is_string(array.type)
+        or pa.types.is_large_string(array.type)
+        or pa.types.is_integer(array.type)
+        or pa.types.is_floating(array.type)
+        or pa.types.is_null(array.type)
+    ):
+        raise CatembedError(f"cannot encode a column of {array.type}: give a column of texts")
+    cells = list(values) if array is None else array.to_pylist()
     texts = ["" if v is None else str(v) for v in cells]
     if not texts:
         raise CatembedError("no values to encode")
+    check_encodable(texts)
     missing = sum(v is None for v in cells)
     if missing:  # kept, so that row i of the output is still row i of the input
         click.echo(f"{plural(missing, 'missing cell')} encoded as empty text", err=True)
     model = load_encoder(model_dir, backend)
     vectors = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=128)
-    fmt = table_format(output_file) if output_file else "jsonl"
     if output_file is None:
         for text, vector in zip(texts, vectors, strict=True):
             click.echo(
@@ -302,17 +318,15 @@ def encode(
                 )
             )
     elif fmt == "npy":
-        with atomic_file(output_file) as tmp, tmp.open("wb") as handle:
+        with output_stream(output_file) as handle:
             np.save(handle, vectors.astype(np.float32))
-    elif fmt in ("jsonl", "parquet"):
+    else:
         write_table(
             pa.table(
                 {"value": texts, "embedding": [v.tolist() for v in vectors.astype(np.float32)]}
             ),
             output_file,
         )
-    else:
-        raise click.UsageError("--output must end in .jsonl, .npy or .parquet")
     if output_file is not None:
         click.echo(
             f"{len(texts)} embeddings of dimension {vectors.shape[1]} written to {output_file}",
@@ -326,10 +340,11 @@ def encode(
 @click.argument("values", nargs=-1, required=True)
 def similarity(model_dir: Path, backend: str, values: tuple[str, ...]) -> None:
     """Print the cosine similarity matrix of the given values."""
-    from catembed.backends import load_encoder
+    from catembed.backends import check_encodable, load_encoder
 
     if len(values) < 2:
         raise click.UsageError("give at least two values")
+    check_encodable(values)
     model = load_encoder(model_dir, backend)
     vectors = model.encode(list(values), normalize_embeddings=True, convert_to_numpy=True)
     matrix = vectors @ vectors.T

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from catembed.errors import ConfigError
+from catembed.errors import ConfigError, InputError
 from catembed.models import check_model_folder, load_model
 
 
@@ -36,13 +36,18 @@ class Encoder(Protocol):
     def encode(self, inputs: Any, *args: Any, **kwargs: Any) -> Any: ...
 
 
-def load_encoder(path: str | Path, backend: Backend | str = DEFAULT_BACKEND) -> Encoder:
-    """Load the model folder at ``path`` for inference with ``backend``."""
+def check_backend(backend: Backend | str) -> Backend:
+    """The backend ``backend`` names, or a ConfigError listing them."""
     try:
-        chosen = Backend(backend)
+        return Backend(backend)
     except ValueError:
         known = ", ".join(b.value for b in Backend)
         raise ConfigError(f"unknown backend {backend!r}; choose one of: {known}") from None
+
+
+def load_encoder(path: str | Path, backend: Backend | str = DEFAULT_BACKEND) -> Encoder:
+    """Load the model folder at ``path`` for inference with ``backend``."""
+    chosen = check_backend(backend)
     folder = check_model_folder(path)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the encoder's threads are enough
     if chosen is Backend.TORCH:
@@ -52,10 +57,24 @@ def load_encoder(path: str | Path, backend: Backend | str = DEFAULT_BACKEND) -> 
     return OnnxEncoder(folder, quantized=chosen is Backend.ONNX_INT8)
 
 
+def check_encodable(texts: Sequence[str]) -> None:
+    """Refuse a text the tokenizer cannot take: one with a lone surrogate, which is how
+    Python reads bytes that are not UTF-8 (in a command-line argument, say)."""
+    for number, text in enumerate(texts, 1):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise InputError(
+                f"value {number} is not valid UTF-8 text (character {error.start + 1}): "
+                f"{text[:40]!r}"
+            ) from None
+
+
 def encode_normalized(encoder: Encoder, texts: Sequence[str], batch_size: int) -> np.ndarray:
     """Unit-length float32 embeddings of ``texts``, one row each."""
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
+    check_encodable(texts)
     vectors = encoder.encode(
         list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
     )
