@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
-from catembed import DatasetConfig, build_triplets
+from catembed import DatasetConfig, build_triplets, train
 from catembed.corruptions import CORRUPTION_KINDS
 from catembed.dataset import (
     DEFAULT_CORRUPTION_KINDS,
@@ -120,6 +121,8 @@ def test_too_few_values_are_refused(values: list[str], message: str) -> None:
     ("kwargs", "message"),
     [
         ({"train_size": 0}, "train size"),
+        ({"train_size": 100_000_000}, "train size must be 1 to 1,000,000 triplets"),
+        ({"eval_size": 2_000_000}, "eval size must be 0 to 1,000,000"),
         ({"heldout_fraction": 1.0}, "held-out fraction"),
         ({"corruption_rate": 1.5}, "corruption rate"),
         ({"corruption_kinds": ("markup", "sparkles")}, "sparkles"),
@@ -151,3 +154,13 @@ def test_values_that_are_not_texts_are_refused() -> None:
         build_triplets(["Sweaters", "Cardigan", ...])  # type: ignore[list-item]
     with pytest.raises(TypeError, match="not one string"):
         build_triplets("Sweaters")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="config must be a DatasetConfig, got dict"):
+        build_triplets(["Sweaters", "Cardigan"], {"train_size": 5})  # type: ignore[arg-type]
+
+
+def test_train_refuses_one_string_or_a_config_of_another_kind(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="valid must be a list of texts, not one string"):
+        train("Sweaters", tmp_path / "out")
+    with pytest.raises(TypeError, match="config must be a TrainingConfig, got DatasetConfig"):
+        train(["Sweaters", "Cardigan"], tmp_path / "out", DatasetConfig())  # type: ignore[arg-type]
+    assert not (tmp_path / "out").exists()

@@ -20,6 +20,7 @@ CARD_SECTIONS = [
     "## Evaluation",
     "#### Triplet",
     "### Seen and held-out values (catembed)",
+    "### Validator (catembed)",
     "## Training Details",
     "### Training Dataset",
     "#### Non-Default Hyperparameters",
@@ -66,6 +67,13 @@ def test_card_has_every_section_and_the_values_used(
     assert "[3, 384]" in card
     assert "can be used for telling values of its domain from other domains' values" in card
     assert "paraphrase mining" not in card  # the template's default claim
+    # The usage example loads the folder written; the validator's calibration is reported.
+    assert f"SentenceTransformer({json.dumps(str(model_dir))})" in card
+    assert "sentence_transformers_model_id" not in card
+    calibration = json.loads((model_dir / "validator.json").read_text("utf-8"))["calibration"]
+    accepted = f"| valid values accepted | {calibration['valid_values']} |"
+    assert f"{accepted} {calibration['valid_accepted']:.1%} |" in card
+    assert f"catembed validate --model {model_dir} " in card
 
 
 def test_metadata_records_values_and_accuracy(model_dir: Path, trained: TrainingResult) -> None:

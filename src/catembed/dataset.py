@@ -32,6 +32,7 @@ DEFAULT_EVAL_SIZE = 177
 DEFAULT_HELDOUT_FRACTION = 0.2
 DEFAULT_CORRUPTION_RATE = 0.5
 DEFAULT_SEED = 42
+MAX_TRIPLETS = 1_000_000  # a million triplets train for hours here; more only fill memory
 OUT_OF_DOMAIN = "out_of_domain"
 COLUMNS = ("anchor", "positive", "negative")
 MIN_TRAINING_VALUES = 2
@@ -65,10 +66,14 @@ class DatasetConfig:
     seed: int = DEFAULT_SEED
 
     def __post_init__(self) -> None:
-        if self.train_size < 1:
-            raise ConfigError(f"train size must be at least 1, got {self.train_size}")
-        if self.eval_size < 0:
-            raise ConfigError(f"eval size must not be negative, got {self.eval_size}")
+        if not 1 <= self.train_size <= MAX_TRIPLETS:
+            raise ConfigError(
+                f"train size must be 1 to {MAX_TRIPLETS:,} triplets, got {self.train_size:,}"
+            )
+        if not 0 <= self.eval_size <= MAX_TRIPLETS:
+            raise ConfigError(
+                f"eval size must be 0 to {MAX_TRIPLETS:,} triplets, got {self.eval_size:,}"
+            )
         if not 0.0 <= self.heldout_fraction < 1.0:
             raise ConfigError(f"held-out fraction must be in [0, 1), got {self.heldout_fraction}")
         if not 0.0 <= self.corruption_rate <= 1.0:
@@ -132,6 +137,8 @@ def build_triplets(
 
     ``out_of_domain`` defaults to every built-in domain that does not overlap ``valid``.
     """
+    if config is not None and not isinstance(config, DatasetConfig):
+        raise TypeError(f"config must be a DatasetConfig, got {type(config).__name__}")
     config = config or DatasetConfig()
     values = _distinct(domain_values(DEFAULT_DOMAIN) if valid is None else valid)
     if not values:

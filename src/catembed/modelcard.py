@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
     from catembed.dataset import DatasetConfig
     from catembed.training import TrainingConfig, TrainingResult
+    from catembed.validation import Validator
 
 CARD_FILE = "README.md"
 SECTION_ANCHOR = "## Training Details"
@@ -41,14 +42,26 @@ def prepare_card_data(model: SentenceTransformer, base_model: str, dataset_name:
 
 
 def write_model_card(
-    folder: Path, result: TrainingResult, config: TrainingConfig, data: DatasetConfig
+    folder: Path,
+    result: TrainingResult,
+    config: TrainingConfig,
+    data: DatasetConfig,
+    validator: Validator | None = None,
 ) -> None:
     """Add catembed's sections to the card that ``model.save`` wrote into ``folder``."""
     path = folder / CARD_FILE
     card = path.read_text(encoding="utf-8") if path.exists() else ""
-    extra = "\n".join(
-        [_accuracy_section(result), _dataset_section(result, data), _config_section(config, data)]
+    # The usage example loads the folder written, not a Hub id it never had.
+    shown = json.dumps(str(result.model_dir))
+    card = card.replace("# Download from the 🤗 Hub\n", "# The folder `catembed train` wrote\n")
+    card = card.replace(
+        'SentenceTransformer("sentence_transformers_model_id")', f"SentenceTransformer({shown})"
     )
+    sections = [_accuracy_section(result)]
+    if validator is not None:
+        sections.append(_validator_section(validator, str(result.model_dir)))
+    sections += [_dataset_section(result, data), _config_section(config, data)]
+    extra = "\n".join(sections)
     if SECTION_ANCHOR in card:
         card = card.replace(SECTION_ANCHOR, extra + "\n" + SECTION_ANCHOR, 1)
     else:
@@ -85,6 +98,53 @@ def _accuracy_section(result: TrainingResult) -> str:
             "",
             f"Training took {result.train_seconds:.1f} s "
             f"({result.samples_per_second:.1f} training samples/s).",
+            "",
+        ]
+    )
+
+
+def _validator_section(validator: Validator, folder: str) -> str:
+    report = validator.calibration or {}
+    domain = validator.domain
+    figures = [
+        ("valid values accepted", "valid_accepted", "valid_values"),
+        ("out-of-domain values rejected", "out_of_domain_rejected", "out_of_domain_values"),
+        ("malformed values rejected", "malformed_rejected", "corrupted_values"),
+    ]
+    rows = [
+        f"| {label} | {report[count]} | {report[share]:.1%} |"
+        for label, share, count in figures
+        if share in report and count in report
+    ]
+    decision = (
+        f"a logistic regression on `{domain.model or 'this model'}` embeddings, in-domain "
+        f"probability threshold {domain.thresholds.similarity:.3f}"
+        if domain is not None
+        else f"cosine similarity threshold {validator.thresholds.similarity:.3f}"
+    )
+    auroc = f" (AUROC of the score {report['auroc']:.4f})" if "auroc" in report else ""
+    return "\n".join(
+        [
+            "### Validator (catembed)",
+            "",
+            f"This folder is also a validator (`validator.json`, `validator.safetensors`): "
+            f"{len(validator.reference)} reference values and, to tell values of other domains, "
+            f"{decision}. Checked at training time on values held out of it{auroc}:",
+            "",
+            "| Held-out check | Values | Share |",
+            "|:---------------|-------:|------:|",
+            *rows,
+            "",
+            "```bash",
+            f"catembed validate --model {folder} products.csv --column category",
+            "```",
+            "",
+            "```python",
+            "from catembed import Validator",
+            "",
+            f"validator = Validator.load({json.dumps(folder)})",
+            'print(validator.validate(["Hoodies", "<b>Sweaters</b>", "Toaster"]))',
+            "```",
             "",
         ]
     )

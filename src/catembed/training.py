@@ -97,6 +97,13 @@ def train(
     apparel) is used. ``out_of_domain`` replaces the built-in negatives (see build_triplets).
     The folder is written atomically: it appears only when complete, validator included.
     """
+    for argument, given in (("valid", valid), ("out_of_domain", out_of_domain)):
+        if isinstance(given, str | bytes):
+            raise TypeError(f"{argument} must be a list of texts, not one string")
+    if config is not None and not isinstance(config, TrainingConfig):
+        raise TypeError(f"config must be a TrainingConfig, got {type(config).__name__}")
+    if data is not None and not isinstance(data, DatasetConfig):
+        raise TypeError(f"data must be a DatasetConfig, got {type(data).__name__}")
     check_folder_target(output, overwrite)  # before minutes of work, not after
     config = config or TrainingConfig()
     data = data or DatasetConfig(seed=config.seed)
@@ -126,7 +133,7 @@ def train(
         after = _evaluate_parts(model, dataset)
         logger.info("fine-tuned accuracy: %s", _format(after))
         model.save(str(folder))
-        calibrate_for_training(
+        validator = calibrate_for_training(
             model,
             dataset,
             folder,
@@ -147,7 +154,7 @@ def train(
             log_history=log_history,
         )
         _write_metadata(folder, result, config, data, name)
-        write_model_card(folder, result, config, data)
+        write_model_card(folder, result, config, data, validator)
     logger.info("model written to %s", output)
     return result
 
