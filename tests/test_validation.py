@@ -444,7 +444,14 @@ def test_a_validator_built_from_a_named_model_loads_from_any_folder(
         built.save(folder)
         loaded = Validator.load(folder)
         assert loaded.model == built.model and loaded.validate(probe) == built.validate(probe)
-    assert Validator.load(model_dir).model == ""  # a trained validator: its own folder's model
+    home = shutil.copytree(model_dir, tmp_path / "home")
+    trained = Validator.load(home)
+    assert trained.model == ""  # a trained validator: its own folder's model
+    trained.save(tmp_path / "copy")  # saved elsewhere, it records that folder
+    copy = Validator.load(tmp_path / "copy")
+    assert copy.model == str(home.resolve()) and copy.validate(probe) == trained.validate(probe)
+    trained.save(home)  # saved at home, no path: the folder stays movable
+    assert json.loads((home / VALIDATOR_FILE).read_text("utf-8")).get("model", "") == ""
 
 
 def test_from_values_with_a_trained_folder_classifies_on_its_base_model(model_dir: Path) -> None:
@@ -455,6 +462,13 @@ def test_from_values_with_a_trained_folder_classifies_on_its_base_model(model_di
     probe = ["Kids Jeans", "T-Shirts", "Hoodies", "Toaster", "Car Battery"]
     scores = [(r.verdict, r.score) for r in built.validate(probe)]
     assert scores == [(r.verdict, r.score) for r in Validator.from_values(values).validate(probe)]
+
+
+def test_from_values_refuses_an_unknown_backend_and_text_that_is_not_utf8() -> None:
+    with pytest.raises(ConfigError, match="unknown backend 'tf'"):
+        Validator.from_values(["Sweaters", "Hoodies"], backend="tf")
+    with pytest.raises(InputError, match="value 2 is not valid UTF-8 text"):
+        Validator.from_values(["Sweaters", "Caf\udce9", "Hoodies"])
 
 
 def test_from_values_needs_two_values(base_model: object) -> None:

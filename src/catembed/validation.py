@@ -43,7 +43,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from catembed.backends import DEFAULT_BATCH_SIZE, MAX_ENCODED_CHARACTERS, encode_normalized
+from catembed.backends import (
+    DEFAULT_BATCH_SIZE,
+    MAX_ENCODED_CHARACTERS,
+    check_backend,
+    encode_normalized,
+)
 from catembed.column_evidence import revised_by_column
 from catembed.domain import probabilities
 from catembed.errors import InputError, ModelError, first_line
@@ -145,6 +150,7 @@ class Validator:
     ) -> None:
         self.reference = list(dict.fromkeys(v for v in reference if v.strip()))
         self.model = model  # where ``load`` finds the encoder; '': the folder it is saved in
+        self._home: Path | None = None  # the model folder it was loaded from, if model is ''
         if not self.reference:
             raise InputError("a validator needs at least one reference value")
         self.encoder = encoder
@@ -224,7 +230,7 @@ class Validator:
         except (ValueError, KeyError, TypeError, OverflowError, OSError, SafetensorError) as error:
             first = first_line(error)
             raise ModelError(f"cannot read the validator in {folder}: {first}") from None
-        return cls(
+        validator = cls(
             encoder,
             reference,
             thresholds,
@@ -234,6 +240,8 @@ class Validator:
             calibration=data.get("calibration"),
             domain=domain,
         )
+        validator._home = None if model else folder.resolve()
+        return validator
 
     @classmethod
     def from_values(
@@ -261,6 +269,7 @@ class Validator:
         if warning := doubtful_values(reference):
             logger.warning(warning)
         encoder: Encoder
+        check_backend(backend)
         if not (model is None or isinstance(model, str | Path) or hasattr(model, "encode")):
             raise TypeError(f"model must be a path, a model name or an encoder, got {model!r}")
         name = ""  # an encoder object: saved, the validator uses its folder's model
@@ -302,9 +311,9 @@ class Validator:
         return cls(encoder, reference, thresholds, embeddings=embeddings, domain=domain, model=name)
 
     def save(self, folder: str | Path) -> None:
-        """Write ``validator.json`` and ``validator.safetensors`` into ``folder``: a trained
-        validator's model folder; a validator built from a model name or path (``from_values``)
-        records it, so any folder will do."""
+        """Write ``validator.json`` and ``validator.safetensors`` into ``folder``. Any folder
+        will do: a validator built from a model name or path (``from_values``) records it, and
+        one loaded from a model folder records that folder when saved elsewhere."""
         from safetensors.numpy import save_file
 
         from catembed import __version__
@@ -316,6 +325,9 @@ class Validator:
             target.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise InputError(f"cannot create {target}: {error.strerror or error}") from None
+        model = self.model
+        if not model and self._home is not None and self._home != target.resolve():
+            model = str(self._home)  # saved away from its model folder: that folder's model
         data = {
             "format_version": FORMAT_VERSION,
             "catembed_version": __version__,
@@ -323,7 +335,7 @@ class Validator:
             "calibration": self.calibration,
             "profile": self.profile.to_dict(),
             "reference": self.reference,
-            "model": self.model,
+            "model": model,
         }
         tensors = {"reference_embeddings": self.embeddings}
         if self.domain is not None:
