@@ -27,6 +27,7 @@ pyspellchecker correcting each word on its own.
 
     .venv/bin/python benchmarks/validate_quality.py            # 4 vocabulary + 4 taxonomy domains
     .venv/bin/python benchmarks/validate_quality.py --quick    # 30 training steps per domain
+    .venv/bin/python benchmarks/validate_quality.py --base-model /path/to/all-mpnet-base-v2
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,11 @@ def main() -> int:
     parser.add_argument(
         "--models", type=Path, default=None, help="keep trained models here and reuse them"
     )
+    parser.add_argument(
+        "--base-model",
+        default=DEFAULT_BASE_MODEL,
+        help="the model to fine-tune and to fit domain classifiers on (a folder or hub id)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     for noisy in ("transformers", "sentence_transformers"):
@@ -110,9 +116,14 @@ def main() -> int:
         print(f"taxonomy domains skipped: {TAXONOMY} is absent")
     else:
         cases += taxonomy_cases(TAXONOMY)
-    config = TrainingConfig(max_steps=30) if args.quick else TrainingConfig()
+    config = TrainingConfig(base_model=args.base_model)
+    if args.quick:
+        config = replace(config, max_steps=30)
     print(f"training: {'quick, 30 steps' if args.quick else 'full seed recipe'}; seed {SEED}")
-    base = load_model(DEFAULT_BASE_MODEL)
+    print(f"base model: {args.base_model}")
+    base = load_model(args.base_model)
+    # Models of another base model are kept apart.
+    tag = "" if args.base_model == DEFAULT_BASE_MODEL else "-" + Path(args.base_model).name
     rows: list[list[str]] = []
     repair_rows: list[list[str]] = []
     interval_rows: list[list[str]] = []
@@ -121,7 +132,7 @@ def main() -> int:
         for case in cases:
             started = time.perf_counter()
             slug = case.name.replace(": ", "-").replace(" ", "_").replace("/", "_")
-            folder = (args.models or Path(scratch)) / f"{slug}{'-quick' if args.quick else ''}"
+            folder = (args.models or Path(scratch)) / f"{slug}{'-quick' if args.quick else ''}{tag}"
             if not (folder / "validator.json").is_file():
                 train(
                     case.given,
@@ -140,7 +151,7 @@ def main() -> int:
                     folder,
                     seed=SEED,
                     domain_encoder=base,
-                    domain_model=DEFAULT_BASE_MODEL,
+                    domain_model=args.base_model,
                 )
             validator = Validator.load(folder)
             results, repairs, intervals = measure(case, validator, base)
