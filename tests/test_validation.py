@@ -252,6 +252,9 @@ def test_rewrites_undo_one_kind_of_damage_each_in_the_reference_values_case() ->
     assert repairer.rewrites("BoardGamesSandboxToys") == []
     assert repairer.rewrites("Board_GamesBoard_Games") == ["Board Games"]
     assert Repairer(["Foot", "Ball"], FormatProfile.learn(["Foot", "Ball"])).glued("Football") == []
+    codes = ["1", "5", "US", "CA"]  # numbers and short codes are not glued values
+    assert Repairer(codes, FormatProfile.learn(codes)).glued("1.5") == []
+    assert Repairer(codes, FormatProfile.learn(codes)).glued("US-CA") == []
     assert "Canton" in repairer.rewrites("Canton MA")
     assert "Canton Ma" not in repairer.rewrites("Canton MA")  # a code keeps its case
     assert repairer.profile.recased("MORTAR AND PESTLE") == "Mortar and Pestle"

@@ -549,12 +549,14 @@ class Repairer:
         self.dense = one_edit_share(self._keys) >= DENSE_SHARE
 
     def glued(self, text: str) -> list[str]:
-        """The reference values glued into ``text`` at capitals, '_', '.' or '-'
-        ('JeansSocks', 'Jeans_Socks'), or []. Not at no boundary at all: 'Football' may be a
-        value of its own next to 'Foot' and 'Ball'."""
+        """The reference values (of 3 or more characters) glued into ``text`` at capitals,
+        '_', '.' or '-' between letters ('JeansSocks', 'Jeans_Socks'), or []. Not at no
+        boundary at all: 'Football' may be a value of its own next to 'Foot' and 'Ball'."""
         if len(text) > 4 * max(self.profile.max_length, 1) or any(c.isspace() for c in text):
             return []
-        tokens = re.sub(r"[_.\-]+|(?<=[a-z])(?=[A-Z])", " ", text).split()
+        # Between letters only: '1.5' is no '1' glued to '5'.
+        boundary = r"(?<=[^\W\d_])(?:[_.\-]+|(?<=[a-z])(?=[A-Z]))(?=[^\W\d_])"
+        tokens = re.sub(boundary, " ", text).split()
         if len(tokens) < 2:
             return []
         # best[i]: the fewest reference values that make up tokens[:i]
@@ -563,7 +565,9 @@ class Repairer:
             for start in range(end):
                 head, now = best[start], best[end]
                 value = self._canonical.get(canonical(" ".join(tokens[start:end])))
-                if head is not None and value and (now is None or len(head) + 1 < len(now)):
+                if value is None or len(value) < MIN_WORD_LENGTH:  # 'US-CA': a code, maybe
+                    continue
+                if head is not None and (now is None or len(head) + 1 < len(now)):
                     best[end] = [*head, value]
         found = best[len(tokens)]
         return found if found is not None and len(found) > 1 else []
