@@ -143,14 +143,23 @@ def test_a_text_that_breaks_the_encoder_fails_only_its_own_caller(base_model: An
     assert batcher.stats.batches >= 3  # the failed batch, then each request alone
 
 
+@pytest.mark.parametrize(
+    ("large", "config", "chunk"),
+    [
+        ([f"Knitted winter item number {i}" for i in range(160)], {"max_batch_size": 8}, 8),
+        ([f"{i} " + "a knitted woollen garment " * 60 for i in range(24)], {"max_batch_tokens": 1100}, 4),
+    ],
+    ids=["many short texts", "long texts"],
+)  # fmt: skip
 def test_a_small_request_does_not_wait_for_a_large_one_queued_before_it(
-    base_model: Any,
+    base_model: Any, large: list[str], config: dict[str, int], chunk: int
 ) -> None:
-    large = [f"Knitted winter item number {i}" for i in range(160)]
+    """Each chunk first gives every waiting request a share (of texts, and of tokens for
+    long texts), so the small one goes in the chunk after it arrives."""
     finished: list[str] = []
 
     async def scenario() -> tuple[list[Any], list[Any], MicroBatcher]:
-        batcher = MicroBatcher(base_model, BatchingConfig(max_batch_size=8, max_wait_ms=0))
+        batcher = MicroBatcher(base_model, BatchingConfig(max_wait_ms=0, **config))
         await batcher.start()
         try:
             big = asyncio.ensure_future(batcher.embed(large))
@@ -170,7 +179,7 @@ def test_a_small_request_does_not_wait_for_a_large_one_queued_before_it(
     np.testing.assert_allclose(
         np.stack([item.vector for item in big]), direct(base_model, large), atol=1e-5
     )
-    assert batcher.stats.largest_batch == 8
+    assert batcher.stats.largest_batch == chunk  # 4 texts of 256 tokens fit in 1,100
     assert batcher.stats.encoded_texts == len(large) + 1
 
 

@@ -322,25 +322,29 @@ class MicroBatcher:
 
     def _next_chunk(self) -> list[str]:
         """The texts of the next encode call: first a fair share for every job in arrival
-        order, then the oldest jobs' texts, within ``max_batch_size`` texts and about
-        ``max_batch_tokens`` padded tokens."""
+        order (1/``FAIR_SHARES`` of the texts and of the tokens), then the oldest jobs' texts,
+        within ``max_batch_size`` texts and about ``max_batch_tokens`` padded tokens."""
         size, budget = self.config.max_batch_size, self.config.max_batch_tokens
         share = max(1, size // FAIR_SHARES)
         chunk: dict[str, None] = {}
         longest = 0
-        for limit in (share, size):
+        for limit, token_limit in ((share, budget // FAIR_SHARES), (size, budget)):
             for job in self._active:
-                taken = 0
+                taken = used = 0
                 while taken < limit and len(chunk) < size:
                     text = job.next_text(chunk)
                     if text is None:
                         break
-                    tokens = max(longest, self._estimate_tokens(text))
+                    estimate = self._estimate_tokens(text)
+                    tokens = max(longest, estimate)
                     if chunk and (len(chunk) + 1) * tokens > budget:
                         break  # too long for this chunk; shorter texts of other jobs may fit
+                    if taken and used + estimate > token_limit:
+                        break  # its share of the chunk's tokens
                     chunk[text] = None
                     longest = tokens
                     taken += 1
+                    used += estimate
                 if len(chunk) >= size:
                     return list(chunk)
         return list(chunk)
