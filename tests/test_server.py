@@ -200,6 +200,22 @@ def test_validate_matches_the_validator(client: httpx.Client, served_dir: Path) 
     assert "more rows" not in alone["results"][1]["reason"]
 
 
+def test_validate_calls_a_lone_surrogate_malformed_as_the_validator_does(
+    client: httpx.Client, served_dir: Path, encoder: Any
+) -> None:
+    """/v1/validate judges unreadable text like any broken value (other endpoints refuse it
+    with a 422): the verdict of Validator.validate, and no tokens, since nothing encodes it."""
+    body = b'{"values": ["Hoodies", "\\ud800", "Wool \\udc80Socks", null]}'
+    response = client.post("/v1/validate", content=body, headers=JSON)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    want = Validator.load(served_dir).validate(["Hoodies", "\ud800", "Wool \udc80Socks", None])
+    assert [r["verdict"] for r in results] == [report.verdict.value for report in want]
+    assert [r["verdict"] for r in results] == ["valid", "malformed", "malformed", "missing"]
+    tokens = len(encoder.tokenizer(["Hoodies"])["input_ids"][0])
+    assert response.json()["usage"]["prompt_tokens"] == tokens
+
+
 ERROR_CASES: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("malformed JSON", "/v1/embeddings", {"content": b'{"input": ', "headers": JSON}, 422, "invalid_json"),
     ("number input", "/v1/embeddings", {"json": {"input": [1, 2]}}, 422, "invalid_request_body"),
@@ -224,6 +240,10 @@ ERROR_CASES: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("body too large", "/v1/embeddings", {"json": {"input": ["x" * 150] * 64, "user": "u" * 20000}}, 413, "body_too_large"),
     ("streamed body too large", "/v1/embeddings", {"content": iter([b'{"input": "', b"x" * 30000, b'"}'])}, 413, "body_too_large"),
     ("unknown route", "/v1/chat/completions", {"json": {}}, 404, "not_found"),
+    ("body not UTF-8", "/v1/embeddings", {"content": b'{"input": "caf\xe9"}', "headers": JSON}, 422, "invalid_json"),
+    ("lone surrogate", "/v1/embeddings", {"content": b'{"input": "\\ud800"}', "headers": JSON}, 422, "invalid_text"),
+    ("lone surrogate in a", "/v1/similarity", {"content": b'{"a": ["\\udfff x"]}', "headers": JSON}, 422, "invalid_text"),
+    ("lone surrogate in b", "/v1/similarity", {"content": b'{"a": ["x"], "b": ["y", "\\ud800"]}', "headers": JSON}, 422, "invalid_text"),
 ]  # fmt: skip
 
 
@@ -255,6 +275,13 @@ def test_error_messages_say_what_is_wrong(client: httpx.Client) -> None:
     assert "20000 bytes" in message("/v1/embeddings", content=b"x" * 20001)
     assert "foo" in message("/v1/embeddings", json={"input": "x", "foo": 1})
     assert "Content-Type: application/json" in message("/v1/embeddings", data={"input": "x"})
+    surrogate = b'{"input": ["Sweaters", "Wool \\ud800 Socks"]}'
+    assert message("/v1/embeddings", content=surrogate, headers=JSON) == (
+        "input[1] is not valid Unicode text: it holds a lone surrogate (\\ud800) at character 5"
+    )
+    assert message("/v1/embeddings", content=b'{"input": "caf\xe9"}', headers=JSON) == (
+        "request body is not valid JSON: not UTF-8 (byte 0xe9 at position 14)"
+    )
     wrong_method = client.get("/v1/embeddings")
     assert wrong_method.status_code == 405 and wrong_method.json()["error"]["code"]
     assert client.get("/nowhere").json()["error"]["message"] == "no route /nowhere"
@@ -376,13 +403,31 @@ def test_serve_without_the_extra_names_the_install_command() -> None:
         (["--model", "no/such/folder"], "model folder not found"),
         (["--model", "{model}", "--max-inputs", "0"], "max inputs must be at least 1"),
         (["--model", "{model}", "--max-pending-texts", "10"], "at least twice max inputs"),
+        (["--model", "{model}", "--port", "{busy}"], "{busy}: Address already in use"),
+        (["--model", "{model}", "--host", "256.1.1.1"], "cannot listen on 256.1.1.1:8000: "),
+        (["--model", "{model}", "--max-batch-tokens", "0"], "max batch tokens must be at least 1"),
     ],
 )
 def test_serve_refuses_bad_options_in_one_line(
     args: list[str], message: str, tmp_path: Path
 ) -> None:
+    """Exit 1 and one line, before the model loads (exit 3 is the anomaly gate's)."""
     folder = resolve_base_model(DEFAULT_BASE_MODEL)
-    result = CliRunner().invoke(main, ["serve", *(a.format(model=folder) for a in args)])
-    assert result.exit_code == 1
-    assert message in result.output
+    with socket.socket() as busy:  # a port some other program listens on
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        args = [a.format(model=folder, busy=port) for a in args]
+        result = CliRunner().invoke(main, ["serve", *args])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+    assert message.format(busy=port) in result.output
+
+
+@pytest.mark.parametrize("port", ["99999", "-1"])
+def test_serve_refuses_a_port_out_of_range_before_loading_the_model(port: str) -> None:
+    folder = resolve_base_model(DEFAULT_BASE_MODEL)
+    result = CliRunner().invoke(main, ["serve", "--model", folder, "--port", port])
+    assert result.exit_code == 2
+    assert f"Invalid value for '--port': {port} is not in the range 0<=x<=65535" in result.output
     assert "Traceback" not in result.output

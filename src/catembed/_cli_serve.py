@@ -16,14 +16,15 @@ def serve_options(func: F) -> F:
     from catembed import batching as b
     from catembed import schemas as s
 
-    options: list[tuple[str, type, Any, str]] = [
+    options: list[tuple[str, Any, Any, str]] = [
         ("--host", str, s.DEFAULT_HOST, "Address to listen on."),
-        ("--port", int, s.DEFAULT_PORT, "Port to listen on."),
+        ("--port", click.IntRange(0, 65535), s.DEFAULT_PORT, "Port to listen on (0: any free)."),
         ("--max-inputs", int, s.DEFAULT_MAX_INPUTS, "Texts per request."),
         ("--max-input-chars", int, s.DEFAULT_MAX_INPUT_CHARS, "Characters per text."),
         ("--max-body-bytes", int, s.DEFAULT_MAX_BODY_BYTES, "Request body size (else 413)."),
         ("--max-similarity-cells", int, s.DEFAULT_MAX_SIMILARITY_CELLS, "Cells of a matrix."),
         ("--max-batch-size", int, b.DEFAULT_MAX_BATCH_SIZE, "Texts per encode call."),
+        ("--max-batch-tokens", int, b.DEFAULT_MAX_BATCH_TOKENS, "Padded tokens per encode call."),
         ("--max-wait-ms", float, b.DEFAULT_MAX_WAIT_MS, "How long a batch waits for more."),
         ("--cache-size", int, b.DEFAULT_CACHE_SIZE, "Cached embeddings (0: no cache)."),
         ("--max-pending-texts", int, b.DEFAULT_MAX_PENDING_TEXTS, "Queued texts (else 503)."),

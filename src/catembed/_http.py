@@ -1,5 +1,6 @@
-"""HTTP plumbing of the server: OpenAI-style error bodies, exception handlers, and the ASGI
-middleware that bounds request bodies and counts requests in flight.
+"""HTTP plumbing of the server: OpenAI-style error bodies, exception handlers, the ASGI
+middleware that bounds request bodies and counts requests in flight, and the listening
+sockets.
 
 Every error leaves as ``{"error": {"message", "type", "code", "param"}}`` with its status.
 """
@@ -7,6 +8,7 @@ Every error leaves as ``{"error": {"message", "type", "code", "param"}}`` with i
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
@@ -14,6 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from catembed.errors import ConfigError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +118,13 @@ def add_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)
+        if isinstance(error.__cause__, UnicodeDecodeError):  # FastAPI answers a bare 400
+            cause = error.__cause__
+            message = (
+                f"request body is not valid JSON: not UTF-8 "
+                f"(byte 0x{cause.object[cause.start]:02x} at position {cause.start})"
+            )
+            return error_response(422, message, "invalid_json")
         status = error.status_code
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
         message = error.detail if status != 404 else f"no route {request.url.path}"
@@ -148,3 +159,40 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid_body)
     app.add_exception_handler(Exception, unexpected)
+
+
+def bind_sockets(host: str, port: int) -> list[socket.socket]:
+    """Sockets bound to every address of ``host`` on ``port``, as uvicorn would bind them;
+    :class:`~catembed.errors.ConfigError` for a port out of range, an address that does not
+    resolve or one that is in use."""
+    where = f"{host}:{port}"
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"cannot listen on {where}: the port must be in 0..65535")
+    try:
+        found = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except (socket.gaierror, UnicodeError) as error:
+        raise ConfigError(f"cannot listen on {where}: {_reason(error)}") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(found):
+            try:
+                sock = socket.socket(family, kind, proto)
+            except OSError:  # a family this machine lacks (IPv6): skipped, as asyncio does
+                continue
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError as error:
+        for sock in sockets:
+            sock.close()
+        raise ConfigError(f"cannot listen on {where}: {_reason(error)}") from None
+    return sockets
+
+
+def _reason(error: BaseException) -> str:
+    strerror = getattr(error, "strerror", None)
+    return strerror if isinstance(strerror, str) and strerror else first_line(error)

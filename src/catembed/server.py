@@ -34,7 +34,7 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess tes
 
 import numpy as np
 
-from catembed._http import ApiError, InFlight, RequestGuard, add_error_handlers
+from catembed._http import ApiError, InFlight, RequestGuard, add_error_handlers, bind_sockets
 from catembed.backends import DEFAULT_BACKEND, Backend, Encoder, load_encoder
 from catembed.batching import BatchedEncoder, BatchingConfig, Embedded, MicroBatcher, Overloaded
 from catembed.errors import CatembedError, ConfigError
@@ -174,6 +174,17 @@ def create_app(
     return app
 
 
+def unreadable_at(text: str) -> int | None:
+    """Where ``text`` holds a lone surrogate (it has no UTF-8 form), or None."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return error.start
+    return None
+
+
 def _json(payload: dict[str, Any]) -> Response:
     return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json")
 
@@ -195,7 +206,12 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
                 param="model",
             )
 
-    def check_texts(texts: list[str] | list[str | None], param: str) -> None:
+    def check_texts(
+        texts: list[str] | list[str | None], param: str, *, judge_unreadable: bool = False
+    ) -> None:
+        """Limits on count and length; a text with a lone surrogate (JSON can escape one,
+        no encoder can read it) is a 422, or left to the validator with ``judge_unreadable``
+        (which calls it malformed)."""
         if len(texts) > limits.max_inputs:
             raise ApiError(
                 400,
@@ -212,6 +228,16 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
                     "input_too_long",
                     param=param,
                 )
+            if text is not None and not judge_unreadable:
+                position = unreadable_at(text)
+                if position is not None:
+                    raise ApiError(
+                        422,
+                        f"{param}[{index}] is not valid Unicode text: it holds a lone surrogate "
+                        f"({ascii(text[position])[1:-1]}) at character {position}",
+                        "invalid_text",
+                        param=param,
+                    )
 
     async def embed(texts: list[str]) -> list[Embedded]:
         try:
@@ -302,10 +328,11 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
     async def validate(body: ValidateRequest) -> Response:
         """The validator's verdict, score, nearest valid value and suggestion for each value."""
         check_model(body.model)
-        check_texts(body.values, "values")
+        check_texts(body.values, "values", judge_unreadable=True)
         if not state.validator.available:
             raise ApiError(503, state.validator.reason, "validator_unavailable")
-        texts = [value for value in body.values if value is not None]
+        # The validator calls an unreadable value malformed without encoding it: no tokens.
+        texts = [v for v in body.values if v is not None and unreadable_at(v) is None]
         batcher = state.batcher
 
         def run() -> tuple[list[dict[str, Any]], int]:
@@ -371,28 +398,41 @@ def serve(
 ) -> None:
     """Serve ``model_dir`` until SIGTERM or Ctrl-C; requests in flight finish first (up to
     ``graceful_shutdown_s``), and the process then returns normally (exit status 0)."""
-    threads = configure_threads()
-    app = create_app(model_dir, backend, limits, batching, model_name)
-    logger.info("encoding with %d torch thread(s)", threads)
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=False,
-        timeout_graceful_shutdown=max(1, round(graceful_shutdown_s)),
-    )
-    server = _Server(config, app.state.catembed)
-    # uvicorn re-raises the stop signal after its graceful shutdown; a no-op handler turns
-    # that into a normal return instead of a kill (or a KeyboardInterrupt).
-    stop_signals = (signal.SIGTERM, signal.SIGINT)
-    previous: dict[signal.Signals, Any] = {}
-    for sig in stop_signals:
-        previous[sig] = signal.signal(sig, lambda *_: None)
+    sockets = bind_sockets(host, port)  # before the model loads: a busy port fails fast
     try:
-        server.run()
+        threads = configure_threads()
+        app = create_app(model_dir, backend, limits, batching, model_name)
+        logger.info("encoding with %d torch thread(s)", threads)
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=False,
+            timeout_graceful_shutdown=max(1, round(graceful_shutdown_s)),
+        )
+        server = _Server(config, app.state.catembed)
+        # uvicorn re-raises the stop signal after its graceful shutdown; a no-op handler turns
+        # that into a normal return instead of a kill (or a KeyboardInterrupt).
+        stop_signals = (signal.SIGTERM, signal.SIGINT)
+        previous: dict[signal.Signals, Any] = {}
+        for sig in stop_signals:
+            previous[sig] = signal.signal(sig, lambda *_: None)
+        for sock in sockets:
+            address, bound_port = sock.getsockname()[:2]
+            shown = f"[{address}]" if ":" in address else address
+            logger.info("listening on http://%s:%d", shown, bound_port)
+        try:
+            server.run(sockets=sockets)
+        except SystemExit as error:  # uvicorn exits with 3 when it cannot start
+            raise CatembedError(
+                f"could not start the server on {host}:{port} (uvicorn exited with {error.code})"
+            ) from None
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sock in sockets:
+            sock.close()
     if not server.started:
         raise CatembedError(f"could not start the server on {host}:{port}")
