@@ -57,17 +57,27 @@ def load_encoder(path: str | Path, backend: Backend | str = DEFAULT_BACKEND) -> 
     return OnnxEncoder(folder, quantized=chosen is Backend.ONNX_INT8)
 
 
+def unreadable_at(text: str) -> int | None:
+    """Where ``text`` holds a lone surrogate (it has no UTF-8 form, and no tokenizer takes
+    it), or None. Python reads bytes that are not UTF-8 so (in a command-line argument, say),
+    and JSON can escape one."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return error.start
+    return None
+
+
 def check_encodable(texts: Sequence[str]) -> None:
-    """Refuse a text the tokenizer cannot take: one with a lone surrogate, which is how
-    Python reads bytes that are not UTF-8 (in a command-line argument, say)."""
+    """Refuse a text that ``unreadable_at`` finds a lone surrogate in."""
     for number, text in enumerate(texts, 1):
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as error:
+        position = unreadable_at(text)
+        if position is not None:
             raise InputError(
-                f"value {number} is not valid UTF-8 text (character {error.start + 1}): "
-                f"{text[:40]!r}"
-            ) from None
+                f"value {number} is not valid UTF-8 text (character {position + 1}): {text[:40]!r}"
+            )
 
 
 def encode_normalized(encoder: Encoder, texts: Sequence[str], batch_size: int) -> np.ndarray:

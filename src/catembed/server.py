@@ -35,7 +35,7 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess tes
 import numpy as np
 
 from catembed._http import ApiError, InFlight, RequestGuard, add_error_handlers, bind_sockets
-from catembed.backends import DEFAULT_BACKEND, Backend, Encoder, load_encoder
+from catembed.backends import DEFAULT_BACKEND, Backend, Encoder, load_encoder, unreadable_at
 from catembed.batching import BatchedEncoder, BatchingConfig, Embedded, MicroBatcher, Overloaded
 from catembed.errors import CatembedError, ConfigError
 from catembed.schemas import (
@@ -172,17 +172,6 @@ def create_app(
     add_error_handlers(app)
     _add_routes(app, state)
     return app
-
-
-def unreadable_at(text: str) -> int | None:
-    """Where ``text`` holds a lone surrogate (it has no UTF-8 form), or None."""
-    if text.isascii():
-        return None
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as error:
-        return error.start
-    return None
 
 
 def _json(payload: dict[str, Any]) -> Response:
