@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import sys
@@ -213,18 +214,15 @@ def _csv_quoting(table: pa.Table, delimiter: str) -> str:
     """'none' when no cell or column name needs quotes, else 'needed': pyarrow's 'needed'
     quotes every text cell, which turns a plain TSV into one that ``cut`` misreads. An empty
     text needs its quotes too, or it reads back as a missing cell."""
-    special = f'[{delimiter}"\r\n]'
-    if any(pc.match_substring_regex(name, special).as_py() for name in table.column_names):
+    special = f'^$|[{delimiter}"\r\n]'  # empty, or holding a delimiter, quote or line end
+    if any(re.search(special, name) for name in table.column_names):
         return "needed"
     for column in table.columns:
         kind = column.type
         if pa.types.is_dictionary(kind):
             column, kind = column.cast(kind.value_type), kind.value_type
         if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-            if (
-                pc.any(pc.match_substring_regex(column, special)).as_py()
-                or pc.any(pc.equal(column, "")).as_py()
-            ):
+            if pc.any(pc.match_substring_regex(column, special)).as_py():
                 return "needed"
         elif not (
             pa.types.is_integer(kind)
