@@ -737,3 +737,16 @@ def test_a_jsonl_input_that_changes_while_validated_is_an_error(
     with pytest.raises(InputError, match="changed while it was being validated"):
         write_output(report, output, str(source))
     assert not output.exists()  # nothing half-written
+
+
+def test_output_never_replaces_the_file_of_valid_values(tmp_path: Path) -> None:
+    valid = tmp_path / "valid.csv"
+    valid.write_text("category\nSweaters\nJeans\nCardigan\n", "utf-8")
+    link = tmp_path / "link.csv"
+    link.symlink_to(valid)
+    source = write(tmp_path / "in.csv", pa.table({"category": VALUES}))
+    for output in (valid, link):
+        code, _, err = run("validate", "--valid", str(valid), str(source), "--output", str(output))
+        assert code == 1 and "--output must not be the --valid file" in err
+        assert len(err.strip().splitlines()) == 1
+    assert valid.read_text("utf-8") == "category\nSweaters\nJeans\nCardigan\n"

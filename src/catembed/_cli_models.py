@@ -188,7 +188,7 @@ def validate(
     summary_to_stderr = output_file is not None and str(output_file) == STDIN
     with readable(input_file, input_format) as source:
         if output_file is not None:
-            output_format(output_file, source, input_format)  # before the slow part
+            output_format(output_file, source, input_format, valid_file)  # before the slow part
         table, name = read_input(source, column, input_format)
         valid = read_valid_values(valid_file, valid_column, "--valid-column", usual=name)
         if valid is not None:

@@ -178,10 +178,12 @@ def validate_table(
     return ColumnReport(out, column, reports, [int(n) for n in counts], names, stale)
 
 
-def output_format(path: str | Path, source: str, source_format: str | None = None) -> str:
+def output_format(
+    path: str | Path, source: str, source_format: str | None = None, valid: str | None = None
+) -> str:
     """The format ``path`` will be written in, once it is checked: a table format, not the
-    input file, a file in an existing folder; ``-`` (standard output) takes the input's
-    format (a text input's is CSV)."""
+    input file nor the file of valid values ``valid``, a file in an existing folder; ``-``
+    (standard output) takes the input's format (a text input's is CSV)."""
     source_format = source_format or ("text" if source == STDIN else table_format(source))
     if str(path) == STDIN:
         return "csv" if source_format == "text" else source_format
@@ -192,9 +194,19 @@ def output_format(path: str | Path, source: str, source_format: str | None = Non
             f"or .lz4), got {path}"
         )
     target = writable(path)
-    if source != STDIN and target.exists() and target.resolve() == Path(source).resolve():
+    if source != STDIN and _same_file(target, source):
         raise InputError("--output must not be the input file: the input is never modified")
+    if valid is not None and valid != STDIN and _same_file(target, valid):
+        raise InputError("--output must not be the --valid file: inputs are never modified")
     return fmt
+
+
+def _same_file(target: Path, name: str) -> bool:
+    """Whether ``target`` and ``name`` are one existing file (through links too)."""
+    try:
+        return target.samefile(name)
+    except (OSError, RuntimeError):  # either missing, or a link loop
+        return False
 
 
 def write_output(
