@@ -750,3 +750,14 @@ def test_output_never_replaces_the_file_of_valid_values(tmp_path: Path) -> None:
         assert code == 1 and "--output must not be the --valid file" in err
         assert len(err.strip().splitlines()) == 1
     assert valid.read_text("utf-8") == "category\nSweaters\nJeans\nCardigan\n"
+
+
+def test_an_output_link_that_leads_back_to_itself_is_a_one_line_error(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    source = write(tmp_path / "in.csv", pa.table({"category": VALUES}))
+    loop = tmp_path / "loop.csv"
+    loop.symlink_to(loop)
+    code, _, err = run("validate", "--model", str(model_dir), str(source), "--output", str(loop))
+    assert code == 1 and "loop.csv is a link that leads back to itself" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -283,7 +283,10 @@ def writable(path: str | Path) -> Path:
     folder, a device or a pipe there is refused rather than replaced."""
     target = Path(path)
     if target.is_symlink():
-        target = target.resolve()
+        try:
+            target = target.resolve()
+        except (OSError, RuntimeError):  # Python 3.11 raises RuntimeError on a loop
+            raise InputError(f"{path} is a link that leads back to itself") from None
     if target.is_dir():
         raise InputError(f"{path} is a folder, not a file")
     if target.exists() and not target.is_file():
