@@ -761,3 +761,17 @@ def test_an_output_link_that_leads_back_to_itself_is_a_one_line_error(
     code, _, err = run("validate", "--model", str(model_dir), str(source), "--output", str(loop))
     assert code == 1 and "loop.csv is a link that leads back to itself" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_parquet_file_with_a_column_name_twice_is_a_one_line_error(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    table = pa.Table.from_arrays(
+        [pa.array(["Sweaters"]), pa.array(["a"]), pa.array(["b"])], ["category", "tag", "tag"]
+    )
+    pq.write_table(table, tmp_path / "dup.parquet")
+    code, _, err = run(
+        "validate", "--model", str(model_dir), str(tmp_path / "dup.parquet"), "--column", "category"
+    )
+    assert code == 1 and "dup.parquet has more than one column named 'tag'" in err
+    assert len(err.strip().splitlines()) == 1

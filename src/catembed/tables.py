@@ -78,8 +78,9 @@ def read_table(
             return pa.table({TEXT_COLUMN: _read_lines(name)})
         if fmt == "parquet":
             source = pa.BufferReader(_whole(name)) if compression(name) else name
-            present = set(pq.read_schema(source).names)
-            return pq.read_table(source, read_dictionary=[c for c in dictionary if c in present])
+            names = pq.read_schema(source).names
+            _check_unique(names, shown)
+            return pq.read_table(source, read_dictionary=[c for c in dictionary if c in names])
         if fmt == "jsonl":
             return jsonl.read_table(input_stream(name), name)
         return _read_csv(name, "\t" if fmt == "tsv" else ",")
@@ -371,9 +372,7 @@ def _read_csv_in_blocks(
 ) -> pa.Table:
     parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
     names = pacsv.open_csv(source(), read_options=blocks, parse_options=parse).schema.names
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    if duplicated:
-        raise InputError(f"{name} has more than one column named {duplicated[0]!r}")
+    _check_unique(names, name)
     parse.ignore_empty_lines = len(names) > 1
     convert = pacsv.ConvertOptions(
         column_types=dict.fromkeys(names, pa.string()),
@@ -384,6 +383,12 @@ def _read_csv_in_blocks(
     return pacsv.read_csv(
         source(), read_options=blocks, parse_options=parse, convert_options=convert
     )
+
+
+def _check_unique(names: list[str], shown: str) -> None:
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise InputError(f"{shown} has more than one column named {duplicated[0]!r}")
 
 
 def _read_lines(name: str) -> list[str]:
