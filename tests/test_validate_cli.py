@@ -775,3 +775,22 @@ def test_a_parquet_file_with_a_column_name_twice_is_a_one_line_error(
     )
     assert code == 1 and "dup.parquet has more than one column named 'tag'" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_column_of_bytes_is_judged_as_its_text(model_dir: Path, tmp_path: Path) -> None:
+    # Older Parquet writers store text as bytes: judged as text, with or without --column;
+    # bytes that are not UTF-8 are malformed, as Validator.validate has them.
+    values = [v.encode() for v in VALUES]
+    source = tmp_path / "bytes.parquet"
+    pq.write_table(pa.table({"category": pa.array(values, pa.binary())}), source)
+    for column in ([], ["--column", "category"]):
+        code, out, err = run("validate", "--model", str(model_dir), str(source), *column)
+        assert code == 0, err
+        assert "Car Battery" in out and "b'" not in out
+        assert "anomaly rate: 50.00%" in out
+    broken = tmp_path / "broken.parquet"
+    pq.write_table(pa.table({"category": pa.array([b"Sweaters", b"Sweat\xffers"])}), broken)
+    output = tmp_path / "out.parquet"
+    code, _, err = run("validate", "--model", str(model_dir), str(broken), "--output", str(output))
+    assert code == 0, err
+    assert read_table(output).column("verdict").to_pylist() == ["valid", "malformed"]

@@ -34,7 +34,7 @@ from catembed.tables import (
     writable,
     write_table,
 )
-from catembed.verdicts import ANOMALIES, ValueReport, Verdict, missing_report
+from catembed.verdicts import ANOMALIES, ValueReport, Verdict, as_text, missing_report
 
 if TYPE_CHECKING:
     from catembed.validation import Validator
@@ -284,6 +284,8 @@ def summary_lines(report: ColumnReport, count_missing: bool = False) -> list[lis
 
 def shown(text: object, width: int = SHOWN_CHARACTERS) -> str:
     """A value as a terminal can show it: invisible characters escaped, long text cut."""
+    if not isinstance(text, str):
+        text = as_text(text)  # as it was judged: bytes decoded, 2.0 as '2'
     if text is None:
         return "(null)"
     out = []
@@ -301,8 +303,7 @@ def shown(text: object, width: int = SHOWN_CHARACTERS) -> str:
 def _dictionary_encode(array: pa.ChunkedArray, column: str) -> pa.ChunkedArray:
     if pa.types.is_null(array.type):
         array = array.cast(pa.string())
-    if pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type):
-        raise InputError(f"column {column!r} is not valid UTF-8 text")
+    array = _as_text(array)
     try:
         if not pa.types.is_dictionary(array.type):
             array = pc.dictionary_encode(array)
@@ -313,3 +314,19 @@ def _dictionary_encode(array: pa.ChunkedArray, column: str) -> pa.ChunkedArray:
         ) from None
     chunks = [c.cast(pa.dictionary(pa.int32(), c.dictionary.type)) for c in unified.chunks]
     return pa.chunked_array(chunks, type=pa.dictionary(pa.int32(), unified.type.value_type))
+
+
+def _as_text(array: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A column of bytes (text as older Parquet writers store it) as text, plain or
+    dictionary-encoded alike; bytes that are not UTF-8 stay bytes, judged as
+    ``Validator.validate`` judges them (decoded with replacement characters)."""
+    kind = array.type.value_type if pa.types.is_dictionary(array.type) else array.type
+    text = {pa.binary(): pa.string(), pa.large_binary(): pa.large_string()}.get(kind)
+    if text is None:
+        return array
+    if pa.types.is_dictionary(array.type):
+        text = pa.dictionary(array.type.index_type, text)
+    try:
+        return array.cast(text)
+    except pa.ArrowInvalid:
+        return array
