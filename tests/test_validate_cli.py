@@ -794,3 +794,22 @@ def test_a_column_of_bytes_is_judged_as_its_text(model_dir: Path, tmp_path: Path
     code, _, err = run("validate", "--model", str(model_dir), str(broken), "--output", str(output))
     assert code == 0, err
     assert read_table(output).column("verdict").to_pylist() == ["valid", "malformed"]
+
+
+def _no_constant(name: str) -> None:
+    raise AssertionError(f"{name} is not JSON")
+
+
+def test_a_jsonl_output_holds_no_nan_or_infinity(model_dir: Path, tmp_path: Path) -> None:
+    prices = [1.5, float("nan"), float("inf"), None, -float("inf"), 2.0]
+    source = write(tmp_path / "in.parquet", pa.table({"category": VALUES, "price": prices}))
+    output = tmp_path / "out.jsonl"
+    code, _, err = run(
+        "validate", "--model", str(model_dir), str(source), "--column", "category",
+        "--output", str(output),
+    )  # fmt: skip
+    assert code == 0, err
+    lines = output.read_text("utf-8").splitlines()
+    rows = [json.loads(line, parse_constant=_no_constant) for line in lines]  # strict JSON
+    assert [r["price"] for r in rows] == [1.5, None, None, None, None, 2.0]
+    assert [r["verdict"] for r in rows] == VERDICTS

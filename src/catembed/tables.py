@@ -11,6 +11,7 @@ only ever opened for reading.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -204,8 +205,13 @@ def write_table(
                 ) from None
         elif fmt == "jsonl":
             for row in table.to_pylist():
-                line = json.dumps(row, ensure_ascii=False, default=_json_default) + "\n"
-                handle.write(line.encode("utf-8"))
+                try:
+                    line = json.dumps(
+                        row, ensure_ascii=False, default=_json_default, allow_nan=False
+                    )
+                except ValueError:  # NaN or infinity: no JSON number, so null
+                    line = json.dumps(_finite(row), ensure_ascii=False, default=_json_default)
+                handle.write(line.encode("utf-8") + b"\n")
         else:
             for value in table.column(0).to_pylist():
                 handle.write(("" if value is None else str(value)).encode("utf-8") + b"\n")
@@ -338,6 +344,17 @@ def atomic_folder(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
             os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _finite(value: object) -> object:
+    """``value`` with each NaN or infinite float in it (in lists and objects too) as None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
 
 
 def _json_default(value: object) -> object:
