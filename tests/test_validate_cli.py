@@ -813,3 +813,24 @@ def test_a_jsonl_output_holds_no_nan_or_infinity(model_dir: Path, tmp_path: Path
     rows = [json.loads(line, parse_constant=_no_constant) for line in lines]  # strict JSON
     assert [r["price"] for r in rows] == [1.5, None, None, None, None, 2.0]
     assert [r["verdict"] for r in rows] == VERDICTS
+
+
+def test_valid_values_are_read_as_the_validated_cells_are(tmp_path: Path) -> None:
+    # Zip codes in a float column (pandas' integers with gaps): 35233.0 is the cell '35233'.
+    valid = tmp_path / "valid.parquet"
+    pq.write_table(pa.table({"zip": [35233.0, 35957.0, 36301.0, 35150.0, None]}), valid)
+    source = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"zip": [35233.0, 35957.0, 36301.0]}), source)
+    output = tmp_path / "out.csv"
+    code, _, err = run("validate", "--valid", str(valid), str(source), "--output", str(output))
+    assert code == 0, err
+    rows = read_table(output).to_pylist()
+    assert [(r["score"], r["nearest"]) for r in rows] == [
+        ("0", "35233"),
+        ("0", "35957"),
+        ("0", "36301"),
+    ]
+    code, _, err = run(
+        "validate", "--valid", "-", "--valid-column", "zip", str(source), stdin="35233\n35957\n"
+    )
+    assert code == 1 and "standard input has no column 'zip'; its columns are: value" in err

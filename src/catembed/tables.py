@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from catembed import jsonl
 from catembed.errors import InputError, first_line
+from catembed.verdicts import as_text
 
 STDIN = "-"
 TEXT_COLUMN = "value"
@@ -164,14 +165,13 @@ def read_values(
     table = read_table(path)
     if column is None and table.num_columns > 1:  # the usual name, else 'value'
         column = next((c for c in (usual, TEXT_COLUMN) if c in table.column_names), None)
-    array = select_column(table, column, str(path), option)
+    source = "standard input" if str(path) == STDIN else str(path)
+    array = select_column(table, column, source, option)
     seen: dict[str, None] = {}
     for item in array.to_pylist():
-        if item is None:
-            continue
-        text = str(item).strip()
-        if text:
-            seen.setdefault(text, None)
+        text = as_text(item)  # as a validator reads a cell: 35233.0 is '35233', NaN missing
+        if text is not None and text.strip():
+            seen.setdefault(text.strip(), None)
     return list(seen)
 
 
