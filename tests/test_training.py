@@ -106,6 +106,17 @@ def test_atomic_folder_refuses_to_clobber_and_cleans_up(tmp_path: Path) -> None:
         ({"batch_size": 0}, "batch size"),
         ({"learning_rate": 2.0}, "learning rate"),
         ({"margin": -1}, "margin"),
+        # These trained a model of nans, or failed with a traceback once training began.
+        ({"margin": float("nan")}, "margin"),
+        ({"margin": float("inf")}, "margin"),
+        ({"epochs": float("nan")}, "epochs"),
+        ({"epochs": float("inf")}, "epochs"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 2**32}, "seed"),
+        ({"lr_scheduler": "foo"}, "unknown lr scheduler 'foo'"),
+        ({"lr_scheduler": "reduce_lr_on_plateau"}, "lr scheduler"),
+        ({"max_steps": 0}, "max steps"),
+        ({"eval_steps": -1}, "eval steps"),
     ],
 )
 def test_invalid_training_config_is_refused(kwargs: dict[str, float], message: str) -> None:

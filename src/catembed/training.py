@@ -34,6 +34,18 @@ logger = logging.getLogger(__name__)
 DEFAULT_OUTPUT = Path("models") / f"catembed-{DEFAULT_DOMAIN}"
 EVALUATOR_NAME = "category_final_evaluation"
 METADATA_FILE = "catembed.json"
+# transformers' schedules that need nothing beyond warm-up and total steps (the others want a
+# metric or extra arguments, and failed only once training began).
+LR_SCHEDULERS = (
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "inverse_sqrt",
+)
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding, which transformers' set_seed uses
 
 
 @dataclass(frozen=True)
@@ -55,18 +67,29 @@ class TrainingConfig:
     bf16: bool = False  # opt-in bfloat16 autocast; weights and optimizer stay float32
 
     def __post_init__(self) -> None:
-        if self.epochs <= 0:
-            raise ConfigError(f"epochs must be positive, got {self.epochs}")
+        if not 0 < self.epochs < math.inf:
+            raise ConfigError(f"epochs must be a positive number, got {self.epochs}")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
         if not 0 < self.learning_rate < 1:
             raise ConfigError(f"learning rate must be in (0, 1), got {self.learning_rate}")
-        if self.margin < 0:
-            raise ConfigError(f"margin must not be negative, got {self.margin}")
+        if not 0 <= self.margin < math.inf:  # a nan margin trained a model of nans
+            raise ConfigError(f"margin must be a non-negative number, got {self.margin}")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warm-up ratio must be in [0, 1), got {self.warmup_ratio}")
         if not 1 <= self.max_seq_length <= MAX_SEQ_LENGTH:
             raise ConfigError(f"max sequence length must be in [1, {MAX_SEQ_LENGTH}]")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed must be in [0, {MAX_SEED}], got {self.seed}")
+        if self.lr_scheduler not in LR_SCHEDULERS:
+            raise ConfigError(
+                f"unknown lr scheduler {self.lr_scheduler!r}; choose one of: "
+                + ", ".join(LR_SCHEDULERS)
+            )
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ConfigError(f"max steps must be positive (-1: all epochs), got {self.max_steps}")
+        if self.eval_steps is not None and self.eval_steps < 1:
+            raise ConfigError(f"eval steps must be at least 1, got {self.eval_steps}")
 
 
 @dataclass
