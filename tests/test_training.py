@@ -155,3 +155,15 @@ def test_calibration_logs_the_threshold_that_decides(
         f"({len(dataset.heldout_values)} valid, "
     )
     assert "valid_accepted" in line and "domain_threshold" not in line
+
+
+def test_the_stock_trainer_trains_without_evaluation_triplets(tmp_path: Path) -> None:
+    # --stock --eval-size 0 crashed in the trainer ("num_samples=0"); the fast loop trained.
+    from catembed import DatasetConfig, train
+
+    values = ["Sweaters", "Hoodies", "Jeans", "Skirts", "Jackets"]
+    config = TrainingConfig(max_steps=1, fast=False)
+    result = train(values, tmp_path / "m", config, DatasetConfig(train_size=16, eval_size=0))
+    assert result.accuracy == {"base": {}, "fine_tuned": {}}
+    model = SentenceTransformer(str(tmp_path / "m"), device="cpu")
+    assert model.encode(["Jeans"]).shape == (1, 384)

@@ -193,13 +193,18 @@ def _fit(
 
     train_data = Dataset.from_dict(_columns(dataset.train))
     eval_triplets = dataset.evaluation
-    eval_data = Dataset.from_dict(_columns(eval_triplets))
-    evaluator = TripletEvaluator(
-        anchors=eval_data["anchor"],
-        positives=eval_data["positive"],
-        negatives=eval_data["negative"],
-        name=EVALUATOR_NAME,
-        batch_size=config.batch_size,
+    # With --eval-size 0 there is nothing to evaluate (an empty eval set crashed the trainer).
+    eval_data = Dataset.from_dict(_columns(eval_triplets)) if eval_triplets else None
+    evaluator = (
+        TripletEvaluator(
+            anchors=eval_data["anchor"],
+            positives=eval_data["positive"],
+            negatives=eval_data["negative"],
+            name=EVALUATOR_NAME,
+            batch_size=config.batch_size,
+        )
+        if eval_data is not None
+        else None
     )
     steps_per_epoch = math.ceil(len(dataset.train) / config.batch_size)
     eval_steps = config.eval_steps or steps_per_epoch
@@ -221,7 +226,7 @@ def _fit(
                 )
 
     with tempfile.TemporaryDirectory(prefix="catembed-trainer-") as scratch:
-        args = trainer_arguments(config, scratch, eval_steps, show_progress)
+        args = trainer_arguments(config, scratch, eval_steps, show_progress, evaluator is not None)
         loss = TripletLoss(
             model, distance_metric=TripletDistanceMetric.COSINE, triplet_margin=config.margin
         )
@@ -265,7 +270,11 @@ def _card_progress(show: bool) -> Iterator[None]:
 
 
 def trainer_arguments(
-    config: TrainingConfig, output_dir: str, eval_steps: int, show_progress: bool
+    config: TrainingConfig,
+    output_dir: str,
+    eval_steps: int,
+    show_progress: bool,
+    evaluate: bool = True,
 ) -> Any:
     """The recipe as ``SentenceTransformerTrainingArguments``; the fast loop follows the same
     values and reports them in the card's hyperparameters."""
@@ -281,7 +290,7 @@ def trainer_arguments(
         lr_scheduler_type=config.lr_scheduler,
         warmup_steps=config.warmup_ratio,  # a float here is a ratio (transformers v5)
         seed=config.seed,
-        eval_strategy="steps",
+        eval_strategy="steps" if evaluate else "no",
         eval_steps=eval_steps,
         logging_steps=eval_steps,
         save_strategy="no",
