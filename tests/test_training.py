@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -167,3 +169,47 @@ def test_the_stock_trainer_trains_without_evaluation_triplets(tmp_path: Path) ->
     assert result.accuracy == {"base": {}, "fine_tuned": {}}
     model = SentenceTransformer(str(tmp_path / "m"), device="cpu")
     assert model.encode(["Jeans"]).shape == (1, 384)
+
+
+def test_a_new_model_folder_gets_the_mode_mkdir_gives(model_dir: Path) -> None:
+    # It was 0700, the temporary folder's: a server or colleague under another user could not
+    # read the model.
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(model_dir.stat().st_mode) == 0o777 & ~umask
+
+
+def test_overwrite_replaces_only_a_model_folder(tmp_path: Path) -> None:
+    from catembed import train
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "categories.txt").write_text("Sweaters\nHoodies\n")
+    with pytest.raises(InputError, match=r"is not a model folder .*categories\.txt"):
+        train(["Sweaters", "Hoodies"], project, overwrite=True)
+    assert (project / "categories.txt").read_text() == "Sweaters\nHoodies\n"
+
+
+def test_an_output_that_cannot_be_written_fails_before_training(tmp_path: Path) -> None:
+    (tmp_path / "file.txt").write_text("not a folder")
+    from catembed import train
+
+    with pytest.raises(InputError, match=r"cannot write .*file\.txt/model"):
+        train(["Sweaters", "Hoodies"], tmp_path / "file.txt" / "model")
+
+
+def test_overwrite_replaces_the_model_in_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # '--output . --overwrite' trained for minutes, then failed: "PosixPath('.') has an empty name".
+    from catembed import DatasetConfig, train
+
+    old = tmp_path / "model"
+    old.mkdir()
+    (old / "catembed.json").write_text("{}")  # what an earlier run left
+    monkeypatch.chdir(old)
+    config, data = TrainingConfig(max_steps=1), DatasetConfig(train_size=16, eval_size=8)
+    train(["Sweaters", "Hoodies", "Jeans"], ".", config, data, overwrite=True, show_progress=False)
+    assert json.loads((old / "catembed.json").read_text())["dataset"]["train_size"] == 16
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert SentenceTransformer(str(old), device="cpu").encode(["Jeans"]).shape == (1, 384)

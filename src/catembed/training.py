@@ -7,6 +7,8 @@ import functools
 import json
 import logging
 import math
+import os
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from catembed.calibration import calibrate_for_training
 from catembed.dataset import DatasetConfig, TripletDataset, build_triplets
-from catembed.errors import ConfigError
+from catembed.errors import ConfigError, InputError
 from catembed.evaluation import accuracy_by_part, triplet_columns
 from catembed.modelcard import prepare_card_data, write_model_card
 from catembed.models import DEFAULT_BASE_MODEL, MAX_SEQ_LENGTH, load_model
@@ -127,7 +129,7 @@ def train(
         raise TypeError(f"config must be a TrainingConfig, got {type(config).__name__}")
     if data is not None and not isinstance(data, DatasetConfig):
         raise TypeError(f"data must be a DatasetConfig, got {type(data).__name__}")
-    check_folder_target(output, overwrite)  # before minutes of work, not after
+    target = _output_folder(output, overwrite)  # before minutes of work, not after
     config = config or TrainingConfig()
     data = data or DatasetConfig(seed=config.seed)
     name = (domain or DEFAULT_DOMAIN) if valid is None else "custom"
@@ -146,7 +148,9 @@ def train(
     before = _evaluate_parts(model, dataset)
     logger.info("base model accuracy: %s", _format(before))
 
-    with atomic_folder(output, overwrite=overwrite) as folder:
+    mode = _folder_mode(target)
+    with atomic_folder(target, overwrite=overwrite) as folder:
+        os.chmod(folder, mode)  # a temporary folder is private (0700); a model is not
         started = time.perf_counter()
         with _card_progress(show_progress):
             log_history = (_fit_fast if config.fast else _fit)(
@@ -180,6 +184,41 @@ def train(
         write_model_card(folder, result, config, data, validator)
     logger.info("model written to %s", output)
     return result
+
+
+def _output_folder(output: str | Path, overwrite: bool) -> Path:
+    """``output`` as an absolute folder path that train may write, or an InputError."""
+    target = check_folder_target(output, overwrite)
+    if overwrite and target.is_dir() and not _replaceable(target):
+        held = ", ".join(sorted(p.name for p in target.iterdir())[:3])
+        raise InputError(
+            f"{output} is not a model folder (it holds {held}); --overwrite only replaces a "
+            "model folder, so choose another --output"
+        )
+    folder = Path(os.path.abspath(target))  # '.' has no name to write a folder beside
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    except OSError as error:
+        raise InputError(f"cannot write {output}: {error.strerror or error}") from None
+    return folder
+
+
+def _replaceable(folder: Path) -> bool:
+    """Whether --overwrite may replace ``folder``: empty, or a model (catembed's or any
+    sentence-transformers folder), never a folder of the user's other files."""
+    return not any(folder.iterdir()) or any(
+        (folder / name).is_file() for name in (METADATA_FILE, "modules.json")
+    )
+
+
+def _folder_mode(target: Path) -> int:
+    """The mode a new model folder gets: the replaced folder's, else what mkdir would give."""
+    if target.is_dir():
+        return stat.S_IMODE(target.stat().st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o777 & ~umask
 
 
 def _fit(
