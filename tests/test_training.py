@@ -208,8 +208,37 @@ def test_overwrite_replaces_the_model_in_the_current_folder(
     old.mkdir()
     (old / "catembed.json").write_text("{}")  # what an earlier run left
     monkeypatch.chdir(old)
-    config, data = TrainingConfig(max_steps=1), DatasetConfig(train_size=16, eval_size=8)
-    train(["Sweaters", "Hoodies", "Jeans"], ".", config, data, overwrite=True, show_progress=False)
+    config, data = TrainingConfig(epochs=0.5), DatasetConfig(train_size=16, eval_size=8)
+    values = ["Sweaters", "Hoodies", "Jeans"]
+    result = train(values, ".", config, data, overwrite=True, show_progress=False)
+    # Half an epoch of 16 triplets is one step of 16 (the rate counted 8); one training time.
+    assert result.samples_per_second * result.train_seconds == pytest.approx(16)
+    card = (old / "README.md").read_text(encoding="utf-8")
+    assert f"Training took {result.train_seconds:.1f} s" in card
+    assert "### Training Time" not in card
     assert json.loads((old / "catembed.json").read_text())["dataset"]["train_size"] == 16
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     assert SentenceTransformer(str(old), device="cpu").encode(["Jeans"]).shape == (1, 384)
+
+
+def test_a_relative_local_base_model_is_recorded_so_it_loads_from_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # validator.json recorded '--base-model model' as given, so the validator loaded only from
+    # the folder training ran in; the card linked the path as a hub id.
+    from catembed import DatasetConfig, Validator, train
+    from catembed.models import DEFAULT_BASE_MODEL, resolve_base_model
+    from catembed.vocabulary import domain_values
+
+    base = Path(resolve_base_model(DEFAULT_BASE_MODEL))
+    monkeypatch.chdir(base.parent)
+    config = TrainingConfig(base_model=base.name, max_steps=1)
+    data = DatasetConfig(train_size=16, eval_size=8)
+    train(list(domain_values("toys")), tmp_path / "m", config, data, show_progress=False)
+    monkeypatch.chdir(tmp_path)
+    assert Validator.load(tmp_path / "m").domain is not None
+    metadata = json.loads((tmp_path / "m" / "catembed.json").read_text(encoding="utf-8"))
+    assert metadata["training"]["base_model"] == str(base)
+    card = (tmp_path / "m" / "README.md").read_text(encoding="utf-8")
+    assert "\n- **Base model:**" not in card  # was '[model](https://huggingface.co/model)'
+    assert "\nbase_model:" not in card.split("\n---\n", 1)[0]

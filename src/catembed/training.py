@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -131,6 +131,8 @@ def train(
         raise TypeError(f"data must be a DatasetConfig, got {type(data).__name__}")
     target = _output_folder(output, overwrite)  # before minutes of work, not after
     config = config or TrainingConfig()
+    if Path(config.base_model).expanduser().is_dir():  # recorded, and loaded again from anywhere
+        config = replace(config, base_model=os.path.abspath(Path(config.base_model).expanduser()))
     data = data or DatasetConfig(seed=config.seed)
     name = (domain or DEFAULT_DOMAIN) if valid is None else "custom"
     values = list(valid) if valid is not None else list(domain_values(name))
@@ -157,6 +159,8 @@ def train(
                 model, dataset, config, show_progress
             )
         seconds = time.perf_counter() - started
+        # The card's time is ours, below; sentence-transformers' would count until the save.
+        model.model_card_data._training_start_time = None
         after = _evaluate_parts(model, dataset)
         logger.info("fine-tuned accuracy: %s", _format(after))
         model.save(str(folder))
@@ -169,9 +173,7 @@ def train(
             domain_model=config.base_model,
         )
         accuracy = {"base": before, "fine_tuned": after}
-        trained = min(
-            len(dataset.train) * config.epochs, _total_steps(dataset, config) * config.batch_size
-        )
+        trained = _trained_samples(dataset, config)
         result = TrainingResult(
             model_dir=Path(output),
             dataset=dataset,
@@ -363,6 +365,13 @@ def _total_steps(dataset: TripletDataset, config: TrainingConfig) -> int:
     per_epoch = math.ceil(len(dataset.train) / config.batch_size)
     total = math.ceil(per_epoch * config.epochs)
     return min(total, config.max_steps) if config.max_steps > 0 else total
+
+
+def _trained_samples(dataset: TripletDataset, config: TrainingConfig) -> int:
+    """Triplets the steps ran through: whole epochs, then the batches of the last one."""
+    per_epoch = math.ceil(len(dataset.train) / config.batch_size)
+    epochs, steps = divmod(_total_steps(dataset, config), per_epoch)
+    return epochs * len(dataset.train) + min(steps * config.batch_size, len(dataset.train))
 
 
 def _columns(triplets: Sequence[Any]) -> dict[str, list[str]]:
