@@ -70,7 +70,7 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.epochs < math.inf:
-            raise ConfigError(f"epochs must be a positive number, got {self.epochs}")
+            raise ConfigError(f"epochs must be positive, got {self.epochs}")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
         if not 0 < self.learning_rate < 1:
