@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -120,6 +121,24 @@ def test_cli_encode_with_backend(onnx_dir: Path, torch_vectors: np.ndarray, back
     assert [r["value"] for r in rows] == VALUES[:3]
     vectors = np.array([r["embedding"] for r in rows])
     assert np.min(np.sum(vectors * torch_vectors[:3], axis=1)) > 0.95
+
+
+def test_cli_evaluate_scores_triplets_with_the_backend_asked_for(
+    onnx_dir: Path, tmp_path: Path
+) -> None:
+    # Triplet files were always scored with torch, whatever --backend said. Without the torch
+    # weights only the ONNX file can have scored them.
+    folder = tmp_path / "onnx-only"
+    shutil.copytree(onnx_dir, folder)
+    (folder / "model.safetensors").unlink()
+    data = tmp_path / "triplets.csv"
+    data.write_text("anchor,positive,negative\nSweaters,Hoodies,Toaster\n", encoding="utf-8")
+    args = ["evaluate", "--model", str(folder), "--data", str(data), "--backend", "onnx"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^all +1 +1\.0000", result.output, re.MULTILINE)
+    torch_result = CliRunner().invoke(main, args[:-2])
+    assert torch_result.exit_code == 1 and "cannot load model" in torch_result.output
 
 
 def test_cli_refuses_an_unknown_backend(onnx_dir: Path) -> None:

@@ -64,3 +64,18 @@ def test_bad_config_files_are_one_line_errors(tmp_path: Path, content: str, mess
 def test_missing_config_file() -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_configs("nowhere.json")
+
+
+def test_seed_on_the_command_line_drives_the_data_of_a_card_config(tmp_path: Path) -> None:
+    # Every card's config names a dataset seed; `--config card.json --seed 7` trained on seed
+    # 42's triplets with seed 7, though --seed is the "random seed for data and training".
+    path = tmp_path / "card.json"
+    path.write_text(json.dumps({"training": {"seed": 42}, "dataset": {"seed": 42}}))
+    training, data = load_configs(path, {"seed": 7})
+    assert (training.seed, data.seed) == (7, 7)
+    training, data = load_configs(path, {"seed": 7}, {"seed": 3})  # both given: each its own
+    assert (training.seed, data.seed) == (7, 3)
+    training, data = load_configs(path)
+    assert (training.seed, data.seed) == (42, 42)
+    path.write_text(json.dumps({"training": {"seed": 5}, "dataset": {"seed": 9}}))
+    assert [c.seed for c in load_configs(path)] == [5, 9]

@@ -126,6 +126,10 @@ def test_too_few_values_are_refused(values: list[str], message: str) -> None:
         ({"heldout_fraction": 1.0}, "held-out fraction"),
         ({"corruption_rate": 1.5}, "corruption rate"),
         ({"corruption_kinds": ("markup", "sparkles")}, "sparkles"),
+        (
+            {"corruption_kinds": ()},
+            r"^no corruption kinds; known kinds: markup, ",
+        ),  # was 'unknown []'
     ],
 )
 def test_invalid_config_is_refused(kwargs: dict[str, object], message: str) -> None:

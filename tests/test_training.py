@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +108,17 @@ def test_atomic_folder_refuses_to_clobber_and_cleans_up(tmp_path: Path) -> None:
         ({"batch_size": 0}, "batch size"),
         ({"learning_rate": 2.0}, "learning rate"),
         ({"margin": -1}, "margin"),
+        # These trained a model of nans, or failed with a traceback once training began.
+        ({"margin": float("nan")}, "margin"),
+        ({"margin": float("inf")}, "margin"),
+        ({"epochs": float("nan")}, "epochs"),
+        ({"epochs": float("inf")}, "epochs"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 2**32}, "seed"),
+        ({"lr_scheduler": "foo"}, "unknown lr scheduler 'foo'"),
+        ({"lr_scheduler": "reduce_lr_on_plateau"}, "lr scheduler"),
+        ({"max_steps": 0}, "max steps"),
+        ({"eval_steps": -1}, "eval steps"),
     ],
 )
 def test_invalid_training_config_is_refused(kwargs: dict[str, float], message: str) -> None:
@@ -144,3 +157,88 @@ def test_calibration_logs_the_threshold_that_decides(
         f"({len(dataset.heldout_values)} valid, "
     )
     assert "valid_accepted" in line and "domain_threshold" not in line
+
+
+def test_the_stock_trainer_trains_without_evaluation_triplets(tmp_path: Path) -> None:
+    # --stock --eval-size 0 crashed in the trainer ("num_samples=0"); the fast loop trained.
+    from catembed import DatasetConfig, train
+
+    values = ["Sweaters", "Hoodies", "Jeans", "Skirts", "Jackets"]
+    config = TrainingConfig(max_steps=1, fast=False)
+    result = train(values, tmp_path / "m", config, DatasetConfig(train_size=16, eval_size=0))
+    assert result.accuracy == {"base": {}, "fine_tuned": {}}
+    model = SentenceTransformer(str(tmp_path / "m"), device="cpu")
+    assert model.encode(["Jeans"]).shape == (1, 384)
+
+
+def test_a_new_model_folder_gets_the_mode_mkdir_gives(model_dir: Path) -> None:
+    # It was 0700, the temporary folder's: a server or colleague under another user could not
+    # read the model.
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(model_dir.stat().st_mode) == 0o777 & ~umask
+
+
+def test_overwrite_replaces_only_a_model_folder(tmp_path: Path) -> None:
+    from catembed import train
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "categories.txt").write_text("Sweaters\nHoodies\n")
+    with pytest.raises(InputError, match=r"is not a model folder .*categories\.txt"):
+        train(["Sweaters", "Hoodies"], project, overwrite=True)
+    assert (project / "categories.txt").read_text() == "Sweaters\nHoodies\n"
+
+
+def test_an_output_that_cannot_be_written_fails_before_training(tmp_path: Path) -> None:
+    (tmp_path / "file.txt").write_text("not a folder")
+    from catembed import train
+
+    with pytest.raises(InputError, match=r"cannot write .*file\.txt/model"):
+        train(["Sweaters", "Hoodies"], tmp_path / "file.txt" / "model")
+
+
+def test_overwrite_replaces_the_model_in_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # '--output . --overwrite' trained for minutes, then failed: "PosixPath('.') has an empty name".
+    from catembed import DatasetConfig, train
+
+    old = tmp_path / "model"
+    old.mkdir()
+    (old / "catembed.json").write_text("{}")  # what an earlier run left
+    monkeypatch.chdir(old)
+    config, data = TrainingConfig(epochs=0.5), DatasetConfig(train_size=16, eval_size=8)
+    values = ["Sweaters", "Hoodies", "Jeans"]
+    result = train(values, ".", config, data, overwrite=True, show_progress=False)
+    # Half an epoch of 16 triplets is one step of 16 (the rate counted 8); one training time.
+    assert result.samples_per_second * result.train_seconds == pytest.approx(16)
+    card = (old / "README.md").read_text(encoding="utf-8")
+    assert f"Training took {result.train_seconds:.1f} s" in card
+    assert "### Training Time" not in card
+    assert json.loads((old / "catembed.json").read_text())["dataset"]["train_size"] == 16
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert SentenceTransformer(str(old), device="cpu").encode(["Jeans"]).shape == (1, 384)
+
+
+def test_a_relative_local_base_model_is_recorded_so_it_loads_from_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # validator.json recorded '--base-model model' as given, so the validator loaded only from
+    # the folder training ran in; the card linked the path as a hub id.
+    from catembed import DatasetConfig, Validator, train
+    from catembed.models import DEFAULT_BASE_MODEL, resolve_base_model
+    from catembed.vocabulary import domain_values
+
+    base = Path(resolve_base_model(DEFAULT_BASE_MODEL))
+    monkeypatch.chdir(base.parent)
+    config = TrainingConfig(base_model=base.name, max_steps=1)
+    data = DatasetConfig(train_size=16, eval_size=8)
+    train(list(domain_values("toys")), tmp_path / "m", config, data, show_progress=False)
+    monkeypatch.chdir(tmp_path)
+    assert Validator.load(tmp_path / "m").domain is not None
+    metadata = json.loads((tmp_path / "m" / "catembed.json").read_text(encoding="utf-8"))
+    assert metadata["training"]["base_model"] == str(base)
+    card = (tmp_path / "m" / "README.md").read_text(encoding="utf-8")
+    assert "\n- **Base model:**" not in card  # was '[model](https://huggingface.co/model)'
+    assert "\nbase_model:" not in card.split("\n---\n", 1)[0]

@@ -46,8 +46,8 @@ def evaluate(
     """Print the triplet accuracy of a model on a data file, or, for labelled values
     (labels valid, out_of_domain, malformed), the validator's precision, recall, F1,
     AUROC and confusion matrix."""
+    from catembed.backends import load_encoder
     from catembed.evaluation import triplet_table_accuracy
-    from catembed.models import check_model_folder, load_model
     from catembed.tables import read_table
 
     valid = read_valid_values(valid_file, valid_column, "--valid-column")
@@ -76,8 +76,7 @@ def evaluate(
             f"{found} holds no label column, so triplets: they are scored with --model alone"
             + (", not --valid" if valid is not None else "")
         )
-    model = load_model(str(check_model_folder(model_dir)))
-    results = triplet_table_accuracy(model, table)
+    results = triplet_table_accuracy(load_encoder(model_dir, backend), table)
     echo_table(
         [[part, str(n), f"{acc:.4f}"] for part, (n, acc) in results.items()],
         ["part", "triplets", "cosine accuracy"],

@@ -62,10 +62,14 @@ def load_configs(
 ) -> tuple[TrainingConfig, DatasetConfig]:
     """Merge defaults, the optional file at ``path`` and explicit overrides (None = unset)."""
     file = _read(Path(path)) if path else _ConfigFile()
-    train_values = {**file.training.model_dump(exclude_none=True), **_set(training)}
-    data_values = {**file.dataset.model_dump(exclude_none=True), **_set(dataset)}
-    # One --seed drives both the data and the training unless the dataset names its own.
-    if "seed" in train_values and "seed" not in data_values:
+    given_training, given_dataset = _set(training), _set(dataset)
+    train_values = {**file.training.model_dump(exclude_none=True), **given_training}
+    data_values = {**file.dataset.model_dump(exclude_none=True), **given_dataset}
+    # One seed drives both the data and the training unless the dataset names its own; a seed
+    # given explicitly (--seed) also beats the file's dataset seed, which every card's config has.
+    if "seed" in given_training and "seed" not in given_dataset:
+        data_values["seed"] = given_training["seed"]
+    elif "seed" in train_values and "seed" not in data_values:
         data_values["seed"] = train_values["seed"]
     try:
         return (

@@ -81,7 +81,8 @@ class DatasetConfig:
         unknown = sorted(set(self.corruption_kinds) - set(CORRUPTION_KINDS))
         if unknown or not self.corruption_kinds:
             known = ", ".join(CORRUPTION_KINDS)
-            raise ConfigError(f"unknown corruption kinds {unknown}; known kinds: {known}")
+            problem = f"unknown corruption kinds {unknown}" if unknown else "no corruption kinds"
+            raise ConfigError(f"{problem}; known kinds: {known}")
 
 
 @dataclass(frozen=True)

@@ -214,7 +214,7 @@ def fit_fast(
     tokens = token_ids(model, [x for t in train for x in (t.anchor, t.positive, t.negative)])
 
     with tempfile.TemporaryDirectory(prefix="catembed-trainer-") as scratch:
-        args = trainer_arguments(config, scratch, eval_steps, show_progress)
+        args = trainer_arguments(config, scratch, eval_steps, show_progress, bool(evaluation))
     defaults = type(args)(output_dir="unused", accelerator_config={"use_configured_state": True})
     card = SentenceTransformerModelCardCallback(defaults.to_dict())
     state, control = TrainerState(max_steps=total), TrainerControl()

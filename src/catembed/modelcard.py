@@ -27,7 +27,8 @@ PARTS = (
 def prepare_card_data(model: SentenceTransformer, base_model: str, dataset_name: str) -> None:
     """Name the base model and training data before sentence-transformers writes its card."""
     card = model.model_card_data
-    card.base_model = base_model
+    # A hub id links to its page; a local folder has none (it linked to huggingface.co/<path>).
+    card.base_model = None if Path(base_model).expanduser().is_dir() else base_model
     card.model_name = f"catembed {dataset_name} model based on {base_model}"
     card.train_datasets = [{"name": f"catembed {dataset_name} triplets"}]
     card.eval_datasets = [{"name": f"catembed {dataset_name} triplets"}]

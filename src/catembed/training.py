@@ -7,17 +7,19 @@ import functools
 import json
 import logging
 import math
+import os
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from catembed.calibration import calibrate_for_training
 from catembed.dataset import DatasetConfig, TripletDataset, build_triplets
-from catembed.errors import ConfigError
+from catembed.errors import ConfigError, InputError
 from catembed.evaluation import accuracy_by_part, triplet_columns
 from catembed.modelcard import prepare_card_data, write_model_card
 from catembed.models import DEFAULT_BASE_MODEL, MAX_SEQ_LENGTH, load_model
@@ -34,6 +36,18 @@ logger = logging.getLogger(__name__)
 DEFAULT_OUTPUT = Path("models") / f"catembed-{DEFAULT_DOMAIN}"
 EVALUATOR_NAME = "category_final_evaluation"
 METADATA_FILE = "catembed.json"
+# transformers' schedules that need nothing beyond warm-up and total steps (the others want a
+# metric or extra arguments, and failed only once training began).
+LR_SCHEDULERS = (
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "inverse_sqrt",
+)
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding, which transformers' set_seed uses
 
 
 @dataclass(frozen=True)
@@ -55,18 +69,29 @@ class TrainingConfig:
     bf16: bool = False  # opt-in bfloat16 autocast; weights and optimizer stay float32
 
     def __post_init__(self) -> None:
-        if self.epochs <= 0:
+        if not 0 < self.epochs < math.inf:
             raise ConfigError(f"epochs must be positive, got {self.epochs}")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
         if not 0 < self.learning_rate < 1:
             raise ConfigError(f"learning rate must be in (0, 1), got {self.learning_rate}")
-        if self.margin < 0:
-            raise ConfigError(f"margin must not be negative, got {self.margin}")
+        if not 0 <= self.margin < math.inf:  # a nan margin trained a model of nans
+            raise ConfigError(f"margin must be a non-negative number, got {self.margin}")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warm-up ratio must be in [0, 1), got {self.warmup_ratio}")
         if not 1 <= self.max_seq_length <= MAX_SEQ_LENGTH:
             raise ConfigError(f"max sequence length must be in [1, {MAX_SEQ_LENGTH}]")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed must be in [0, {MAX_SEED}], got {self.seed}")
+        if self.lr_scheduler not in LR_SCHEDULERS:
+            raise ConfigError(
+                f"unknown lr scheduler {self.lr_scheduler!r}; choose one of: "
+                + ", ".join(LR_SCHEDULERS)
+            )
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ConfigError(f"max steps must be positive (-1: all epochs), got {self.max_steps}")
+        if self.eval_steps is not None and self.eval_steps < 1:
+            raise ConfigError(f"eval steps must be at least 1, got {self.eval_steps}")
 
 
 @dataclass
@@ -104,8 +129,10 @@ def train(
         raise TypeError(f"config must be a TrainingConfig, got {type(config).__name__}")
     if data is not None and not isinstance(data, DatasetConfig):
         raise TypeError(f"data must be a DatasetConfig, got {type(data).__name__}")
-    check_folder_target(output, overwrite)  # before minutes of work, not after
+    target = _output_folder(output, overwrite)  # before minutes of work, not after
     config = config or TrainingConfig()
+    if Path(config.base_model).expanduser().is_dir():  # recorded, and loaded again from anywhere
+        config = replace(config, base_model=os.path.abspath(Path(config.base_model).expanduser()))
     data = data or DatasetConfig(seed=config.seed)
     name = (domain or DEFAULT_DOMAIN) if valid is None else "custom"
     values = list(valid) if valid is not None else list(domain_values(name))
@@ -123,13 +150,17 @@ def train(
     before = _evaluate_parts(model, dataset)
     logger.info("base model accuracy: %s", _format(before))
 
-    with atomic_folder(output, overwrite=overwrite) as folder:
+    mode = _folder_mode(target)
+    with atomic_folder(target, overwrite=overwrite) as folder:
+        os.chmod(folder, mode)  # a temporary folder is private (0700); a model is not
         started = time.perf_counter()
         with _card_progress(show_progress):
             log_history = (_fit_fast if config.fast else _fit)(
                 model, dataset, config, show_progress
             )
         seconds = time.perf_counter() - started
+        # The card's time is ours, below; sentence-transformers' would count until the save.
+        model.model_card_data._training_start_time = None
         after = _evaluate_parts(model, dataset)
         logger.info("fine-tuned accuracy: %s", _format(after))
         model.save(str(folder))
@@ -142,9 +173,7 @@ def train(
             domain_model=config.base_model,
         )
         accuracy = {"base": before, "fine_tuned": after}
-        trained = min(
-            len(dataset.train) * config.epochs, _total_steps(dataset, config) * config.batch_size
-        )
+        trained = _trained_samples(dataset, config)
         result = TrainingResult(
             model_dir=Path(output),
             dataset=dataset,
@@ -159,6 +188,41 @@ def train(
     return result
 
 
+def _output_folder(output: str | Path, overwrite: bool) -> Path:
+    """``output`` as an absolute folder path that train may write, or an InputError."""
+    target = check_folder_target(output, overwrite)
+    if overwrite and target.is_dir() and not _replaceable(target):
+        held = ", ".join(sorted(p.name for p in target.iterdir())[:3])
+        raise InputError(
+            f"{output} is not a model folder (it holds {held}); --overwrite only replaces a "
+            "model folder, so choose another --output"
+        )
+    folder = Path(os.path.abspath(target))  # '.' has no name to write a folder beside
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    except OSError as error:
+        raise InputError(f"cannot write {output}: {error.strerror or error}") from None
+    return folder
+
+
+def _replaceable(folder: Path) -> bool:
+    """Whether --overwrite may replace ``folder``: empty, or a model (catembed's or any
+    sentence-transformers folder), never a folder of the user's other files."""
+    return not any(folder.iterdir()) or any(
+        (folder / name).is_file() for name in (METADATA_FILE, "modules.json")
+    )
+
+
+def _folder_mode(target: Path) -> int:
+    """The mode a new model folder gets: the replaced folder's, else what mkdir would give."""
+    if target.is_dir():
+        return stat.S_IMODE(target.stat().st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o777 & ~umask
+
+
 def _fit(
     model: SentenceTransformer, dataset: TripletDataset, config: TrainingConfig, show_progress: bool
 ) -> list[dict[str, float]]:
@@ -170,13 +234,18 @@ def _fit(
 
     train_data = Dataset.from_dict(_columns(dataset.train))
     eval_triplets = dataset.evaluation
-    eval_data = Dataset.from_dict(_columns(eval_triplets))
-    evaluator = TripletEvaluator(
-        anchors=eval_data["anchor"],
-        positives=eval_data["positive"],
-        negatives=eval_data["negative"],
-        name=EVALUATOR_NAME,
-        batch_size=config.batch_size,
+    # With --eval-size 0 there is nothing to evaluate (an empty eval set crashed the trainer).
+    eval_data = Dataset.from_dict(_columns(eval_triplets)) if eval_triplets else None
+    evaluator = (
+        TripletEvaluator(
+            anchors=eval_data["anchor"],
+            positives=eval_data["positive"],
+            negatives=eval_data["negative"],
+            name=EVALUATOR_NAME,
+            batch_size=config.batch_size,
+        )
+        if eval_data is not None
+        else None
     )
     steps_per_epoch = math.ceil(len(dataset.train) / config.batch_size)
     eval_steps = config.eval_steps or steps_per_epoch
@@ -198,7 +267,7 @@ def _fit(
                 )
 
     with tempfile.TemporaryDirectory(prefix="catembed-trainer-") as scratch:
-        args = trainer_arguments(config, scratch, eval_steps, show_progress)
+        args = trainer_arguments(config, scratch, eval_steps, show_progress, evaluator is not None)
         loss = TripletLoss(
             model, distance_metric=TripletDistanceMetric.COSINE, triplet_margin=config.margin
         )
@@ -242,7 +311,11 @@ def _card_progress(show: bool) -> Iterator[None]:
 
 
 def trainer_arguments(
-    config: TrainingConfig, output_dir: str, eval_steps: int, show_progress: bool
+    config: TrainingConfig,
+    output_dir: str,
+    eval_steps: int,
+    show_progress: bool,
+    evaluate: bool = True,
 ) -> Any:
     """The recipe as ``SentenceTransformerTrainingArguments``; the fast loop follows the same
     values and reports them in the card's hyperparameters."""
@@ -258,7 +331,7 @@ def trainer_arguments(
         lr_scheduler_type=config.lr_scheduler,
         warmup_steps=config.warmup_ratio,  # a float here is a ratio (transformers v5)
         seed=config.seed,
-        eval_strategy="steps",
+        eval_strategy="steps" if evaluate else "no",
         eval_steps=eval_steps,
         logging_steps=eval_steps,
         save_strategy="no",
@@ -292,6 +365,13 @@ def _total_steps(dataset: TripletDataset, config: TrainingConfig) -> int:
     per_epoch = math.ceil(len(dataset.train) / config.batch_size)
     total = math.ceil(per_epoch * config.epochs)
     return min(total, config.max_steps) if config.max_steps > 0 else total
+
+
+def _trained_samples(dataset: TripletDataset, config: TrainingConfig) -> int:
+    """Triplets the steps ran through: whole epochs, then the batches of the last one."""
+    per_epoch = math.ceil(len(dataset.train) / config.batch_size)
+    epochs, steps = divmod(_total_steps(dataset, config), per_epoch)
+    return epochs * len(dataset.train) + min(steps * config.batch_size, len(dataset.train))
 
 
 def _columns(triplets: Sequence[Any]) -> dict[str, list[str]]:
