@@ -179,6 +179,16 @@ def test_a_new_model_folder_gets_the_mode_mkdir_gives(model_dir: Path) -> None:
     assert stat.S_IMODE(model_dir.stat().st_mode) == 0o777 & ~umask
 
 
+def test_a_replaced_folder_keeps_its_mode(tmp_path: Path) -> None:
+    folder = tmp_path / "m"
+    folder.mkdir(mode=0o750)
+    (folder / "old.txt").write_text("old", "utf-8")
+    with atomic_folder(folder, overwrite=True) as new:
+        (new / "new.txt").write_text("new", "utf-8")
+    assert [p.name for p in folder.iterdir()] == ["new.txt"]
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o750
+
+
 def test_overwrite_replaces_only_a_model_folder(tmp_path: Path) -> None:
     from catembed import train
 

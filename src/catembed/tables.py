@@ -304,10 +304,11 @@ def writable(path: str | Path) -> Path:
     return target
 
 
-def _new_mode() -> int:
+def _new_mode(folder: bool = False) -> int:
+    """The mode a plain create would give a new file (or folder): the umask's."""
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return (0o777 if folder else 0o666) & ~umask
 
 
 def check_folder_target(path: str | Path, overwrite: bool = False) -> Path:
@@ -333,6 +334,8 @@ def atomic_folder(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
+        # The mode mkdir would give (the replaced folder's), not the temporary folder's 0700.
+        os.chmod(tmp, stat.S_IMODE(target.stat().st_mode) if target.is_dir() else _new_mode(True))
         yield tmp
         if target.exists():
             old = target.with_name(f".{target.name}.old")

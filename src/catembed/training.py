@@ -8,7 +8,6 @@ import json
 import logging
 import math
 import os
-import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -150,9 +149,7 @@ def train(
     before = _evaluate_parts(model, dataset)
     logger.info("base model accuracy: %s", _format(before))
 
-    mode = _folder_mode(target)
     with atomic_folder(target, overwrite=overwrite) as folder:
-        os.chmod(folder, mode)  # a temporary folder is private (0700); a model is not
         started = time.perf_counter()
         with _card_progress(show_progress):
             log_history = (_fit_fast if config.fast else _fit)(
@@ -212,15 +209,6 @@ def _replaceable(folder: Path) -> bool:
     return not any(folder.iterdir()) or any(
         (folder / name).is_file() for name in (METADATA_FILE, "modules.json")
     )
-
-
-def _folder_mode(target: Path) -> int:
-    """The mode a new model folder gets: the replaced folder's, else what mkdir would give."""
-    if target.is_dir():
-        return stat.S_IMODE(target.stat().st_mode)
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o777 & ~umask
 
 
 def _fit(
