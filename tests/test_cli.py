@@ -2,6 +2,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import click
@@ -144,6 +149,34 @@ def test_train_refuses_to_overwrite_a_folder(tmp_path: Path) -> None:
     assert "--overwrite" in result.output
     assert len(result.output.strip().splitlines()) == 1  # refused before any training step
     assert (out / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "message"),
+    [(signal.SIGINT, 1, "interrupted"), (signal.SIGTERM, 128 + signal.SIGTERM, "terminated")],
+)
+def test_train_stopped_midway_keeps_the_old_model_and_leaves_nothing(
+    tmp_path: Path, signum: int, code: int, message: str
+) -> None:
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "catembed.json").write_text("{}")  # the model an --overwrite would replace
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    command = [sys.executable, "-m", "catembed.cli", "train", "--output", str(out), "--overwrite"]
+    log = tmp_path.parent / f"{tmp_path.name}.log"
+    with log.open("w") as handle:
+        process = subprocess.Popen(command, stderr=handle, env=env)
+    deadline = time.monotonic() + 120
+    while "step/s]" not in log.read_text() and time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()
+        time.sleep(0.1)
+    assert list(tmp_path.glob(".model.*.tmp"))  # training, in the temporary folder
+    process.send_signal(signum)
+    assert process.wait(timeout=120) == code
+    assert log.read_text().splitlines()[-1] == f"Error: {message}"
+    assert "Traceback" not in log.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert [p.name for p in out.iterdir()] == ["catembed.json"]
 
 
 def test_encode_from_arguments_file_and_stdin(model_dir: Path, tmp_path: Path) -> None:

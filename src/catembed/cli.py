@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import warnings
 from typing import Any
@@ -18,16 +19,32 @@ from catembed.errors import CatembedError
 __all__ = ["GATE_EXIT_CODE", "main"]
 
 
+class _Terminated(Exception):
+    """SIGTERM arrived: raised so that half-written outputs are cleaned up as on Ctrl-C."""
+
+
 class _Group(click.Group):
-    """Turns every CatembedError into a one-line message and exit code 1."""
+    """Turns every CatembedError into a one-line message and exit code 1; Ctrl-C and SIGTERM
+    stop a command as an error would, removing what it had half written."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        previous = signal.signal(signal.SIGTERM, _terminate)
         try:
             return super().invoke(ctx)
         except CatembedError as error:
             raise click.ClickException(str(error)) from None
         except KeyboardInterrupt:
             raise click.ClickException("interrupted") from None
+        except _Terminated:
+            stopped = click.ClickException("terminated")
+            stopped.exit_code = 128 + signal.SIGTERM
+            raise stopped from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
 
 
 @click.group(cls=_Group)

@@ -253,39 +253,42 @@ def fit_fast(
 
         history: list[dict[str, float]] = []
         running, counted = 0.0, 0
-        progress = tqdm(total=total, disable=not show_progress, desc="training", unit="step")
-        model.train()
-        for epoch in range(math.ceil(total / steps_per_epoch)):
-            generator.manual_seed(config.seed + epoch)
-            for indices in sampler:
-                with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=config.bf16):
-                    value = batch_loss(model, loss, [train[i] for i in indices], tokens)
-                value.backward()  # type: ignore[no-untyped-call]
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                running += float(value.detach())
-                counted += 1
-                state.global_step += 1
-                state.epoch = state.global_step / steps_per_epoch
-                progress.update(1)
-                if state.global_step % eval_steps == 0 or state.global_step == total:
-                    logs = {
-                        "loss": round(running / counted, 4),
-                        "grad_norm": float(grad_norm),
-                        "learning_rate": float(scheduler.get_last_lr()[0]),
-                        "epoch": state.epoch,
-                    }
-                    running, counted = 0.0, 0
-                    history.append({**logs, "step": state.global_step})
-                    card.on_log(args, state, control, model=model, logs=logs)
-                    if evaluation:
-                        history.append(_evaluate(model, evaluator, state.epoch, state.global_step))
-                        model.train()
-                if state.global_step >= total:
-                    break
-        progress.close()
+        with tqdm(total=total, disable=not show_progress, desc="training", unit="step") as progress:
+            model.train()
+            for epoch in range(math.ceil(total / steps_per_epoch)):
+                generator.manual_seed(config.seed + epoch)
+                for indices in sampler:
+                    with torch.autocast(
+                        model.device.type, dtype=torch.bfloat16, enabled=config.bf16
+                    ):
+                        value = batch_loss(model, loss, [train[i] for i in indices], tokens)
+                    value.backward()  # type: ignore[no-untyped-call]
+                    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    running += float(value.detach())
+                    counted += 1
+                    state.global_step += 1
+                    state.epoch = state.global_step / steps_per_epoch
+                    progress.update(1)
+                    if state.global_step % eval_steps == 0 or state.global_step == total:
+                        logs = {
+                            "loss": round(running / counted, 4),
+                            "grad_norm": float(grad_norm),
+                            "learning_rate": float(scheduler.get_last_lr()[0]),
+                            "epoch": state.epoch,
+                        }
+                        running, counted = 0.0, 0
+                        history.append({**logs, "step": state.global_step})
+                        card.on_log(args, state, control, model=model, logs=logs)
+                        if evaluation:
+                            history.append(
+                                _evaluate(model, evaluator, state.epoch, state.global_step)
+                            )
+                            model.train()
+                    if state.global_step >= total:
+                        break
     model.eval()
     return history
 
