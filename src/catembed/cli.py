@@ -23,6 +23,10 @@ class _Terminated(Exception):
     """SIGTERM arrived: raised so that half-written outputs are cleaned up as on Ctrl-C."""
 
 
+class _TerminatedError(click.ClickException):
+    exit_code = 128 + signal.SIGTERM
+
+
 class _Group(click.Group):
     """Turns every CatembedError into a one-line message and exit code 1; Ctrl-C and SIGTERM
     stop a command as an error would, removing what it had half written."""
@@ -36,9 +40,7 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             raise click.ClickException("interrupted") from None
         except _Terminated:
-            stopped = click.ClickException("terminated")
-            stopped.exit_code = 128 + signal.SIGTERM
-            raise stopped from None
+            raise _TerminatedError("terminated") from None
         finally:
             signal.signal(signal.SIGTERM, previous)
 
