@@ -140,6 +140,38 @@ def test_train_bad_input_is_a_one_line_error(
     assert not (tmp_path / "out").exists()
 
 
+def test_train_overwrite_never_deletes_the_valid_file_inside_the_model(tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "catembed.json").write_text("{}")
+    (out / "values.txt").write_text("Sweaters\nJeans\nSkirts\n")
+    argv = ["train", "--valid", str(out / "values.txt"), "--output", str(out), "--overwrite"]
+    result = CliRunner().invoke(main, [*argv, "--max-steps", "1"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: {out / 'values.txt'} lies inside {out}, which --overwrite replaces; "
+        "move it or choose another --output"
+    ]
+    assert sorted(p.name for p in out.iterdir()) == ["catembed.json", "values.txt"]
+
+
+def test_train_without_evaluation_says_so(tmp_path: Path) -> None:
+    argv = ["train", "--output", str(tmp_path / "m"), "--max-steps", "1", "--eval-size", "0"]
+    result = CliRunner().invoke(main, [*argv, "--no-progress", "--train-size", "64"])
+    assert result.exit_code == 0, result.output
+    assert "no evaluation: the dataset has no evaluation triplets" in result.output
+    assert "evaluation  base model" not in result.output
+
+
+def test_dataset_build_into_an_impossible_folder_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file.txt").write_text("not a folder")
+    result = run("dataset", "build", "--output", str(tmp_path / "file.txt" / "sub"))
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: cannot create {tmp_path / 'file.txt' / 'sub'}: Not a directory"
+    ]
+
+
 def test_train_refuses_to_overwrite_a_folder(tmp_path: Path) -> None:
     out = tmp_path / "model"
     out.mkdir()

@@ -167,6 +167,8 @@ def test_the_stock_trainer_trains_without_evaluation_triplets(tmp_path: Path) ->
     config = TrainingConfig(max_steps=1, fast=False)
     result = train(values, tmp_path / "m", config, DatasetConfig(train_size=16, eval_size=0))
     assert result.accuracy == {"base": {}, "fine_tuned": {}}
+    card = (tmp_path / "m" / "README.md").read_text(encoding="utf-8")
+    assert "No evaluation triplets were built" in card  # not an empty table
     model = SentenceTransformer(str(tmp_path / "m"), device="cpu")
     assert model.encode(["Jeans"]).shape == (1, 384)
 

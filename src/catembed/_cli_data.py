@@ -81,7 +81,12 @@ def dataset_build(
     triplets = build_triplets(
         values if values is not None else domain_values(domain or DEFAULT_DOMAIN), data
     )
-    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise click.ClickException(
+            f"cannot create {output_dir}: {error.strerror or error}"
+        ) from None
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_base_model(training.base_model))
@@ -192,6 +197,7 @@ def train_command(
     With no arguments it trains on the built-in apparel domain.
     """
     from catembed.config import load_configs
+    from catembed.tables import STDIN
     from catembed.training import train
     from catembed.vocabulary import DEFAULT_DOMAIN, domain_values
 
@@ -214,6 +220,15 @@ def train_command(
         domain_values(domain or DEFAULT_DOMAIN)  # fail fast on an unknown domain
     name = "custom" if values is not None else (domain or DEFAULT_DOMAIN)
     output = output_dir or Path("models") / f"catembed-{name}"
+    if (
+        overwrite
+        and valid_file not in (None, STDIN)
+        and Path(valid_file).resolve().is_relative_to(Path(output).resolve())
+    ):
+        raise click.ClickException(
+            f"{valid_file} lies inside {output}, which --overwrite replaces; "
+            "move it or choose another --output"
+        )
     result = train(
         values,
         output,
@@ -234,7 +249,10 @@ def train_command(
                 ]
             )
     click.echo("")
-    echo_table(rows, ["evaluation", "base model", "fine-tuned"])
+    if rows:
+        echo_table(rows, ["evaluation", "base model", "fine-tuned"])
+    else:
+        click.echo("no evaluation: the dataset has no evaluation triplets (--eval-size 0)")
     click.echo(
         f"\ntrained in {result.train_seconds:.1f} s ({result.samples_per_second:.1f} samples/s)"
     )

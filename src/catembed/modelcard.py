@@ -83,6 +83,11 @@ def _accuracy_section(result: TrainingResult) -> str:
         if key in tuned
     ]
     heldout = ", ".join(f"'{v}'" for v in result.dataset.heldout_values) or "none"
+    table = [
+        "| Evaluation part | Triplets | Base model | Fine-tuned |",
+        "|:----------------|---------:|-----------:|-----------:|",
+        *rows,
+    ]
     return "\n".join(
         [
             "### Seen and held-out values (catembed)",
@@ -91,9 +96,7 @@ def _accuracy_section(result: TrainingResult) -> str:
             "evaluation triplets over values seen in training and over valid values that were held",
             "out of training entirely (what a validator meets in real columns).",
             "",
-            "| Evaluation part | Triplets | Base model | Fine-tuned |",
-            "|:----------------|---------:|-----------:|-----------:|",
-            *rows,
+            *(table if rows else ["No evaluation triplets were built (`eval_size` 0)."]),
             "",
             f"Held-out values: {heldout}.",
             "",
