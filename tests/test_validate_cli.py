@@ -300,6 +300,16 @@ def test_very_long_strings_are_judged(model_dir: Path, tmp_path: Path) -> None:
             "the column to validate is named 'verdict', as a column validate adds",
         ),
         ("table", ["in.csv", "--column", "category", "--output", "nope/o.csv"], "does not exist"),
+        (
+            "semicolons",
+            ["semi.csv", "--column", "category"],
+            "its columns are: category;id (another delimiter? CSV files are read with commas)",
+        ),
+        (
+            "tabs",
+            ["tabs.csv", "--column", "category"],
+            "(tab-separated? name it .tsv or pass --format tsv)",
+        ),
     ],
 )
 def test_bad_input_gives_a_one_line_error(
@@ -331,6 +341,10 @@ def test_bad_input_gives_a_one_line_error(
         (tmp_path / "verdict.csv").write_text("verdict\nSweaters\n", "utf-8")
     elif setup == "emptyjson":
         (tmp_path / "empty.jsonl").write_text("\n", "utf-8")
+    elif setup == "semicolons":
+        (tmp_path / "semi.csv").write_text("category;id\nSweaters;1\n", "utf-8")
+    elif setup == "tabs":
+        (tmp_path / "tabs.csv").write_text("category\tid\nSweaters\t1\n", "utf-8")
     elif setup == "lists":
         table = pa.table({"category": ["Sweaters"], "tags": [["wool", "winter"]]})
         pq.write_table(table, tmp_path / "lists.parquet")

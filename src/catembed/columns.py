@@ -27,6 +27,7 @@ from catembed.tables import (
     TEXT_COLUMN,
     input_stream,
     listed_columns,
+    no_column,
     output_stream,
     read_table,
     starts_with_bom,
@@ -109,12 +110,12 @@ def read_input(path: str, column: str | None, fmt: str | None = None) -> tuple[p
             names = listed_columns(table)
             raise InputError(f"{source} has several columns ({names}); choose one with --column")
     elif column not in table.column_names:
-        names = listed_columns(table) or "none"
-        hint = "; standard input is read as text: name its format with --format"
-        raise InputError(
-            f"{source} has no column {column!r}; its columns are: {names}"
-            + (hint if source == "standard input" and fmt is None else "")
-        )
+        error = no_column(table, column, source)
+        if source == "standard input" and fmt is None:
+            error = InputError(
+                f"{error}; standard input is read as text: name its format with --format"
+            )
+        raise error
     if table.num_rows == 0:
         raise InputError(f"{source} has no rows to validate")
     return table, column

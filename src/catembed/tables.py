@@ -152,9 +152,20 @@ def select_column(
         names = listed_columns(table)
         raise InputError(f"{source} has several columns ({names}); choose one with {option}")
     if column not in table.column_names:
-        names = listed_columns(table) or "none"
-        raise InputError(f"{source} has no column {column!r}; its columns are: {names}")
+        raise no_column(table, column, source)
     return table.column(column)
+
+
+def no_column(table: pa.Table, column: str, source: str) -> InputError:
+    """The error for a ``column`` that ``table`` lacks, with a hint when its one column's
+    name looks like a whole header with another delimiter ('category;id')."""
+    message = f"{source} has no column {column!r}; its columns are: "
+    message += listed_columns(table) or "none"
+    if table.num_columns == 1 and "\t" in table.column_names[0]:
+        message += " (tab-separated? name it .tsv or pass --format tsv)"
+    elif table.num_columns == 1 and any(d in table.column_names[0] for d in ";|"):
+        message += " (another delimiter? CSV files are read with commas)"
+    return InputError(message)
 
 
 def read_values(
