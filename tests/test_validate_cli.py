@@ -848,3 +848,23 @@ def test_valid_values_are_read_as_the_validated_cells_are(tmp_path: Path) -> Non
         "validate", "--valid", "-", "--valid-column", "zip", str(source), stdin="35233\n35957\n"
     )
     assert code == 1 and "standard input has no column 'zip'; its columns are: value" in err
+
+
+def test_jsonl_outputs_have_the_same_report_fields_whatever_the_input(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    # From a CSV input, a valid value's suggestion was null, from a JSONL input "".
+    table = pa.table({"category": [*VALUES, None]})
+    outputs = []
+    for suffix in (".csv", ".jsonl", ".parquet"):
+        source = write(tmp_path / f"in{suffix}", table)
+        output = tmp_path / f"out{suffix}.jsonl"
+        code, _, err = run(
+            "validate", "--model", str(model_dir), str(source), "--output", str(output)
+        )
+        assert code == 0, err
+        rows = [json.loads(line) for line in output.read_text("utf-8").splitlines()]
+        outputs.append([{k: r[k] for k in ("nearest", "suggestion")} for r in rows])
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert outputs[0][0] == {"nearest": "Sweaters", "suggestion": ""}
+    assert outputs[0][-1] == {"nearest": "", "suggestion": ""}

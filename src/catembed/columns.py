@@ -225,11 +225,11 @@ def write_output(
         plain = [f.name for f in table.schema if not pa.types.is_dictionary(f.type)]
         write_table(table, path, fmt, write_statistics=plain, row_group_size=2**20)
         return
-    plain = []  # text formats: plain columns; an empty report field as an empty cell
+    plain = []  # text formats: plain columns; in CSV/TSV an empty report field as an empty cell
     for name, column in zip(table.column_names, table.columns, strict=True):
         if pa.types.is_dictionary(column.type):
             column = column.cast(column.type.value_type)
-        if name in report.names and pa.types.is_string(column.type):
+        if fmt != "jsonl" and name in report.names and pa.types.is_string(column.type):
             column = pc.if_else(pc.equal(column, ""), pa.scalar(None, column.type), column)
         plain.append(column)
     write_table(pa.table(plain, names=table.column_names), path, fmt)
