@@ -649,6 +649,40 @@ def test_rare_words_and_the_punctuation_of_real_names_are_not_malformed(value: s
     assert profile.issues(value) == []
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["4K TVs", "3D Printers", "MP3 Players", "2.5 Inch Drives", "HDMI Cables", "SSDs",
+     "TV Mounts", "USB-C Cables", "iPhone Cases", "eBook Readers", "Café Machines", "TV"],
+)  # fmt: skip
+def test_names_with_acronyms_numbers_and_accents_pass_where_no_reference_has_them(
+    value: str,
+) -> None:
+    # They were malformed ('unusual casing', 'characters never used') in a column of plain
+    # Title Case words, and 'HDMI Cables' was suggested 'Hdmi Cables'.
+    profile = FormatProfile.learn(["Laptops", "Computer Monitors", "Phone Cases", "Keyboards"])
+    assert profile.issues(value) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "issue"),
+    [
+        ("PHONE CASES", "unusual casing"),  # English words in capitals, not acronyms
+        ("KEYBOARDS", "unusual casing"),
+        ("pHone Cases", "unusual casing"),
+        ("Phone aCases", "unusual casing"),  # only 'i' and 'e' prefix a name
+        ("Phone Cases 3", "characters never used in reference values: '3'"),  # a copy's number
+        ("Laptops2", "characters never used in reference values: '2'"),
+        ("Ph0ne Cases", "characters never used in reference values: '0'"),
+        ("Kn1fe 81ock", "characters never used in reference values: '18'"),
+        ("Computer M", "unusual casing"),  # cut short, not a type like 'USB-C'
+        ("Ph\u043ene Cases", "characters never used in reference values: '\u043e'"),  # Cyrillic
+    ],
+)
+def test_casing_and_digit_noise_stay_malformed_beside_those_names(value: str, issue: str) -> None:
+    profile = FormatProfile.learn(["Laptops", "Computer Monitors", "Phone Cases", "Keyboards"])
+    assert issue in profile.issues(value)
+
+
 def test_a_capital_before_an_apostrophe_is_a_name_prefix_not_casing_noise() -> None:
     profile = FormatProfile.learn(["Saint Louis", "Kansas City", "Springfield", "Fort Collins"])
     assert profile.issues("D'Iberville") == []

@@ -62,6 +62,13 @@ _JOIN_SEPARATORS = (";", "|", ",", " / ", " + ")
 _DIGIT_IN_WORD = re.compile(r"(?<![\w])[^\W\d_]+(?P<digit>\d)[^\W\d_]+(?![\w])")
 # Digits written for letters: 'T0y R0b0t', 'S0ldi3rs', 'Kn1fe 81ock' (a 1 is an l or an i).
 _DIGIT_LETTERS = (str.maketrans("0134578", "oleastb"), str.maketrans("0134578", "oieastb"))
+# Numbers real names hold even where no reference value does: '4K TVs', '3D Printers', '5G
+# Routers', 'MP3 Players', '2.5 Inch Drives'. Not digits written inside a word ('81ock').
+_NAME_NUMBER = re.compile(r"(?<![\w.])(?:\d+(?:\.\d+)?[A-Z]{0,2}|[A-Z]{1,4}\d{1,4})(?![\w.])")
+# Acronyms, with a plural 's': 'TV', 'HDMI', 'SSDs' (``_acronym`` tells them from 'SHORTS').
+_ACRONYM_WORD = re.compile(r"(?P<letters>[A-Z]{2,5})s?")
+# The 'i' or 'e' of a name before a capitalised word: 'iPhone', 'eBook' (not 'sWeaters').
+_PREFIXED_WORD = re.compile(r"[ie](?P<word>[A-Z][a-z]{2,})")
 
 
 @cache
@@ -91,6 +98,11 @@ def _shape(word: str) -> str:
             out.append(mark)
     shape = "".join(out)
     return "U3" if shape == "U" and len(word) <= 3 else shape
+
+
+def _latin(char: str) -> bool:
+    """Whether ``char`` is a Latin letter, accented or not ('é', 'ñ'; not a Cyrillic one)."""
+    return char.isalpha() and unicodedata.normalize("NFKD", char)[0].isascii()
 
 
 def _acronym(word: str) -> bool:
@@ -187,15 +199,18 @@ class FormatProfile:
         if self.far_longer(text):
             found.append(self.length_issue(text))
         digits = any(c.isdigit() for c in self.characters)  # one digit allows them all
+        checked = text if _HYPHEN_JOINED.fullmatch(text) else _BENIGN_PUNCTUATION.sub("", text)
+        if not digits:  # numbers of names pass; a number after the value is a copy's suffix
+            suffix = _NOISE_SUFFIX.search(checked)
+            end = suffix.start() if suffix else len(checked)
+            checked = _NAME_NUMBER.sub("", checked[:end]) + checked[end:]
         strange = sorted(
             {
                 c
-                for c in (
-                    text if _HYPHEN_JOINED.fullmatch(text) else _BENIGN_PUNCTUATION.sub("", text)
-                )
+                for c in checked
                 if not c.isspace()
                 and c not in self.characters
-                and not (c.isalpha() and (c.isascii() or self.non_ascii_letters))
+                and not (c.isalpha() and (c.isascii() or self.non_ascii_letters or _latin(c)))
                 and not (c.isdigit() and digits)
             }
         )
@@ -203,20 +218,39 @@ class FormatProfile:
             shown = "".join(strange[:5])
             found.append(f"characters never used in reference values: {shown!r}")
         # A capital letter before a hyphen or apostrophe is a prefix, not casing noise:
-        # 'T-Shirts', 'V-Neck', "O'Fallon".
+        # 'T-Shirts', 'V-Neck', "O'Fallon"; after a hyphen, a type: 'USB-C'.
         cleaned = clean(text)
+        if not digits:
+            cleaned = _NAME_NUMBER.sub(" ", cleaned)  # the 'K' of '4K' is no word
         every = list(_WORD.finditer(cleaned))
         prefixes = [m for m in every if len(m.group()) == 1 and m.group().isupper()
-                    and cleaned[m.end() : m.end() + 1] in ("-", "'", "\u2019")]  # fmt: skip
+                    and (cleaned[m.end() : m.end() + 1] in ("-", "'", "\u2019")
+                         or cleaned[m.start() - 1 : m.start()] == "-")]  # fmt: skip
         words = [m.group() for m in every if m not in prefixes] or [m.group() for m in every]
-        if (words and _shape(words[0]) not in self.first_shapes) or any(
-            _shape(w) not in self.word_shapes and w not in CONNECTORS for w in words[1:]
+        if (words and not self._cased_like_references(words[0], 0, text)) or any(
+            not self._cased_like_references(w, i, text) for i, w in enumerate(words) if i
         ):
             found.append("unusual casing")
         unknown = self.unknown_words(text)
         if unknown:
             found.append("unknown word " + ", ".join(repr(w) for w in unknown))
         return found
+
+    def _cased_like_references(self, word: str, position: int, text: str) -> bool:
+        """Whether ``word``, at ``position`` among the words of ``text``, is cased as the
+        reference values' words are, or as acronyms and prefixed names are in any text
+        ('HDMI Cables', 'iPhone Cases'); in a value all in capitals only a lone acronym is."""
+        if _shape(word) in (self.word_shapes if position else self.first_shapes):
+            return True
+        if position and word in CONNECTORS:
+            return True
+        acronym = _ACRONYM_WORD.fullmatch(word)
+        if acronym and _acronym(acronym["letters"]):
+            return not text.isupper() or len(_WORD.findall(text)) == 1
+        prefixed = _PREFIXED_WORD.fullmatch(word)
+        return prefixed is not None and _is_word(
+            prefixed["word"].casefold(), english_words(), self._known
+        )
 
     @cached_property
     def _known(self) -> frozenset[str]:
@@ -325,7 +359,10 @@ class FormatProfile:
         unknown = []
         for position, match in enumerate(matches):
             word = match.group()
-            if word.casefold() in known or not word.isascii():
+            if word.casefold() in known or not word.isascii() or _ACRONYM_WORD.fullmatch(word):
+                continue
+            prefixed = _PREFIXED_WORD.fullmatch(word)  # 'eBook': a prefixed English word
+            if prefixed and _is_word(prefixed["word"].casefold(), english, known):
                 continue
             if len(word) < MIN_WORD_LENGTH:
                 # 'Board Ga': a value cut short inside its last word ('Yo-Yo' is not)
@@ -610,8 +647,8 @@ class Repairer:
             forms += [clean(plain.translate(letters)) for letters in _DIGIT_LETTERS]
             forms += self._digit_typos(plain)
             everything = everything.translate(_DIGIT_LETTERS[0])
-        if not profile.non_ascii_letters:
-            forms.append(clean("".join(c for c in plain if c.isascii())))
+        if not profile.non_ascii_letters:  # before plain, which accented letters now pass
+            forms.insert(forms.index(plain), clean("".join(c for c in plain if c.isascii())))
             everything = "".join(c for c in everything if c.isascii())
         forms += [clean(everything), self.without_code(text)]
         for separator in _JOIN_SEPARATORS:
