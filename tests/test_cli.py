@@ -332,3 +332,34 @@ def test_kinds_says_which_corruptions_are_trained_on_by_default() -> None:
     assert "markup" in trained and "case_noise" not in trained and len(trained) == 20
     assert lines[1].endswith(": case_noise, whitespace, control_chars")
     assert sum(line.startswith("domain ") for line in lines) == 27
+
+
+def test_a_list_spanning_every_built_in_domain_takes_its_negatives_from_out_of_domain(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    from catembed.vocabulary import load_vocabulary
+
+    store = [values[0] for values in load_vocabulary().values()]  # a department store's list
+    valid = tmp_path / "departments.txt"
+    valid.write_text("\n".join(store) + "\n", "utf-8")
+    others = tmp_path / "other.csv"
+    others.write_text("value\nParis\nTokyo\nCrimson\nTuesday\nXL\nCotton\nIn Stock\n", "utf-8")
+    train = ["train", "--valid", str(valid), "--max-steps", "1", "--no-progress"]
+    result = run(*train, "--output", str(tmp_path / "m1"))
+    assert result.exit_code == 1
+    assert "overlap every built-in domain" in result.output
+    assert "--out-of-domain" in result.output
+    result = run(*train, "--output", str(tmp_path / "m2"), "--out-of-domain", str(others))
+    assert result.exit_code == 0, result.output
+    build = ["dataset", "build", "--valid", str(valid), "--output", str(tmp_path / "data")]
+    assert run(*build, "--format", "parquet", "--out-of-domain", str(others)).exit_code == 0
+    negatives = pq.read_table(tmp_path / "data" / "train.parquet").to_pylist()
+    used = {r["negative"] for r in negatives if r["negative_kind"] == "out_of_domain"}
+    assert used and used <= {"Paris", "Tokyo", "Crimson", "Tuesday", "XL", "Cotton", "In Stock"}
+    check = ["validate", "--valid", str(valid), str(valid)]
+    assert "need at least 1 out-of-domain value" in run(*check).output
+    result = run(*check, "--out-of-domain", str(others))
+    assert result.exit_code == 0, result.output
+    assert "valid          " in result.output
+    refused = run("validate", "--model", str(model_dir), str(valid), "--out-of-domain", str(others))
+    assert refused.exit_code == 2 and "--out-of-domain needs --valid" in refused.output

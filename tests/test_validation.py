@@ -675,6 +675,7 @@ def test_names_with_acronyms_numbers_and_accents_pass_where_no_reference_has_the
         ("Ph0ne Cases", "characters never used in reference values: '0'"),
         ("Kn1fe 81ock", "characters never used in reference values: '18'"),
         ("Computer M", "unusual casing"),  # cut short, not a type like 'USB-C'
+        ("Keyboards UK", "unusual casing"),  # a code appended, not an acronym
         ("Ph\u043ene Cases", "characters never used in reference values: '\u043e'"),  # Cyrillic
     ],
 )

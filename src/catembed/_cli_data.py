@@ -11,6 +11,7 @@ from catembed._cli_options import (
     dataset_options,
     dataset_overrides,
     echo_table,
+    read_out_of_domain,
     read_valid_values,
     values_source_options,
 )
@@ -48,6 +49,7 @@ def dataset() -> None:
 def dataset_build(
     valid_file: str | None,
     column: str | None,
+    out_of_domain_file: str | None,
     output_dir: Path,
     fmt: str,
     base_model: str | None,
@@ -78,8 +80,11 @@ def dataset_build(
     if taken and not overwrite:
         raise click.ClickException(f"{taken[0]} already exists; pass --overwrite to replace it")
     values = read_valid_values(valid_file, column)
+    out_of_domain = read_out_of_domain(out_of_domain_file, valid_file)
     triplets = build_triplets(
-        values if values is not None else domain_values(domain or DEFAULT_DOMAIN), data
+        values if values is not None else domain_values(domain or DEFAULT_DOMAIN),
+        data,
+        out_of_domain,
     )
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -183,6 +188,7 @@ def kinds() -> None:
 def train_command(
     valid_file: str | None,
     column: str | None,
+    out_of_domain_file: str | None,
     output_dir: Path | None,
     config_file: Path | None,
     overwrite: bool,
@@ -216,6 +222,7 @@ def train_command(
     overrides["bf16"] = True if bf16 else None
     training, data = load_configs(config_file, overrides, dataset_overrides(params))
     values = read_valid_values(valid_file, column)
+    out_of_domain = read_out_of_domain(out_of_domain_file, valid_file)
     if values is None:
         domain_values(domain or DEFAULT_DOMAIN)  # fail fast on an unknown domain
     name = "custom" if values is not None else (domain or DEFAULT_DOMAIN)
@@ -237,6 +244,7 @@ def train_command(
         domain=domain,
         overwrite=overwrite,
         show_progress=not no_progress,
+        out_of_domain=out_of_domain,
     )
     rows = []
     for part in ("seen", "heldout", "all"):

@@ -15,6 +15,7 @@ from catembed._cli_options import (
     backend_option,
     echo_table,
     model_option,
+    read_out_of_domain,
     read_valid_values,
     validator_source_options,
 )
@@ -25,6 +26,17 @@ def _a_number(_ctx: click.Context, _param: click.Parameter, rate: float | None) 
     if rate is not None and math.isnan(rate):
         raise click.BadParameter("must be a number in [0, 1], not nan")
     return rate
+
+
+def _out_of_domain_for(
+    valid_file: str | None, out_of_domain_file: str | None, other_input: str
+) -> list[str] | None:
+    """The --out-of-domain values, which only a validator built from --valid uses."""
+    if out_of_domain_file is not None and valid_file is None:
+        raise click.UsageError(
+            "--out-of-domain needs --valid: a trained model was calibrated when it was trained"
+        )
+    return read_out_of_domain(out_of_domain_file, valid_file, other_input)
 
 
 @click.command()
@@ -42,6 +54,7 @@ def evaluate(
     data_file: str,
     valid_file: str | None,
     valid_column: str | None,
+    out_of_domain_file: str | None,
 ) -> None:
     """Print the triplet accuracy of a model on a data file, or, for labelled values
     (labels valid, out_of_domain, malformed), the validator's precision, recall, F1,
@@ -53,13 +66,16 @@ def evaluate(
     valid = read_valid_values(valid_file, valid_column, "--valid-column")
     if valid is None and model_dir is None:
         raise click.UsageError("give --model (a trained model folder) or --valid")
+    out_of_domain = _out_of_domain_for(valid_file, out_of_domain_file, data_file)
     table = read_table(data_file)
     if "label" in table.column_names:
         from catembed.metrics import evaluate_table, evaluation_tables
         from catembed.validation import Validator
 
         if valid is not None:
-            validator = Validator.from_values(valid, model=model_dir, backend=backend)
+            validator = Validator.from_values(
+                valid, model=model_dir, out_of_domain=out_of_domain, backend=backend
+            )
         else:
             validator = Validator.load(cast(Path, model_dir), backend)
         evaluation = evaluate_table(validator, table, data_file)
@@ -141,6 +157,7 @@ def validate(
     model_dir: Path | None,
     valid_file: str | None,
     valid_column: str | None,
+    out_of_domain_file: str | None,
     backend: str,
     input_file: str,
     column: str | None,
@@ -182,6 +199,7 @@ def validate(
         )
     if valid_file is None and valid_column is not None:
         raise click.UsageError("--valid-column needs --valid")
+    out_of_domain = _out_of_domain_for(valid_file, out_of_domain_file, input_file)
     if prefix and output_file is None:
         raise click.UsageError("--prefix names the columns written to --output; give --output")
     summary_to_stderr = output_file is not None and str(output_file) == STDIN
@@ -191,7 +209,9 @@ def validate(
         table, name = read_input(source, column, input_format)
         valid = read_valid_values(valid_file, valid_column, "--valid-column", usual=name)
         if valid is not None:
-            validator = Validator.from_values(valid, model=model_dir, backend=backend)
+            validator = Validator.from_values(
+                valid, model=model_dir, out_of_domain=out_of_domain, backend=backend
+            )
         else:
             validator = Validator.load(cast(Path, model_dir), backend)
         if (

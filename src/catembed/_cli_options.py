@@ -45,8 +45,16 @@ def backend_option(func: F) -> F:
     )(func)
 
 
+def _out_of_domain_option(help_text: str) -> Callable[[F], F]:
+    return click.option("--out-of-domain", "out_of_domain_file", default=None, help=help_text)
+
+
 def values_source_options(func: F) -> F:
-    """--valid FILE and --column, shared by `dataset build` and `train`."""
+    """--valid FILE, --column and --out-of-domain FILE, shared by `dataset build` and `train`."""
+    func = _out_of_domain_option(
+        "Values of other domains to use as negatives instead of the built-in domains "
+        "(a text file or a one-column table; - for stdin)."
+    )(func)
     func = click.option(
         "--column", default=None, help="Column of --valid holding the values (CSV, Parquet, ...)."
     )(func)
@@ -59,8 +67,12 @@ def values_source_options(func: F) -> F:
 
 
 def validator_source_options(func: F) -> F:
-    """--model, or --valid FILE and --valid-column: the validator of `validate` and
-    `evaluate`, trained or built from a list."""
+    """--model, or --valid FILE, --valid-column and --out-of-domain FILE: the validator of
+    `validate` and `evaluate`, trained or built from a list."""
+    func = _out_of_domain_option(
+        "With --valid: values of other domains to calibrate against instead of the built-in "
+        "domains (a text file or a one-column table)."
+    )(func)
     func = click.option(
         "--valid-column", default=None, help="Column of --valid holding the values."
     )(func)
@@ -143,6 +155,21 @@ def read_valid_values(
     values = read_values(valid_file, column, column_option, usual)
     if not values:
         raise CatembedError(f"no valid values found in {valid_file}")
+    return values
+
+
+def read_out_of_domain(path: str | None, *others: str | None) -> list[str] | None:
+    """The values of the --out-of-domain file ``path`` (None when not given); ``others`` are
+    the command's other inputs, which standard input can feed only one of."""
+    if path is None:
+        return None
+    if path == "-" and "-" in others:
+        raise click.UsageError("only one of --out-of-domain and the other inputs can be stdin")
+    from catembed.tables import read_values
+
+    values = read_values(path, None, "a 'value' column (--out-of-domain reads one)", "value")
+    if not values:
+        raise CatembedError(f"no out-of-domain values found in {path}")
     return values
 
 

@@ -155,7 +155,10 @@ def build_triplets(
         if v not in known
     ]
     if not pool:
-        raise InputError("no out-of-domain values are left to use as negatives")
+        raise InputError(
+            "no out-of-domain values are left to use as negatives (the values overlap every "
+            "built-in domain); give values of other domains: out_of_domain=, or --out-of-domain"
+        )
 
     rng = random.Random(config.seed)
     shuffled = rng.sample(values, len(values))

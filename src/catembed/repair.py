@@ -227,26 +227,29 @@ class FormatProfile:
                     and (cleaned[m.end() : m.end() + 1] in ("-", "'", "\u2019")
                          or cleaned[m.start() - 1 : m.start()] == "-")]  # fmt: skip
         words = [m.group() for m in every if m not in prefixes] or [m.group() for m in every]
-        if (words and not self._cased_like_references(words[0], 0, text)) or any(
-            not self._cased_like_references(w, i, text) for i, w in enumerate(words) if i
-        ):
+        if any(not self._cased_like_references(i, words, text) for i in range(len(words))):
             found.append("unusual casing")
         unknown = self.unknown_words(text)
         if unknown:
             found.append("unknown word " + ", ".join(repr(w) for w in unknown))
         return found
 
-    def _cased_like_references(self, word: str, position: int, text: str) -> bool:
-        """Whether ``word``, at ``position`` among the words of ``text``, is cased as the
-        reference values' words are, or as acronyms and prefixed names are in any text
-        ('HDMI Cables', 'iPhone Cases'); in a value all in capitals only a lone acronym is."""
+    def _cased_like_references(self, position: int, words: list[str], text: str) -> bool:
+        """Whether ``words[position]``, a word of ``text``, is cased as the reference values'
+        words are, or as acronyms and prefixed names are in any text ('HDMI Cables', 'iPhone
+        Cases'). In a value all in capitals only a lone acronym is; two or three capitals
+        after a value are a code appended to it ('Canton MA'), not an acronym."""
+        word = words[position]
         if _shape(word) in (self.word_shapes if position else self.first_shapes):
             return True
         if position and word in CONNECTORS:
             return True
         acronym = _ACRONYM_WORD.fullmatch(word)
         if acronym and _acronym(acronym["letters"]):
-            return not text.isupper() or len(_WORD.findall(text)) == 1
+            if len(words) == 1:
+                return True
+            appended = position == len(words) - 1 and len(word) <= 3 and word.isupper()
+            return not text.isupper() and not appended
         prefixed = _PREFIXED_WORD.fullmatch(word)
         return prefixed is not None and _is_word(
             prefixed["word"].casefold(), english_words(), self._known

@@ -289,7 +289,10 @@ class Validator:
         if given == []:
             raise InputError("out_of_domain holds no values; leave it out for the built-in ones")
         if not negatives:
-            raise InputError("need at least 1 out-of-domain value to calibrate a validator")
+            raise InputError(
+                "need at least 1 out-of-domain value to calibrate a validator (the values "
+                "overlap every built-in domain): give some, out_of_domain= or --out-of-domain"
+            )
         pool = encode_normalized(encoder, _clipped(negatives), DEFAULT_BATCH_SIZE)
         thresholds = calibrate_threshold(
             leave_one_out(embeddings), similarities(pool, embeddings)[0]
