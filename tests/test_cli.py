@@ -197,7 +197,9 @@ def test_train_stopped_midway_keeps_the_old_model_and_leaves_nothing(
     command = [sys.executable, "-m", "catembed.cli", "train", "--output", str(out), "--overwrite"]
     log = tmp_path.parent / f"{tmp_path.name}.log"
     with log.open("w") as handle:
-        process = subprocess.Popen(command, stderr=handle, env=env)
+        # A shell's background job ignores SIGINT, and a child inherits that: restore it.
+        restore = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+        process = subprocess.Popen(command, stderr=handle, env=env, preexec_fn=restore)
     deadline = time.monotonic() + 120
     while "step/s]" not in log.read_text() and time.monotonic() < deadline:
         assert process.poll() is None, log.read_text()
