@@ -651,7 +651,7 @@ def test_rare_words_and_the_punctuation_of_real_names_are_not_malformed(value: s
 
 @pytest.mark.parametrize(
     "value",
-    ["4K TVs", "3D Printers", "MP3 Players", "2.5 Inch Drives", "HDMI Cables", "SSDs",
+    ["4K TVs", "3D Printers", "MP3 Players", "HDMI Cables", "SSDs",
      "TV Mounts", "USB-C Cables", "iPhone Cases", "eBook Readers", "Café Machines", "TV"],
 )  # fmt: skip
 def test_names_with_acronyms_numbers_and_accents_pass_where_no_reference_has_them(
@@ -676,12 +676,37 @@ def test_names_with_acronyms_numbers_and_accents_pass_where_no_reference_has_the
         ("Kn1fe 81ock", "characters never used in reference values: '18'"),
         ("Computer M", "unusual casing"),  # cut short, not a type like 'USB-C'
         ("Keyboards UK", "unusual casing"),  # a code appended, not an acronym
+        ("3 Phone Cases", "characters never used in reference values: '3'"),  # a count
+        ("10234 Laptops", "characters never used in reference values: '01234'"),  # an id
+        ("Phone 2 Cases", "characters never used in reference values: '2'"),
+        ("LAPTOPS", "unusual casing"),  # a lone word in capitals, not an acronym
+        ("4K TVS", "unusual casing"),  # a whole value in capitals
+        ("iRon Cases", "unusual casing"),  # a shifted capital, not 'iPhone'
+        ("eVent Cases", "unusual casing"),
+        ("\uff34\uff56 Cases", "characters never used in reference values: '\uff34\uff56'"),
+        ("O\ufb03ce Cases", "characters never used in reference values: '\ufb03'"),  # ligature
         ("Ph\u043ene Cases", "characters never used in reference values: '\u043e'"),  # Cyrillic
     ],
 )
 def test_casing_and_digit_noise_stay_malformed_beside_those_names(value: str, issue: str) -> None:
     profile = FormatProfile.learn(["Laptops", "Computer Monitors", "Phone Cases", "Keyboards"])
     assert issue in profile.issues(value)
+
+
+def test_numbers_of_names_pass_where_reference_values_hold_digits_too() -> None:
+    profile = FormatProfile.learn(["2-in-1 Laptops", "Phone Cases", "Keyboards"])
+    assert profile.issues("4K TVs") == profile.issues("3D Printers") == []
+    cities = FormatProfile.learn(["Paris", "Berlin", "Madrid", "Vienna", "Prague", "Lisbon"])
+    assert "unusual casing" in cities.issues("OSLO")  # four capitals: a word, shouted
+
+
+def test_a_code_before_a_reference_value_is_repaired() -> None:
+    reference = ["Madison", "Boston", "Denver", "Austin"]
+    repairer = Repairer(reference, FormatProfile.learn(reference))
+    repair = repairer.repair("WI Madison")
+    assert repair is not None and repair.suggestion == "Madison"
+    assert repairer.repair("Madison WI") is not None
+    assert repairer.repair("Springfield") is None
 
 
 def test_a_capital_before_an_apostrophe_is_a_name_prefix_not_casing_noise() -> None:

@@ -48,6 +48,7 @@ TYPO_REASON = "one edit away from a reference value"
 TRUNCATION_REASON = "cut short"
 # A short upper-case code after a value: 'Madison WI', 'Hoodies, XL', 'Jeans - UK'.
 _APPENDED_CODE = re.compile(r"(?P<base>.*[^\W_])(?:\s*[,/]\s*|\s+-\s+|\s+)[A-Z]{2,3}")
+_PREPENDED_CODE = re.compile(r"[A-Z]{2,3}(?:\s*[,/]\s*|\s+-\s+|\s+)(?P<base>[^\W_].*)")
 _WORD = re.compile(r"[^\W\d_]+")
 # Punctuation real names use: 'Pull-Up Bar', "Chef's Pants", 'Saris & Lehengas', 'and/or'.
 _BENIGN_PUNCTUATION = re.compile(r"(?<=[^\W\d_])[-'\u2019/](?=[^\W\d_])| & ")
@@ -62,9 +63,10 @@ _JOIN_SEPARATORS = (";", "|", ",", " / ", " + ")
 _DIGIT_IN_WORD = re.compile(r"(?<![\w])[^\W\d_]+(?P<digit>\d)[^\W\d_]+(?![\w])")
 # Digits written for letters: 'T0y R0b0t', 'S0ldi3rs', 'Kn1fe 81ock' (a 1 is an l or an i).
 _DIGIT_LETTERS = (str.maketrans("0134578", "oleastb"), str.maketrans("0134578", "oieastb"))
-# Numbers real names hold even where no reference value does: '4K TVs', '3D Printers', '5G
-# Routers', 'MP3 Players', '2.5 Inch Drives'. Not digits written inside a word ('81ock').
-_NAME_NUMBER = re.compile(r"(?<![\w.])(?:\d+(?:\.\d+)?[A-Z]{0,2}|[A-Z]{1,4}\d{1,4})(?![\w.])")
+# Numbers with letters that real names hold even where no reference value does: '4K TVs',
+# '3D Printers', '5G Routers', 'MP3 Players'. Not bare numbers ('3 Denim Shorts', '10234
+# Sweaters': a count or an id added) nor digits written inside a word ('81ock').
+_NAME_NUMBER = re.compile(r"(?<![\w.])(?:\d+(?:\.\d+)?[A-Z]{1,2}|[A-Z]{1,4}\d{1,4})(?![\w.])")
 # Acronyms, with a plural 's': 'TV', 'HDMI', 'SSDs' (``_acronym`` tells them from 'SHORTS').
 _ACRONYM_WORD = re.compile(r"(?P<letters>[A-Z]{2,5})s?")
 # The 'i' or 'e' of a name before a capitalised word: 'iPhone', 'eBook' (not 'sWeaters').
@@ -102,7 +104,18 @@ def _shape(word: str) -> str:
 
 def _latin(char: str) -> bool:
     """Whether ``char`` is a Latin letter, accented or not ('é', 'ñ'; not a Cyrillic one)."""
-    return char.isalpha() and unicodedata.normalize("NFKD", char)[0].isascii()
+    return char.isalpha() and unicodedata.normalize("NFD", char)[0].isascii()
+
+
+def _prefixed_name(word: str) -> bool:
+    """Whether ``word`` is an 'i' or 'e' before a common English word ('iPhone', 'eBook'),
+    not a shifted capital in a word commoner than that ('iRon', 'eVent')."""
+    prefixed = _PREFIXED_WORD.fullmatch(word)
+    if prefixed is None:
+        return False
+    counts = english_counts()
+    common = counts.get(prefixed["word"].casefold(), 0)
+    return common >= ACRONYM_MAX_COUNT and counts.get(word.casefold(), 0) < common
 
 
 def _acronym(word: str) -> bool:
@@ -219,9 +232,7 @@ class FormatProfile:
             found.append(f"characters never used in reference values: {shown!r}")
         # A capital letter before a hyphen or apostrophe is a prefix, not casing noise:
         # 'T-Shirts', 'V-Neck', "O'Fallon"; after a hyphen, a type: 'USB-C'.
-        cleaned = clean(text)
-        if not digits:
-            cleaned = _NAME_NUMBER.sub(" ", cleaned)  # the 'K' of '4K' is no word
+        cleaned = _NAME_NUMBER.sub(" ", clean(text))  # the 'K' of '4K' is no word
         every = list(_WORD.finditer(cleaned))
         prefixes = [m for m in every if len(m.group()) == 1 and m.group().isupper()
                     and (cleaned[m.end() : m.end() + 1] in ("-", "'", "\u2019")
@@ -246,14 +257,11 @@ class FormatProfile:
             return True
         acronym = _ACRONYM_WORD.fullmatch(word)
         if acronym and _acronym(acronym["letters"]):
-            if len(words) == 1:
-                return True
+            if len(_WORD.findall(text)) == 1:  # 'TV'; not 'OSLO', a word in capitals
+                return len(acronym["letters"]) <= 3
             appended = position == len(words) - 1 and len(word) <= 3 and word.isupper()
             return not text.isupper() and not appended
-        prefixed = _PREFIXED_WORD.fullmatch(word)
-        return prefixed is not None and _is_word(
-            prefixed["word"].casefold(), english_words(), self._known
-        )
+        return _prefixed_name(word)
 
     @cached_property
     def _known(self) -> frozenset[str]:
@@ -364,8 +372,7 @@ class FormatProfile:
             word = match.group()
             if word.casefold() in known or not word.isascii() or _ACRONYM_WORD.fullmatch(word):
                 continue
-            prefixed = _PREFIXED_WORD.fullmatch(word)  # 'eBook': a prefixed English word
-            if prefixed and _is_word(prefixed["word"].casefold(), english, known):
+            if _prefixed_name(word):  # 'eBook'
                 continue
             if len(word) < MIN_WORD_LENGTH:
                 # 'Board Ga': a value cut short inside its last word ('Yo-Yo' is not)
@@ -586,6 +593,7 @@ class Repairer:
                 self._squashed.setdefault(key, value)
         self._keys = list(self._canonical)
         self._codes = any(_APPENDED_CODE.fullmatch(v) for v in self.reference)
+        self._leading_codes = any(_PREPENDED_CODE.fullmatch(v) for v in self.reference)
         self.dense = one_edit_share(self._keys) >= DENSE_SHARE
 
     def glued(self, text: str) -> list[str]:
@@ -694,6 +702,10 @@ class Repairer:
         base = canonical(self.without_code(text))
         if base and base != form and base in self._canonical:
             return Repair(self._canonical[base], "code appended to a reference value")
+        before = None if self._leading_codes else _PREPENDED_CODE.fullmatch(clean(text))
+        base = canonical(before["base"]) if before else ""  # 'WI Madison'
+        if base and base != form and base in self._canonical:
+            return Repair(self._canonical[base], "code put before a reference value")
         if len(form) > 4 * max(self.profile.max_length, 1):
             return None
         typo = self._typo(form, text)
