@@ -140,19 +140,54 @@ def test_train_bad_input_is_a_one_line_error(
     assert not (tmp_path / "out").exists()
 
 
-def test_train_overwrite_never_deletes_the_valid_file_inside_the_model(tmp_path: Path) -> None:
+@pytest.mark.parametrize("option", ["--valid", "--out-of-domain", "--config"])
+def test_train_overwrite_never_deletes_an_input_inside_the_model(
+    tmp_path: Path, option: str
+) -> None:
     out = tmp_path / "model"
     out.mkdir()
     (out / "catembed.json").write_text("{}")
-    (out / "values.txt").write_text("Sweaters\nJeans\nSkirts\n")
-    argv = ["train", "--valid", str(out / "values.txt"), "--output", str(out), "--overwrite"]
-    result = CliRunner().invoke(main, [*argv, "--max-steps", "1"])
+    given = out / ("recipe.json" if option == "--config" else "values.txt")
+    given.write_text("{}" if option == "--config" else "Parrots\nCanaries\nFinches\n")
+    argv = ["train", option, str(given), "--output", str(out), "--overwrite", "--max-steps", "1"]
+    result = CliRunner().invoke(main, argv)
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
-        f"Error: {out / 'values.txt'} lies inside {out}, which --overwrite replaces; "
+        f"Error: {given} lies inside {out}, which --overwrite replaces; "
         "move it or choose another --output"
     ]
-    assert sorted(p.name for p in out.iterdir()) == ["catembed.json", "values.txt"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(["catembed.json", given.name])
+
+
+def test_sigterm_stops_a_command_even_inside_an_except_exception(tmp_path: Path) -> None:
+    # Loading a model catches Exception; a SIGTERM there was reported as a failed load.
+    code = (
+        "import os, signal, sys, sentence_transformers as st\n"
+        "load = st.SentenceTransformer.__init__\n"
+        "def init(self, *a, **k):\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    return load(self, *a, **k)\n"
+        "st.SentenceTransformer.__init__ = init\n"
+        "from catembed.cli import main\n"
+        "main(['train', '--output', sys.argv[1], '--max-steps', '1'])\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    command = [sys.executable, "-c", code, str(tmp_path / "m")]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 128 + signal.SIGTERM, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "Error: terminated"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_commands_run_outside_the_main_thread_too() -> None:
+    import threading
+
+    results: list[click.testing.Result] = []
+    worker = threading.Thread(target=lambda: results.append(run("kinds")))
+    worker.start()
+    worker.join()
+    assert results[0].exit_code == 0, results[0].output
+    assert "case_noise" in results[0].output
 
 
 def test_train_without_evaluation_says_so(tmp_path: Path) -> None:
@@ -365,3 +400,8 @@ def test_a_list_spanning_every_built_in_domain_takes_its_negatives_from_out_of_d
     assert "valid          " in result.output
     refused = run("validate", "--model", str(model_dir), str(valid), "--out-of-domain", str(others))
     assert refused.exit_code == 2 and "--out-of-domain needs --valid" in refused.output
+    same = "every out-of-domain value given is also one of the valid values"
+    assert same in run(*check, "--out-of-domain", str(valid)).output
+    assert (
+        same in run(*train, "--output", str(tmp_path / "m3"), "--out-of-domain", str(valid)).output
+    )

@@ -227,15 +227,12 @@ def train_command(
         domain_values(domain or DEFAULT_DOMAIN)  # fail fast on an unknown domain
     name = "custom" if values is not None else (domain or DEFAULT_DOMAIN)
     output = output_dir or Path("models") / f"catembed-{name}"
-    if (
-        overwrite
-        and valid_file not in (None, STDIN)
-        and Path(valid_file).resolve().is_relative_to(Path(output).resolve())
-    ):
-        raise click.ClickException(
-            f"{valid_file} lies inside {output}, which --overwrite replaces; "
-            "move it or choose another --output"
-        )
+    for given in (valid_file, out_of_domain_file, config_file) if overwrite else ():
+        if given not in (None, STDIN) and Path(given).resolve().is_relative_to(output.resolve()):
+            raise click.ClickException(
+                f"{given} lies inside {output}, which --overwrite replaces; "
+                "move it or choose another --output"
+            )
     result = train(
         values,
         output,

@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import warnings
 from typing import Any
 
@@ -19,8 +20,9 @@ from catembed.errors import CatembedError
 __all__ = ["GATE_EXIT_CODE", "main"]
 
 
-class _Terminated(Exception):
-    """SIGTERM arrived: raised so that half-written outputs are cleaned up as on Ctrl-C."""
+class _Terminated(BaseException):
+    """SIGTERM arrived: raised so that half-written outputs are cleaned up as on Ctrl-C (a
+    BaseException, as KeyboardInterrupt is, so no ``except Exception`` swallows it)."""
 
 
 class _TerminatedError(click.ClickException):
@@ -32,7 +34,8 @@ class _Group(click.Group):
     stop a command as an error would, removing what it had half written."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        previous = signal.signal(signal.SIGTERM, _terminate)
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
         try:
             return super().invoke(ctx)
         except CatembedError as error:
@@ -42,7 +45,8 @@ class _Group(click.Group):
         except _Terminated:
             raise _TerminatedError("terminated") from None
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            if main_thread:  # signal handlers can only be set there
+                signal.signal(signal.SIGTERM, previous)
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -154,6 +154,12 @@ def build_triplets(
         for v in _distinct(out_of_domain_values(values) if out_of_domain is None else out_of_domain)
         if v not in known
     ]
+    if not pool and out_of_domain is not None:
+        raise InputError(
+            "every out-of-domain value given is also one of the valid values"
+            if _distinct(out_of_domain)
+            else "out_of_domain holds no values; leave it out for the built-in ones"
+        )
     if not pool:
         raise InputError(
             "no out-of-domain values are left to use as negatives (the values overlap every "

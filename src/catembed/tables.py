@@ -345,9 +345,10 @@ def atomic_folder(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
-        # The mode mkdir would give (the replaced folder's), not the temporary folder's 0700.
-        os.chmod(tmp, stat.S_IMODE(target.stat().st_mode) if target.is_dir() else _new_mode(True))
         yield tmp
+        # The mode mkdir would give (the replaced folder's), not the temporary folder's 0700;
+        # set once it is written, as a read-only folder's mode would stop the writing.
+        os.chmod(tmp, stat.S_IMODE(target.stat().st_mode) if target.is_dir() else _new_mode(True))
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)

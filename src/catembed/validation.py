@@ -288,6 +288,8 @@ class Validator:
         negatives = [v for v in given or out_of_domain_values(reference) if v not in listed]
         if given == []:
             raise InputError("out_of_domain holds no values; leave it out for the built-in ones")
+        if given and not negatives:
+            raise InputError("every out-of-domain value given is also one of the valid values")
         if not negatives:
             raise InputError(
                 "need at least 1 out-of-domain value to calibrate a validator (the values "
