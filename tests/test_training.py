@@ -179,6 +179,9 @@ def test_a_new_model_folder_gets_the_mode_mkdir_gives(model_dir: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(model_dir.stat().st_mode) == 0o777 & ~umask
+    # and its files what a plain write gives: model.safetensors was 0600, unreadable to others
+    for path in ("model.safetensors", "validator.json", "validator.safetensors", "README.md"):
+        assert stat.S_IMODE((model_dir / path).stat().st_mode) == 0o666 & ~umask, path
 
 
 def test_a_replaced_folder_keeps_its_mode(tmp_path: Path) -> None:

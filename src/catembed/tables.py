@@ -346,8 +346,14 @@ def atomic_folder(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
-        # The mode mkdir would give (the replaced folder's), not the temporary folder's 0700;
-        # set once it is written, as a read-only folder's mode would stop the writing.
+        # The modes plain writes would give, not the temporary folder's 0700 or the 0600 of
+        # files some libraries write (model.safetensors); the folder keeps a replaced one's.
+        # Set once it is written, as a read-only folder's mode would stop the writing.
+        for inside, folders, files in os.walk(tmp):
+            for name in folders:
+                os.chmod(os.path.join(inside, name), _new_mode(True))
+            for name in files:
+                os.chmod(os.path.join(inside, name), _new_mode())
         os.chmod(tmp, stat.S_IMODE(target.stat().st_mode) if target.is_dir() else _new_mode(True))
         if target.exists():
             old = target.with_name(f".{target.name}.old")
