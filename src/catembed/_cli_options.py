@@ -150,12 +150,7 @@ def read_valid_values(
         if column is not None:
             raise click.UsageError(f"{column_option} needs --valid")
         return None
-    from catembed.tables import read_values
-
-    values = read_values(valid_file, column, column_option, usual)
-    if not values:
-        raise CatembedError(f"no valid values found in {valid_file}")
-    return values
+    return _read_list(valid_file, column, column_option, usual, "valid")
 
 
 def read_out_of_domain(path: str | None, *others: str | None) -> list[str] | None:
@@ -165,11 +160,19 @@ def read_out_of_domain(path: str | None, *others: str | None) -> list[str] | Non
         return None
     if path == "-" and "-" in others:
         raise click.UsageError("only one of --out-of-domain and the other inputs can be stdin")
+    option = "a 'value' column (--out-of-domain reads one)"
+    return _read_list(path, None, option, "value", "out-of-domain")
+
+
+def _read_list(
+    path: str, column: str | None, option: str, usual: str | None, kind: str
+) -> list[str]:
+    """The distinct values of ``path``'s column, or an error naming the ``kind`` of values."""
     from catembed.tables import read_values
 
-    values = read_values(path, None, "a 'value' column (--out-of-domain reads one)", "value")
+    values = read_values(path, column, option, usual)
     if not values:
-        raise CatembedError(f"no out-of-domain values found in {path}")
+        raise CatembedError(f"no {kind} values found in {path}")
     return values
 
 

@@ -222,19 +222,16 @@ def _fit(
 
     train_data = Dataset.from_dict(_columns(dataset.train))
     eval_triplets = dataset.evaluation
-    # With --eval-size 0 there is nothing to evaluate (an empty eval set crashed the trainer).
-    eval_data = Dataset.from_dict(_columns(eval_triplets)) if eval_triplets else None
-    evaluator = (
-        TripletEvaluator(
+    eval_data = evaluator = None  # with --eval-size 0 (an empty eval set crashed the trainer)
+    if eval_triplets:
+        eval_data = Dataset.from_dict(_columns(eval_triplets))
+        evaluator = TripletEvaluator(
             anchors=eval_data["anchor"],
             positives=eval_data["positive"],
             negatives=eval_data["negative"],
             name=EVALUATOR_NAME,
             batch_size=config.batch_size,
         )
-        if eval_data is not None
-        else None
-    )
     steps_per_epoch = math.ceil(len(dataset.train) / config.batch_size)
     eval_steps = config.eval_steps or steps_per_epoch
     if config.max_steps > 0:
