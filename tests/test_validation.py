@@ -652,13 +652,16 @@ def test_rare_words_and_the_punctuation_of_real_names_are_not_malformed(value: s
 @pytest.mark.parametrize(
     "value",
     ["4K TVs", "3D Printers", "MP3 Players", "HDMI Cables", "SSDs",
-     "TV Mounts", "USB-C Cables", "iPhone Cases", "eBook Readers", "Café Machines", "TV"],
+     "TV Mounts", "USB-C Cables", "iPhone Cases", "eBook Readers", "Café Machines", "TV",
+     "Smart TV", "Gaming PC", "LED Strips", "RAM Modules", "AI Cameras", "LED"],
 )  # fmt: skip
 def test_names_with_acronyms_numbers_and_accents_pass_where_no_reference_has_them(
     value: str,
 ) -> None:
     # They were malformed ('unusual casing', 'characters never used') in a column of plain
-    # Title Case words, and 'HDMI Cables' was suggested 'Hdmi Cables'.
+    # Title Case words, and 'HDMI Cables' was suggested 'Hdmi Cables'. A trailing acronym
+    # was read as an appended code ('Smart TV' -> 'Smart'), and acronyms that are English
+    # words ('LED', 'RAM') as shouting.
     profile = FormatProfile.learn(["Laptops", "Computer Monitors", "Phone Cases", "Keyboards"])
     assert profile.issues(value) == []
 
@@ -676,6 +679,8 @@ def test_names_with_acronyms_numbers_and_accents_pass_where_no_reference_has_the
         ("Kn1fe 81ock", "characters never used in reference values: '18'"),
         ("Computer M", "unusual casing"),  # cut short, not a type like 'USB-C'
         ("Keyboards UK", "unusual casing"),  # a code appended, not an acronym
+        ("Hoodies XL", "unusual casing"),
+        ("Springfield MA", "unusual casing"),
         ("3 Phone Cases", "characters never used in reference values: '3'"),  # a count
         ("10234 Laptops", "characters never used in reference values: '01234'"),  # an id
         ("Phone 2 Cases", "characters never used in reference values: '2'"),
@@ -707,6 +712,16 @@ def test_a_code_before_a_reference_value_is_repaired() -> None:
     assert repair is not None and repair.suggestion == "Madison"
     assert repairer.repair("Madison WI") is not None
     assert repairer.repair("Springfield") is None
+
+
+def test_an_acronym_before_a_reference_value_names_a_kind_of_it() -> None:
+    reference = ["Monitors", "Chargers", "Keyboards", "Speakers"]
+    repairer = Repairer(reference, FormatProfile.learn(reference))
+    assert repairer.repair("HD Monitors") is None  # it was 'code put before a reference value'
+    assert repairer.repair("USB Chargers") is None
+    # After a reference value, any short capitals are still a code: 'Monitors HD', 'Laptops HP'.
+    repair = repairer.repair("Monitors HD")
+    assert repair is not None and repair.suggestion == "Monitors"
 
 
 def test_a_capital_before_an_apostrophe_is_a_name_prefix_not_casing_noise() -> None:
@@ -816,3 +831,12 @@ def test_a_trained_validators_nearest_value_is_the_base_models_nearest(
     reports = validator.validate(probes)
     assert all(r.verdict in (Verdict.VALID, Verdict.OUT_OF_DOMAIN) for r in reports)
     assert [r.nearest for r in reports] == [validator.reference[i] for i in expected]
+
+
+def test_rewrites_keep_accented_letters_as_plain_ones_where_references_have_none() -> None:
+    reference = ["Sedan", "Hatchback", "Convertible", "Station Wagon"]
+    repairer = Repairer(reference, FormatProfile.learn(reference))
+    rewrites = repairer.rewrites("Sport Coupé!")
+    # 'Sport Coup' (the accented letter dropped) was the first guess.
+    assert rewrites.index("Sport Coupe") < rewrites.index("Sport Coup")
+    assert "Hatchback" in repairer.rewrites("Hatch\u00f8back")  # a stray letter still goes

@@ -48,7 +48,22 @@ TYPO_REASON = "one edit away from a reference value"
 TRUNCATION_REASON = "cut short"
 # A short upper-case code after a value: 'Madison WI', 'Hoodies, XL', 'Jeans - UK'.
 _APPENDED_CODE = re.compile(r"(?P<base>.*[^\W_])(?:\s*[,/]\s*|\s+-\s+|\s+)[A-Z]{2,3}")
-_PREPENDED_CODE = re.compile(r"[A-Z]{2,3}(?:\s*[,/]\s*|\s+-\s+|\s+)(?P<base>[^\W_].*)")
+_PREPENDED_CODE = re.compile(r"(?P<code>[A-Z]{2,3})(?:\s*[,/]\s*|\s+-\s+|\s+)(?P<base>[^\W_].*)")
+# Codes written next to a value: US states, Canadian provinces, a few countries, clothing sizes.
+# Other capitals there are read as acronyms of a name ('Smart TV', 'HD Monitors'), unless the
+# rest is a reference value itself ('Monitors HD').
+# fmt: off
+PLACE_AND_SIZE_CODES = frozenset([
+    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "FL", "GA", "HI", "ID", "IL", "IN", "IA",
+    "KS", "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ",
+    "NM", "NY", "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT",
+    "VA", "WA", "WV", "WI", "WY", "DC", "PR",
+    "AB", "BC", "MB", "NB", "NL", "NS", "NT", "NU", "ON", "PE", "QC", "SK", "YT",
+    "UK", "US", "USA", "EU", "GB", "XS", "XL", "XXL",
+])
+# fmt: on
+# Acronyms that are also English words, which ``_acronym`` would otherwise take for shouting.
+WORD_ACRONYMS = frozenset(["AC", "AI", "AM", "AR", "LED", "PA", "RAM", "ROM", "WAN"])
 _WORD = re.compile(r"[^\W\d_]+")
 # Punctuation real names use: 'Pull-Up Bar', "Chef's Pants", 'Saris & Lehengas', 'and/or'.
 _BENIGN_PUNCTUATION = re.compile(r"(?<=[^\W\d_])[-'\u2019/](?=[^\W\d_])| & ")
@@ -107,6 +122,14 @@ def _latin(char: str) -> bool:
     return char.isalpha() and unicodedata.normalize("NFD", char)[0].isascii()
 
 
+def _ascii(text: str, keep_letters: bool = False) -> str:
+    """``text`` less its non-ASCII characters; with ``keep_letters``, accented Latin letters
+    lose only their accents ('Coupé' -> 'Coupe', not 'Coup')."""
+    if keep_letters:
+        text = "".join(unicodedata.normalize("NFD", c)[0] if _latin(c) else c for c in text)
+    return "".join(c for c in text if c.isascii())
+
+
 def _prefixed_name(word: str) -> bool:
     """Whether ``word`` is an 'i' or 'e' before a common English word ('iPhone', 'eBook'),
     not a shifted capital in a word commoner than that ('iRon', 'eVent')."""
@@ -122,7 +145,7 @@ def _acronym(word: str) -> bool:
     """Whether a value of a few capitals is an acronym ('XL', 'USB'), not a common English
     word in capitals ('TOY'). Only for one-word values: 'LOS' in 'LOS ANGELES' is no word
     either."""
-    return english_counts().get(word.lower(), 0) < ACRONYM_MAX_COUNT
+    return word in WORD_ACRONYMS or english_counts().get(word.lower(), 0) < ACRONYM_MAX_COUNT
 
 
 @dataclass(frozen=True)
@@ -248,8 +271,8 @@ class FormatProfile:
     def _cased_like_references(self, position: int, words: list[str], text: str) -> bool:
         """Whether ``words[position]``, a word of ``text``, is cased as the reference values'
         words are, or as acronyms and prefixed names are in any text ('HDMI Cables', 'iPhone
-        Cases'). In a value all in capitals only a lone acronym is; two or three capitals
-        after a value are a code appended to it ('Canton MA'), not an acronym."""
+        Cases'). In a value all in capitals only a lone acronym is; a place or size code after
+        a value is appended to it ('Canton MA', 'Hoodies XL'), not an acronym ('Smart TV')."""
         word = words[position]
         if _shape(word) in (self.word_shapes if position else self.first_shapes):
             return True
@@ -259,7 +282,7 @@ class FormatProfile:
         if acronym and _acronym(acronym["letters"]):
             if len(_WORD.findall(text)) == 1:  # 'TV'; not 'OSLO', a word in capitals
                 return len(acronym["letters"]) <= 3
-            appended = position == len(words) - 1 and len(word) <= 3 and word.isupper()
+            appended = position == len(words) - 1 and word in PLACE_AND_SIZE_CODES
             return not text.isupper() and not appended
         return _prefixed_name(word)
 
@@ -659,8 +682,9 @@ class Repairer:
             forms += self._digit_typos(plain)
             everything = everything.translate(_DIGIT_LETTERS[0])
         if not profile.non_ascii_letters:  # before plain, which accented letters now pass
-            forms.insert(forms.index(plain), clean("".join(c for c in plain if c.isascii())))
-            everything = "".join(c for c in everything if c.isascii())
+            ascii_forms = [clean(_ascii(plain, keep_letters=True)), clean(_ascii(plain))]
+            forms[forms.index(plain) : forms.index(plain)] = ascii_forms
+            everything = _ascii(everything)
         forms += [clean(everything), self.without_code(text)]
         for separator in _JOIN_SEPARATORS:
             parts = [clean(p) for p in plain.split(separator)] if separator in plain else []
@@ -703,7 +727,9 @@ class Repairer:
         if base and base != form and base in self._canonical:
             return Repair(self._canonical[base], "code appended to a reference value")
         before = None if self._leading_codes else _PREPENDED_CODE.fullmatch(clean(text))
-        base = canonical(before["base"]) if before else ""  # 'WI Madison'
+        if before is None or before["code"] not in PLACE_AND_SIZE_CODES:
+            before = None  # 'HD Monitors' is a kind of monitor; 'WI Madison' is Madison
+        base = canonical(before["base"]) if before else ""
         if base and base != form and base in self._canonical:
             return Repair(self._canonical[base], "code put before a reference value")
         if len(form) > 4 * max(self.profile.max_length, 1):
