@@ -868,3 +868,37 @@ def test_jsonl_outputs_have_the_same_report_fields_whatever_the_input(
     assert outputs[0] == outputs[1] == outputs[2]
     assert outputs[0][0] == {"nearest": "Sweaters", "suggestion": ""}
     assert outputs[0][-1] == {"nearest": "", "suggestion": ""}
+
+
+def test_an_output_that_cannot_hold_a_column_fails_before_the_model_is_loaded(
+    tmp_path: Path,
+) -> None:
+    table = pa.table({"category": ["Jeans", "Toaster"], "tags": [[1, 2], []]})
+    source = write(tmp_path / "in.parquet", table)
+    not_a_model = tmp_path / "empty"
+    not_a_model.mkdir()
+    # An empty folder as --model: had the model been loaded first, that would be the error.
+    code, _, err = run(
+        "validate",
+        "--model",
+        str(not_a_model),
+        str(source),
+        "--column",
+        "category",
+        "--output",
+        str(tmp_path / "o.csv"),
+    )
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "cannot write" in err and "list<" in err and "write .parquet or .jsonl" in err
+    assert not (tmp_path / "o.csv").exists()
+    code, _, err = run(
+        "validate",
+        "--model",
+        str(not_a_model),
+        str(source),
+        "--column",
+        "category",
+        "--output",
+        str(tmp_path / "o.jsonl"),
+    )
+    assert code == 1 and "cannot write" not in err  # JSONL holds lists: the model is the error

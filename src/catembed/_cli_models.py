@@ -187,7 +187,7 @@ def validate(
         validate_table,
         write_output,
     )
-    from catembed.tables import STDIN, readable, shown_path
+    from catembed.tables import STDIN, check_writable, readable, shown_path
     from catembed.validation import Validator
     from catembed.verdicts import Verdict
 
@@ -204,9 +204,11 @@ def validate(
         raise click.UsageError("--prefix names the columns written to --output; give --output")
     summary_to_stderr = output_file is not None and str(output_file) == STDIN
     with readable(input_file, input_format) as source:
-        if output_file is not None:
-            output_format(output_file, source, input_format, valid_file)  # before the slow part
+        if output_file is not None:  # checked before the slow part
+            fmt = output_format(output_file, source, input_format, valid_file)
         table, name = read_input(source, column, input_format)
+        if output_file is not None:
+            check_writable(table, output_file, fmt)  # a list column to CSV, say
         valid = read_valid_values(valid_file, valid_column, "--valid-column", usual=name)
         if valid is not None:
             validator = Validator.from_values(

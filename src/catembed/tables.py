@@ -10,6 +10,7 @@ only ever opened for reading.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -193,39 +194,49 @@ def write_table(
     atomically; ``-`` writes to standard output. ``parquet_options`` go to the Parquet writer."""
     fmt = fmt or table_format(path)
     with output_stream(path) as handle:
-        if fmt == "parquet":
+        _write(table, handle, fmt, path, **parquet_options)
+
+
+def check_writable(table: pa.Table, path: str | Path, fmt: str | None = None) -> None:
+    """Fail now, not after the slow part, if ``table``'s columns cannot be written to ``path``
+    (a list column to CSV): its first row is written to memory."""
+    _write(table.slice(0, 1), io.BytesIO(), fmt or table_format(path), path)
+
+
+def _write(
+    table: pa.Table, handle: BinaryIO, fmt: str, path: str | Path, **parquet_options: Any
+) -> None:
+    if fmt == "parquet":
+        try:
+            pq.write_table(table, handle, **parquet_options)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+            raise InputError(
+                f"cannot write {shown_path(path)} as parquet: {first_line(error)}; "
+                "write .jsonl instead"
+            ) from None
+    elif fmt in ("csv", "tsv"):
+        delimiter = "\t" if fmt == "tsv" else ","
+        try:
+            quoting = _csv_quoting(table, delimiter)
+            options = pacsv.WriteOptions(
+                delimiter=delimiter, quoting_style=quoting, quoting_header=quoting
+            )
+            pacsv.write_csv(table, handle, options)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+            raise InputError(
+                f"cannot write {shown_path(path)} as {fmt}: {first_line(error)}; "
+                "write .parquet or .jsonl instead"
+            ) from None
+    elif fmt == "jsonl":
+        for row in table.to_pylist():
             try:
-                pq.write_table(table, handle, **parquet_options)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-                raise InputError(
-                    f"cannot write {shown_path(path)} as parquet: {first_line(error)}; "
-                    "write .jsonl instead"
-                ) from None
-        elif fmt in ("csv", "tsv"):
-            delimiter = "\t" if fmt == "tsv" else ","
-            try:
-                quoting = _csv_quoting(table, delimiter)
-                options = pacsv.WriteOptions(
-                    delimiter=delimiter, quoting_style=quoting, quoting_header=quoting
-                )
-                pacsv.write_csv(table, handle, options)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-                raise InputError(
-                    f"cannot write {shown_path(path)} as {fmt}: {first_line(error)}; "
-                    "write .parquet or .jsonl instead"
-                ) from None
-        elif fmt == "jsonl":
-            for row in table.to_pylist():
-                try:
-                    line = json.dumps(
-                        row, ensure_ascii=False, default=_json_default, allow_nan=False
-                    )
-                except ValueError:  # NaN or infinity: no JSON number, so null
-                    line = json.dumps(_finite(row), ensure_ascii=False, default=_json_default)
-                handle.write(line.encode("utf-8") + b"\n")
-        else:
-            for value in table.column(0).to_pylist():
-                handle.write(("" if value is None else str(value)).encode("utf-8") + b"\n")
+                line = json.dumps(row, ensure_ascii=False, default=_json_default, allow_nan=False)
+            except ValueError:  # NaN or infinity: no JSON number, so null
+                line = json.dumps(_finite(row), ensure_ascii=False, default=_json_default)
+            handle.write(line.encode("utf-8") + b"\n")
+    else:
+        for value in table.column(0).to_pylist():
+            handle.write(("" if value is None else str(value)).encode("utf-8") + b"\n")
 
 
 def _csv_quoting(table: pa.Table, delimiter: str) -> str:
