@@ -902,3 +902,45 @@ def test_an_output_that_cannot_hold_a_column_fails_before_the_model_is_loaded(
         str(tmp_path / "o.jsonl"),
     )
     assert code == 1 and "cannot write" not in err  # JSONL holds lists: the model is the error
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ('cat\nJeans\n"Sweaters\nSocks\nToaster\n', "the quote that opens a value on line 3"),
+        ('id,cat\n1,Jeans\n2,"Best" Sellers\n3,Socks\n', "line 3: text after a closing quote"),
+    ],
+)
+def test_a_csv_file_with_broken_quotes_is_a_one_line_error_not_lost_rows(
+    tmp_path: Path, content: str, problem: str
+) -> None:
+    # pyarrow read the first as two rows (the rest of the file in one value) and the second
+    # as 'Best Sellers', both without a word.
+    source = tmp_path / "in.csv"
+    source.write_text(content, "utf-8")
+    valid = tmp_path / "valid.txt"
+    valid.write_text("Jeans\nSocks\n", "utf-8")
+    output = tmp_path / "out.csv"
+    code, _, err = run(
+        "validate", "--valid", str(valid), str(source), "--column", "cat", "--output", str(output)
+    )
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert f"cannot read {source} as csv: {problem}" in err
+    assert not output.exists() and source.read_text("utf-8") == content
+
+
+def test_quotes_that_do_not_quote_a_tsv_file_are_its_text(tmp_path: Path) -> None:
+    source = tmp_path / "in.tsv"
+    source.write_text('id\tcat\n1\t"Jeans\n2\tSocks\n3\t"Best" Sellers\n4\t5" Heels\n', "utf-8")
+    assert read_table(source).column("cat").to_pylist() == [
+        '"Jeans',
+        "Socks",
+        '"Best" Sellers',
+        '5" Heels',
+    ]
+    quoted = tmp_path / "quoted.tsv"  # as CSV writers quote: the quotes are not text
+    quoted.write_text('id\tcat\n1\t"Tank\tTops"\n2\t"Best ""Sellers"""\n', "utf-8")
+    assert read_table(quoted).column("cat").to_pylist() == ["Tank\tTops", 'Best "Sellers"']
+    lines = tmp_path / "ok.csv"
+    lines.write_text('id,cat\n1,"a, b"\n2,"two\nlines"\n3,5" Heels\n', "utf-8")
+    assert read_table(lines).column("cat").to_pylist() == ["a, b", "two\nlines", '5" Heels']

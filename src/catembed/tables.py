@@ -10,8 +10,10 @@ only ever opened for reading.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import logging
 import math
 import os
 import re
@@ -32,6 +34,8 @@ import pyarrow.parquet as pq
 from catembed import jsonl
 from catembed.errors import InputError, first_line
 from catembed.verdicts import as_text
+
+logger = logging.getLogger(__name__)
 
 STDIN = "-"
 TEXT_COLUMN = "value"
@@ -399,9 +403,25 @@ def _json_default(value: object) -> object:
 
 def _read_csv(name: str, delimiter: str) -> pa.Table:
     """Every column as text, exactly as written ('00123' and 'true' stay so); only empty
-    cells are nulls. A one-column file keeps its blank lines as empty cells."""
+    cells are nulls. A one-column file keeps its blank lines as empty cells. Quotes that
+    break CSV's rules are an error in CSV and text in TSV, which has no quoting of its own."""
+    table = _parse_csv(name, delimiter, quoting=True)
+    broken = _broken_quoting(name, delimiter)
+    if broken is None:
+        return table
+    if delimiter == "\t":
+        logger.warning("%s: quotes read as text, as they do not quote values (%s)", name, broken)
+        return _parse_csv(name, delimiter, quoting=False)
+    if "closing quote" in broken:
+        broken += ' (a quote inside a quoted value is written twice: "5"" Speakers")'
+    raise InputError(f"cannot read {name} as csv: {broken}")
+
+
+def _parse_csv(name: str, delimiter: str, quoting: bool) -> pa.Table:
     try:
-        return _read_csv_in_blocks(name, lambda: input_stream(name), delimiter, pacsv.ReadOptions())
+        return _read_csv_in_blocks(
+            name, lambda: input_stream(name), delimiter, pacsv.ReadOptions(), quoting
+        )
     except pa.ArrowInvalid as error:
         if "invalid UTF8" in str(error):
             raise InputError(f"{name} is not valid UTF-8 text; save it as UTF-8") from None
@@ -410,7 +430,33 @@ def _read_csv(name: str, delimiter: str) -> pa.Table:
     # A value longer than a read block (1 MB): read again in blocks that hold it.
     data = _whole(name)
     big = pacsv.ReadOptions(block_size=min(max(data.size + 1, 1 << 20), 2**31 - 1))
-    return _read_csv_in_blocks(name, lambda: pa.BufferReader(data), delimiter, big)
+    return _read_csv_in_blocks(name, lambda: pa.BufferReader(data), delimiter, big, quoting)
+
+
+def _broken_quoting(name: str, delimiter: str) -> str | None:
+    """Where the quotes of a delimited file break CSV's rules, or None. pyarrow reads such
+    files without a word: a quote never closed takes the rest of the file into one value
+    (rows lost), and '"Best" Sellers' loses its quotes."""
+    with input_stream(name) as stream:
+        while chunk := stream.read(1 << 24):
+            if b'"' in chunk:
+                break
+        else:
+            return None  # no quotes at all: the common case costs one read
+    csv.field_size_limit(2**31 - 1)
+    with io.TextIOWrapper(input_stream(name), encoding="utf-8-sig", newline="") as text:
+        rows = csv.reader(text, delimiter=delimiter, strict=True)
+        start = 1
+        try:
+            for _ in rows:
+                start = rows.line_num + 1
+        except csv.Error as error:
+            if "unexpected end of data" in str(error):
+                return f"the quote that opens a value on line {start} never closes"
+            if "expected after" in str(error):
+                return f"line {rows.line_num}: text after a closing quote"
+            return f"line {rows.line_num}: {error}"
+    return None
 
 
 def _read_csv_in_blocks(
@@ -418,8 +464,11 @@ def _read_csv_in_blocks(
     source: Callable[[], str | pa.NativeFile],
     delimiter: str,
     blocks: pacsv.ReadOptions,
+    quoting: bool = True,
 ) -> pa.Table:
-    parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
+    parse = pacsv.ParseOptions(
+        delimiter=delimiter, quote_char='"' if quoting else False, newlines_in_values=quoting
+    )
     names = pacsv.open_csv(source(), read_options=blocks, parse_options=parse).schema.names
     _check_unique(names, name)
     parse.ignore_empty_lines = len(names) > 1
