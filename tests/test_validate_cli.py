@@ -944,3 +944,24 @@ def test_quotes_that_do_not_quote_a_tsv_file_are_its_text(tmp_path: Path) -> Non
     lines = tmp_path / "ok.csv"
     lines.write_text('id,cat\n1,"a, b"\n2,"two\nlines"\n3,5" Heels\n', "utf-8")
     assert read_table(lines).column("cat").to_pylist() == ["a, b", "two\nlines", '5" Heels']
+
+
+def test_a_csv_output_keeps_the_inputs_line_ends_and_byte_order_mark(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes(b'\xef\xbb\xbfid,cat\r\n1,Jeans\r\n2,Toaster\r\n3,"Socks, Wool"\r\n')
+    valid = tmp_path / "valid.txt"
+    valid.write_text("Jeans\nSocks\n", "utf-8")
+    output = tmp_path / "out.csv"
+    code, _, err = run(
+        "validate", "--valid", str(valid), str(source), "--column", "cat", "--output", str(output)
+    )
+    assert code == 0, err
+    written = output.read_bytes()
+    assert written.startswith(b"\xef\xbb\xbf") and written.count(b"\r\n") == 4
+    assert written.count(b"\n") == 4  # no line ends of another kind
+    rows = read_table(output).to_pylist()
+    assert [(r["id"], r["cat"]) for r in rows] == [
+        ("1", "Jeans"),
+        ("2", "Toaster"),
+        ("3", "Socks, Wool"),
+    ]

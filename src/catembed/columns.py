@@ -25,6 +25,7 @@ from catembed.errors import InputError
 from catembed.tables import (
     STDIN,
     TEXT_COLUMN,
+    TextStyle,
     input_stream,
     listed_columns,
     no_column,
@@ -232,7 +233,9 @@ def write_output(
         if fmt != "jsonl" and name in report.names and pa.types.is_string(column.type):
             column = pc.if_else(pc.equal(column, ""), pa.scalar(None, column.type), column)
         plain.append(column)
-    write_table(pa.table(plain, names=table.column_names), path, fmt)
+    text_input = source != STDIN and (source_format or table_format(source)) in ("csv", "tsv")
+    style = TextStyle.of(source) if text_input else None  # CRLF and a BOM kept
+    write_table(pa.table(plain, names=table.column_names), path, fmt, style)
 
 
 def _append_to_jsonl(report: ColumnReport, source: str, target: str | Path) -> None:

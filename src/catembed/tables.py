@@ -23,6 +23,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -192,23 +193,52 @@ def read_values(
 
 
 def write_table(
-    table: pa.Table, path: str | Path, fmt: str | None = None, **parquet_options: Any
+    table: pa.Table,
+    path: str | Path,
+    fmt: str | None = None,
+    style: TextStyle | None = None,
+    **parquet_options: Any,
 ) -> None:
     """Write ``table`` in the format its suffix names (or ``fmt``; text: first column only),
-    atomically; ``-`` writes to standard output. ``parquet_options`` go to the Parquet writer."""
+    atomically; ``-`` writes to standard output. CSV and TSV rows end as ``style`` says;
+    ``parquet_options`` go to the Parquet writer."""
     fmt = fmt or table_format(path)
     with output_stream(path) as handle:
-        _write(table, handle, fmt, path, **parquet_options)
+        _write(table, handle, fmt, path, style or TextStyle(), **parquet_options)
+
+
+@dataclass(frozen=True)
+class TextStyle:
+    """How a text file is written: a byte order mark first or not, and its line end."""
+
+    bom: bool = False
+    line_end: str = "\n"
+
+    @classmethod
+    def of(cls, name: str) -> TextStyle:
+        """The style of the text file ``name``, from its start ('\\r\\n' if its first
+        line ends so)."""
+        with input_stream(name) as stream:
+            start = bytes(stream.read(1 << 16))
+        end = start.find(b"\n")
+        return cls(
+            start.startswith(b"\xef\xbb\xbf"), "\r\n" if start[end - 1 : end] == b"\r" else "\n"
+        )
 
 
 def check_writable(table: pa.Table, path: str | Path, fmt: str | None = None) -> None:
     """Fail now, not after the slow part, if ``table``'s columns cannot be written to ``path``
     (a list column to CSV): its first row is written to memory."""
-    _write(table.slice(0, 1), io.BytesIO(), fmt or table_format(path), path)
+    _write(table.slice(0, 1), io.BytesIO(), fmt or table_format(path), path, TextStyle())
 
 
 def _write(
-    table: pa.Table, handle: BinaryIO, fmt: str, path: str | Path, **parquet_options: Any
+    table: pa.Table,
+    handle: BinaryIO,
+    fmt: str,
+    path: str | Path,
+    style: TextStyle,
+    **parquet_options: Any,
 ) -> None:
     if fmt == "parquet":
         try:
@@ -223,8 +253,13 @@ def _write(
         try:
             quoting = _csv_quoting(table, delimiter)
             options = pacsv.WriteOptions(
-                delimiter=delimiter, quoting_style=quoting, quoting_header=quoting
+                delimiter=delimiter,
+                quoting_style=quoting,
+                quoting_header=quoting,
+                eol=style.line_end,
             )
+            if style.bom:
+                handle.write(b"\xef\xbb\xbf")
             pacsv.write_csv(table, handle, options)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
             raise InputError(
