@@ -965,3 +965,25 @@ def test_a_csv_output_keeps_the_inputs_line_ends_and_byte_order_mark(tmp_path: P
         ("2", "Toaster"),
         ("3", "Socks, Wool"),
     ]
+
+
+def test_evaluate_reads_labelled_values_from_standard_input_in_the_format_named(
+    tmp_path: Path,
+) -> None:
+    valid = tmp_path / "valid.txt"
+    valid.write_text("Sweaters\nJeans\nCardigan\nTrousers\n", "utf-8")
+    rows = "".join(
+        json.dumps({"value": v, "label": label}) + "\n"
+        for v, label in zip(VALUES, VERDICTS, strict=True)
+    )
+    code, out, err = run(
+        "evaluate", "--valid", str(valid), "--data", "-", "--format", "jsonl", stdin=rows
+    )
+    assert code == 0, err
+    scores = out.split("true \\ verdict")[0]
+    lines = {line.split()[0]: line.split()[1:] for line in scores.splitlines() if line.strip()}
+    assert lines["anomaly"] == ["1.0000", "1.0000", "1.0000", "3"]
+    code, _, err = run("evaluate", "--valid", str(valid), "--data", "-", stdin=rows)
+    assert code == 2 and "read as text: name its format with --format" in err
+    code, _, err = run("evaluate", "--valid", "-", "--data", "-", stdin=rows)
+    assert code == 2 and "--valid and --data cannot both be standard input" in err

@@ -11,9 +11,9 @@ from typing import cast
 import click
 
 from catembed._cli_options import (
-    TABLE_FORMATS,
     backend_option,
     echo_table,
+    format_option,
     model_option,
     read_out_of_domain,
     read_valid_values,
@@ -42,6 +42,7 @@ def _out_of_domain_for(
 @click.command()
 @validator_source_options
 @backend_option
+@format_option("--data")
 @click.option(
     "--data",
     "data_file",
@@ -55,19 +56,23 @@ def evaluate(
     valid_file: str | None,
     valid_column: str | None,
     out_of_domain_file: str | None,
+    input_format: str | None,
 ) -> None:
     """Print the triplet accuracy of a model on a data file, or, for labelled values
     (labels valid, out_of_domain, malformed), the validator's precision, recall, F1,
     AUROC and confusion matrix."""
     from catembed.backends import load_encoder
     from catembed.evaluation import triplet_table_accuracy
-    from catembed.tables import read_table
+    from catembed.tables import read_table, readable
 
+    if valid_file == data_file == "-":
+        raise click.UsageError("--valid and --data cannot both be standard input")
     valid = read_valid_values(valid_file, valid_column, "--valid-column")
     if valid is None and model_dir is None:
         raise click.UsageError("give --model (a trained model folder) or --valid")
     out_of_domain = _out_of_domain_for(valid_file, out_of_domain_file, data_file)
-    table = read_table(data_file)
+    with readable(data_file, input_format) as source:
+        table = read_table(source, fmt=input_format)
     if "label" in table.column_names:
         from catembed.metrics import evaluate_table, evaluation_tables
         from catembed.validation import Validator
@@ -87,7 +92,10 @@ def evaluate(
         click.echo(f"AUROC of the score (anomaly vs valid): {shown_area}")
         return
     if model_dir is None or valid is not None:
-        found = "standard input (read as text)" if data_file == "-" else data_file
+        text = data_file == "-" and input_format in (None, "text")
+        found = (
+            "standard input (read as text: name its format with --format)" if text else data_file
+        )
         raise click.UsageError(
             f"{found} holds no label column, so triplets: they are scored with --model alone"
             + (", not --valid" if valid is not None else "")
@@ -112,13 +120,7 @@ def plural(n: int, noun: str) -> str:
 @backend_option
 @click.argument("input_file", metavar="INPUT")
 @click.option("--column", default=None, help="Column holding the values (CSV, Parquet, ...).")
-@click.option(
-    "--format",
-    "input_format",
-    type=click.Choice(TABLE_FORMATS),
-    default=None,
-    help="Format of INPUT when its suffix does not say (standard input: text).",
-)
+@format_option("INPUT")
 @click.option(
     "--output",
     "output_file",

@@ -183,3 +183,14 @@ def echo_table(rows: list[list[str]], header: list[str], err: bool = False) -> N
     click.echo(line.format(*("-" * w for w in widths)), err=err)
     for row in rows:
         click.echo(line.format(*row), err=err)
+
+
+def format_option(argument: str) -> Callable[[F], F]:
+    """--format: the format of ``argument`` when its suffix does not say."""
+    return click.option(
+        "--format",
+        "input_format",
+        type=click.Choice(TABLE_FORMATS),
+        default=None,
+        help=f"Format of {argument} when its suffix does not say (standard input: text).",
+    )
