@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -472,12 +473,8 @@ def _broken_quoting(name: str, delimiter: str) -> str | None:
     """Where the quotes of a delimited file break CSV's rules, or None. pyarrow reads such
     files without a word: a quote never closed takes the rest of the file into one value
     (rows lost), and '"Best" Sellers' loses its quotes."""
-    with input_stream(name) as stream:
-        while chunk := stream.read(1 << 24):
-            if b'"' in chunk:
-                break
-        else:
-            return None  # no quotes at all: the common case costs one read
+    if _plainly_quoted(name, delimiter):
+        return None
     csv.field_size_limit(2**31 - 1)
     with io.TextIOWrapper(input_stream(name), encoding="utf-8-sig", newline="") as text:
         rows = csv.reader(text, delimiter=delimiter, strict=True)
@@ -492,6 +489,42 @@ def _broken_quoting(name: str, delimiter: str) -> str | None:
                 return f"line {rows.line_num}: text after a closing quote"
             return f"line {rows.line_num}: {error}"
     return None
+
+
+def _plainly_quoted(name: str, delimiter: str) -> bool:
+    """Whether each line of the file is whole fields, each quoted as CSV quotes or holding
+    no quote: the common case, checked by pyarrow's regular expressions over the lines, 64 MB
+    at a time. False leaves it to the csv module (a quote mid-value, a line break in one)."""
+    d = "\\t" if delimiter == "\t" else re.escape(delimiter)
+    field = f'(?:"(?:[^"]|"")*"|[^{d}"\r\n]*)'
+    pattern = f"^{field}(?:{d}{field})*\r?\n?$"
+    rest = b""
+    with input_stream(name) as stream:
+        first = True
+        while chunk := stream.read(1 << 26):
+            data = rest + bytes(chunk)
+            if first:
+                data, first = data.removeprefix(b"\xef\xbb\xbf"), False
+            end = data.rfind(b"\n") + 1
+            if not _lines_match(data[:end], pattern):
+                return False
+            rest = data[end:]
+    return _lines_match(rest, pattern)
+
+
+def _lines_match(data: bytes, pattern: str) -> bool:
+    """Whether every line of ``data`` (UTF-8 text) matches ``pattern``."""
+    if not data:
+        return True
+    if b'"' not in data:
+        return True  # no quotes, nothing to break
+    bytes_ = np.frombuffer(data, np.uint8)
+    starts = np.flatnonzero(bytes_ == ord("\n")) + 1
+    offsets = np.concatenate([[0], starts[starts < len(data)], [len(data)]]).astype(np.int64)
+    lines = pa.LargeStringArray.from_buffers(
+        len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data)
+    )
+    return bool(pc.all(pc.match_substring_regex(lines, pattern)).as_py())
 
 
 def _read_csv_in_blocks(
