@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -353,6 +354,16 @@ def test_numbers_nan_and_long_strings_get_a_verdict_per_row(validator: Validator
     # Long runs of separators once took minutes (a regular expression that backtracked).
     runs = ["Sweaters" + " 1" * 50_000 + "x", "a" + "_-" * 50_000 + "!", "a" + "1" * 5_000 + "z!"]
     assert all(r.verdict is Verdict.MALFORMED for r in validator.validate(runs))
+
+
+def test_numpy_integers_are_judged_as_their_exact_digits(base_model: object) -> None:
+    ids = np.array([1234567890123456789, 1234567890123456790], dtype=np.int64)
+    built = Validator.from_values(ids, model=base_model, threshold=0.5)  # type: ignore[arg-type]
+    assert built.reference == ["1234567890123456789", "1234567890123456790"]  # not ...768
+    reports = built.validate([*ids, 1234567890123456789, np.uint64(2**64 - 1)])
+    assert [(r.verdict, r.score) for r in reports[:3]] == [(Verdict.VALID, 0.0)] * 3
+    as_digits = built.validate(["18446744073709551615"])[0]
+    assert replace(reports[3], value=as_digits.value) == as_digits
 
 
 def test_a_suffix_is_found_at_the_end_of_a_value() -> None:

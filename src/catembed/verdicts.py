@@ -91,6 +91,8 @@ def as_text(value: object) -> str | None:
         return None
     if isinstance(value, np.datetime64 | np.timedelta64):
         return None if np.isnat(value) else str(value)
+    if isinstance(value, np.integer):
+        value = int(value)  # exactly: a float would round ids beyond 2**53
     if isinstance(value, numbers.Real) and not isinstance(value, int):
         value = float(value)  # numpy floats too
     if isinstance(value, float) and math.isnan(value):
