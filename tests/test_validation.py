@@ -272,6 +272,12 @@ def test_rewrites_undo_one_kind_of_damage_each_in_the_reference_values_case() ->
     assert "Board Games" not in repairer.rewrites("B9ard G9mes")  # two: too broken to guess
 
 
+def test_a_bare_number_is_not_read_as_a_word(base_model: object) -> None:
+    toys = Validator.from_values(domain_values("toys"), model=base_model)  # type: ignore[arg-type]
+    reports = toys.validate(["100", "$100", "10-4", "T0y R0b0t"], column_evidence=False)
+    assert [r.suggestion for r in reports] == ["", "", "", "Toy Robot"]  # not 'Loo', 'Lo-A'
+
+
 def test_a_typo_like_value_as_common_as_its_reference_is_a_value_of_its_own(
     validator: Validator,
 ) -> None:

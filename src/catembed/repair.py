@@ -677,7 +677,8 @@ class Repairer:
         if hashtag or re.fullmatch(r"(?:[A-Z][a-z]+){2,}", plain):  # 'BroomballEquipment'
             forms.insert(0, split)
         everything = _split_words(unsuffixed, profile.known_words, segment=hashtag)
-        if not any(c.isdigit() for c in profile.characters):
+        lettered = any(c.isalpha() for c in plain)  # a bare number ('100') is no word ('Loo')
+        if lettered and not any(c.isdigit() for c in profile.characters):
             forms += [clean(plain.translate(letters)) for letters in _DIGIT_LETTERS]
             forms += self._digit_typos(plain)
             everything = everything.translate(_DIGIT_LETTERS[0])
