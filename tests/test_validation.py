@@ -439,6 +439,11 @@ def test_from_values_save_and_load_round_trip(base_model: object, tmp_path: Path
     built.save(folder)
     loaded = Validator.load(folder, encoder=base_model)  # type: ignore[arg-type]
     assert loaded.encoder is base_model
+    built.save(tmp_path / "alone")  # no model there, and an encoder object has no name
+    with pytest.raises(ModelError, match=r"load it with Validator.load\(path, encoder=\.\.\.\)"):
+        Validator.load(tmp_path / "alone")
+    alone = Validator.load(tmp_path / "alone", encoder=base_model)  # type: ignore[arg-type]
+    assert alone.validate(["Jakets", "Toaster"]) == built.validate(["Jakets", "Toaster"])
     assert loaded.thresholds == built.thresholds
     assert built.domain is not None and loaded.domain is not None
     assert loaded.domain.encoder is base_model  # '' in validator.json: the validator's encoder

@@ -210,6 +210,11 @@ class Validator:
                 raise ModelError(f"{settings_path}: reference must be a list of strings")
             settings = data.get("domain")
             model = str(data.get("model") or "")
+            if encoder is None and not model and not (folder / "modules.json").is_file():
+                raise ModelError(
+                    f"{folder} holds no model and its validator names none (it was built with "
+                    "an encoder object): load it with Validator.load(path, encoder=...)"
+                )
             if encoder is None:  # the folder's own model, or the one from_values recorded
                 encoder = _load_encoder(model, backend) if model else load_encoder(folder, backend)
             domain = None
@@ -318,7 +323,9 @@ class Validator:
     def save(self, folder: str | Path) -> None:
         """Write ``validator.json`` and ``validator.safetensors`` into ``folder``. Any folder
         will do: a validator built from a model name or path (``from_values``) records it, and
-        one loaded from a model folder records that folder when saved elsewhere."""
+        one loaded from a model folder records that folder when saved elsewhere; one built with
+        an encoder object records none, so ``load`` needs that encoder (``encoder=``) unless
+        the folder is that model's."""
         from safetensors.numpy import save_file
 
         from catembed import __version__
