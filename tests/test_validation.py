@@ -509,6 +509,13 @@ def test_from_values_needs_two_values(base_model: object) -> None:
         Validator.from_values(values, model=123)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="out_of_domain takes a list of values"):
         Validator.from_values(values, model=base_model, out_of_domain="Toaster")  # type: ignore[arg-type]
+    # A table is no list of values: iterated, it gave its column names.
+    table = pa.table({"category": ["Sweaters", "Cardigan"], "rows": [3, 4]})
+    for tables in (table, np.array([values, values])):
+        with pytest.raises(TypeError, match="values takes one column of values, not a table"):
+            Validator.from_values(tables, model=base_model)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="out_of_domain takes one column of values"):
+        Validator.from_values(values, model=base_model, out_of_domain=table)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="out_of_domain holds no values"):
         Validator.from_values(values, model=base_model, out_of_domain=[None])  # type: ignore[arg-type]
 

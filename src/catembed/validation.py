@@ -111,6 +111,8 @@ def _listed(values: Iterable[object], name: str) -> list[str]:
     """The distinct non-empty texts of ``values`` (missing cells skipped), in order."""
     if isinstance(values, str | bytes):
         raise TypeError(f"{name} takes a list of values, not one string")
+    if hasattr(values, "columns") or getattr(values, "ndim", 1) != 1:  # not its column names
+        raise TypeError(f"{name} takes one column of values, not a table or a matrix")
     texts = (as_text(v) for v in values)
     return list(dict.fromkeys(t.strip() for t in texts if t is not None and t.strip()))
 
