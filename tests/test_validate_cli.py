@@ -987,3 +987,30 @@ def test_evaluate_reads_labelled_values_from_standard_input_in_the_format_named(
     assert code == 2 and "read as text: name its format with --format" in err
     code, _, err = run("evaluate", "--valid", "-", "--data", "-", stdin=rows)
     assert code == 2 and "--valid and --data cannot both be standard input" in err
+
+
+def test_evaluate_reads_labels_as_people_write_them_from_the_column_named(tmp_path: Path) -> None:
+    valid = tmp_path / "valid.txt"
+    valid.write_text("Sweaters\nJeans\nCardigan\nTrousers\n", "utf-8")
+    labelled = write(
+        tmp_path / "labelled.csv",
+        pa.table(
+            {
+                "id": ["1", "2", "3", "4", "5"],
+                "category": ["Sweaters", "Car Battery", "<b>Jeans</b>", None, "Jeans"],
+                "label": ["Valid", "Out of domain", " MALFORMED", "missing", "out-of-domain"],
+            }
+        ),
+    )
+    code, out, err = run("evaluate", "--valid", str(valid), "--data", str(labelled))
+    assert code == 1 and "choose the values' column with --column" in err
+    args = ("evaluate", "--valid", str(valid), "--data", str(labelled), "--column", "category")
+    code, out, err = run(*args)
+    assert code == 0, err
+    assert "no value, judged missing" not in err  # labelled so
+    scores = out.split("true \\ verdict")[0]
+    lines = {line.split()[0]: line.split()[1:] for line in scores.splitlines() if line.strip()}
+    assert lines["missing"] == ["1.0000", "1.0000", "1.0000", "1"]
+    # 'Jeans' labelled out_of_domain is judged valid: the label's recall is 1/2.
+    assert lines["out_of_domain"] == ["1.0000", "0.5000", "0.6667", "2"]
+    assert "missing         0      0              0          1" in out

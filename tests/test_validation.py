@@ -16,7 +16,7 @@ import pytest
 from catembed import TrainingResult, Validator, ValueReport, Verdict
 from catembed.columns import validate_table
 from catembed.errors import ConfigError, InputError, ModelError
-from catembed.metrics import auroc, class_scores, evaluate_labelled
+from catembed.metrics import auroc, class_scores, evaluate_labelled, evaluation_tables
 from catembed.models import DEFAULT_BASE_MODEL
 from catembed.normalize import canonical, clean, fix_mojibake
 from catembed.repair import (
@@ -831,6 +831,13 @@ def test_evaluate_labelled_counts_a_confusion_matrix() -> None:
     assert result.auroc == 1.0
     with pytest.raises(InputError, match="unknown labels"):
         evaluate_labelled(["ok"], ["valid"], [0.0])
+
+
+def test_a_label_no_value_was_given_has_f1_zero_not_na() -> None:
+    result = evaluate_labelled(["valid", "malformed"], ["valid", "valid"], [0.1, 0.2])
+    rows = {row[0]: row[1:] for row in evaluation_tables(result)[0][1]}
+    assert rows["malformed"] == ["n/a", "0.0000", "0.0000", "1"]  # recall 0, so F1 0
+    assert rows["out_of_domain"] == ["n/a", "n/a", "n/a", "0"]  # no value has the label
 
 
 def test_value_report_is_a_plain_record() -> None:

@@ -49,6 +49,11 @@ def _out_of_domain_for(
     required=True,
     help="Triplet file (anchor, positive, negative) or labelled values (value, label).",
 )
+@click.option(
+    "--column",
+    default=None,
+    help="Column of --data holding the labelled values (default: value, or the only other).",
+)
 def evaluate(
     model_dir: Path | None,
     backend: str,
@@ -57,6 +62,7 @@ def evaluate(
     valid_column: str | None,
     out_of_domain_file: str | None,
     input_format: str | None,
+    column: str | None,
 ) -> None:
     """Print the triplet accuracy of a model on a data file, or, for labelled values
     (labels valid, out_of_domain, malformed), the validator's precision, recall, F1,
@@ -83,7 +89,7 @@ def evaluate(
             )
         else:
             validator = Validator.load(cast(Path, model_dir), backend)
-        evaluation = evaluate_table(validator, table, data_file)
+        evaluation = evaluate_table(validator, table, data_file, column)
         for header, rows in evaluation_tables(evaluation):
             echo_table(rows, header)
             click.echo("")

@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 LABELS = ("valid", "out_of_domain", "malformed")
 ANOMALY = "anomaly"  # out_of_domain or malformed, as one class
+MISSING = "missing"
 
 
 def auroc(labels: Sequence[bool], scores: Sequence[float]) -> float:
@@ -92,13 +93,17 @@ class LabelledEvaluation:
 def evaluate_labelled(
     labels: Sequence[str], verdicts: Sequence[str], scores: Sequence[float]
 ) -> LabelledEvaluation:
-    """Compare verdicts and scores with ``labels``; missing verdicts count as anomalies."""
-    unknown = sorted(set(labels) - set(LABELS))
+    """Compare verdicts and scores with ``labels`` (``LABELS``, and ``missing`` for empty
+    cells, as validate's output has it); missing verdicts and labels count as anomalies."""
+    unknown = sorted(set(labels) - {*LABELS, MISSING})
     if unknown:
-        raise InputError(f"unknown labels {unknown}; labels must be one of: {', '.join(LABELS)}")
+        raise InputError(
+            f"unknown labels {unknown}; labels must be one of: {', '.join(LABELS)} (or {MISSING})"
+        )
     if not labels:
         raise InputError("the labelled data is empty")
-    per_label = {label: class_scores(labels, verdicts, label) for label in LABELS}
+    rows = (*LABELS, MISSING) if MISSING in labels else LABELS
+    per_label = {label: class_scores(labels, verdicts, label) for label in rows}
     truth_anomaly = [label != "valid" for label in labels]
     said_anomaly = [v != "valid" for v in verdicts]
     per_label[ANOMALY] = class_scores(
@@ -106,49 +111,63 @@ def evaluate_labelled(
         [ANOMALY if a else "valid" for a in said_anomaly],
         ANOMALY,
     )
-    columns = (*LABELS, "missing")
+    columns = (*LABELS, MISSING)
     return LabelledEvaluation(
         per_label=per_label,
         auroc=auroc(truth_anomaly, scores),
-        confusion=confusion_matrix(labels, verdicts, LABELS, columns),
-        labels=LABELS,
+        confusion=confusion_matrix(labels, verdicts, rows, columns),
+        labels=rows,
         verdicts=columns,
         count=len(labels),
     )
 
 
-def evaluate_table(validator: Validator, table: pa.Table, source: str) -> LabelledEvaluation:
-    """Validate a labelled table (a ``label`` column and a ``value`` column) and score it."""
-    others = [c for c in table.column_names if c != "label"]
-    column = "value" if "value" in others else (others[0] if len(others) == 1 else None)
-    if column is None:
-        from catembed.tables import listed_columns
+def evaluate_table(
+    validator: Validator, table: pa.Table, source: str, column: str | None = None
+) -> LabelledEvaluation:
+    """Validate a labelled table (a ``label`` column and the values' ``column``: by default
+    ``value``, or the only other column) and score it."""
+    from catembed.tables import listed_columns, no_column
 
-        names = listed_columns(table)
-        raise InputError(f"{source} needs a value and a label column; it has: {names}")
-    labels = table.column("label").to_pylist()
-    if any(label is None for label in labels):
+    others = [c for c in table.column_names if c != "label"]
+    if column is None:
+        column = "value" if "value" in others else (others[0] if len(others) == 1 else None)
+        if column is None:
+            names = listed_columns(table)
+            raise InputError(
+                f"{source} needs a value and a label column; it has: {names} "
+                "(choose the values' column with --column)"
+            )
+    elif column not in others:
+        raise no_column(table, column, source)
+    raw = table.column("label").to_pylist()
+    if any(label is None for label in raw):
         raise InputError(f"{source} has rows without a label")
+    labels = [normal_label(label) for label in raw]
     reports = validator.validate(table.column(column).to_pylist())
-    empty = sum(r.verdict.value == "missing" for r in reports)
+    verdicts = [r.verdict.value for r in reports]
+    empty = sum(
+        v == MISSING and label != MISSING for v, label in zip(verdicts, labels, strict=True)
+    )
     if empty:
         rows = "1 row has" if empty == 1 else f"{empty} rows have"
         logger.warning("%s: %s no value, judged missing, which counts as an anomaly", source, rows)
-    return evaluate_labelled(
-        [str(label).strip() for label in labels],
-        [r.verdict.value for r in reports],
-        [r.score for r in reports],
-    )
+    return evaluate_labelled(labels, verdicts, [r.score for r in reports])
+
+
+def normal_label(label: object) -> str:
+    """A label as ``LABELS`` write it: 'Valid', ' out-of-domain' and 'Out of domain' too."""
+    return "_".join(str(label).replace("-", " ").split()).casefold()
 
 
 def evaluation_tables(evaluation: LabelledEvaluation) -> list[tuple[list[str], list[list[str]]]]:
     """(header, rows) of the per-verdict scores and of the confusion matrix."""
-    scores = [  # n/a: no value has the label, or none was given it
+    scores = [  # n/a: no value has the label (recall, F1), or none was given it (precision)
         [
             label,
             f"{s.precision:.4f}" if s.predicted else "n/a",
             f"{s.recall:.4f}" if s.support else "n/a",
-            f"{s.f1:.4f}" if s.support and s.predicted else "n/a",
+            f"{s.f1:.4f}" if s.support else "n/a",  # none given it: recall 0, so F1 0
             str(s.support),
         ]
         for label, s in evaluation.per_label.items()
