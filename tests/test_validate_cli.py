@@ -1014,3 +1014,25 @@ def test_evaluate_reads_labels_as_people_write_them_from_the_column_named(tmp_pa
     # 'Jeans' labelled out_of_domain is judged valid: the label's recall is 1/2.
     assert lines["out_of_domain"] == ["1.0000", "0.5000", "0.6667", "2"]
     assert "missing         0      0              0          1" in out
+
+
+def test_float32_values_are_judged_as_written_not_as_their_float64_widening(
+    tmp_path: Path,
+) -> None:
+    # 0.1 in float32 read back as 0.10000000149011612: no listed value matched it.
+    codes = pa.array([0.1, 2.5, 7.0], pa.float32())
+    valid = tmp_path / "valid.parquet"
+    pq.write_table(pa.table({"code": codes}), valid)
+    source = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"code": pa.array([0.1, 0.1, 7.0, None], pa.float32())}), source)
+    output = tmp_path / "out.parquet"
+    code, _, err = run("validate", "--valid", str(valid), str(source), "--output", str(output))
+    assert code == 0, err
+    written = pq.read_table(output)
+    assert written.schema.field("code").type == pa.float32()  # the input column as it was
+    rows = written.to_pylist()
+    assert [(r["verdict"], r["score"], r["nearest"]) for r in rows[:3]] == [
+        ("valid", 0.0, "0.1"),
+        ("valid", 0.0, "0.1"),
+        ("valid", 0.0, "7"),
+    ]

@@ -27,7 +27,7 @@ from catembed.repair import (
     without_suffix,
 )
 from catembed.validation import EMBEDDINGS_FILE, IN_REFERENCE_WORDS_SCORE, VALIDATOR_FILE
-from catembed.verdicts import Thresholds
+from catembed.verdicts import Thresholds, as_text
 from catembed.vocabulary import domain_values
 
 APPAREL = list(domain_values("apparel"))
@@ -876,3 +876,9 @@ def test_rewrites_keep_accented_letters_as_plain_ones_where_references_have_none
     # 'Sport Coup' (the accented letter dropped) was the first guess.
     assert rewrites.index("Sport Coupe") < rewrites.index("Sport Coup")
     assert "Hatchback" in repairer.rewrites("Hatch\u00f8back")  # a stray letter still goes
+
+
+def test_numpy_float32_values_are_read_as_written() -> None:
+    assert as_text(np.float32(0.1)) == "0.1"
+    assert as_text(np.float16(2.0)) == "2"
+    assert as_text(np.float32("nan")) is None

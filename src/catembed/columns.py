@@ -36,7 +36,14 @@ from catembed.tables import (
     writable,
     write_table,
 )
-from catembed.verdicts import ANOMALIES, ValueReport, Verdict, as_text, missing_report
+from catembed.verdicts import (
+    ANOMALIES,
+    ValueReport,
+    Verdict,
+    as_text,
+    missing_report,
+    widened,
+)
 
 if TYPE_CHECKING:
     from catembed.validation import Validator
@@ -148,7 +155,9 @@ def validate_table(
     for chunk in indices:
         counts += np.bincount(chunk.to_numpy(zero_copy_only=False), minlength=missing + 1)
     reports = validator.validate(
-        dictionary.to_pylist(), rows=counts[:missing].tolist(), column_evidence=column_evidence
+        widened(dictionary).to_pylist(),
+        rows=counts[:missing].tolist(),
+        column_evidence=column_evidence,
     )
     reports.append(missing_report(None))
     columns = [

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from catembed import jsonl
 from catembed.errors import InputError, first_line
-from catembed.verdicts import as_text
+from catembed.verdicts import as_text, widened
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def read_values(
     source = "standard input" if str(path) == STDIN else str(path)
     array = select_column(table, column, source, option)
     seen: dict[str, None] = {}
-    for item in array.to_pylist():
+    for item in widened(array).to_pylist():
         text = as_text(item)  # as a validator reads a cell: 35233.0 is '35233', NaN missing
         if text is not None and text.strip():
             seen.setdefault(text.strip(), None)

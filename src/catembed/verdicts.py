@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from catembed.errors import ConfigError
 
@@ -82,6 +83,14 @@ def sigmoid_score(value: float, thresholds: Thresholds) -> float:
     return round(score, 6)
 
 
+def widened(array: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """A float32 or float16 column as float64 values of its numbers as written (0.1, where
+    a plain cast gives 0.10000000149011612); other columns as they are."""
+    if not (pa.types.is_float32(array.type) or pa.types.is_float16(array.type)):
+        return array
+    return array.cast(pa.string()).cast(pa.float64())
+
+
 def as_text(value: object) -> str | None:
     """The text a cell is judged as, or None when the cell is missing (None, NaN, pandas'
     NA and NaT, numpy's NaT and masked value)."""
@@ -93,6 +102,8 @@ def as_text(value: object) -> str | None:
         return None if np.isnat(value) else str(value)
     if isinstance(value, np.integer):
         value = int(value)  # exactly: a float would round ids beyond 2**53
+    if isinstance(value, np.float32 | np.float16):
+        value = float(str(value))  # as written, 0.1, not its float64 widening 0.10000000149...
     if isinstance(value, numbers.Real) and not isinstance(value, int):
         value = float(value)  # numpy floats too
     if isinstance(value, float) and math.isnan(value):
