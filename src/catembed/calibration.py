@@ -170,9 +170,10 @@ def fit_domain_vectors(
     those of a new domain, and new domains are what a column brings.
     """
     valid_probabilities = np.empty((DOMAIN_REPEATS, len(positives)))
+    order = np.lexsort(positives.T[::-1])  # folds follow the values, not the list's order
     for repeat in range(DOMAIN_REPEATS):  # fold assignments of so few values are noisy
-        folds = np.arange(len(positives)) % DOMAIN_FOLDS
-        np.random.default_rng(repeat).shuffle(folds)
+        folds = np.empty(len(positives), dtype=np.int64)
+        folds[order] = np.random.default_rng(repeat).permutation(len(positives)) % DOMAIN_FOLDS
         for fold in range(DOMAIN_FOLDS):
             inside = folds == fold
             if inside.any() and (~inside).any():
