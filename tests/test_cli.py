@@ -327,6 +327,7 @@ def test_evaluate_prints_accuracy_per_part(model_dir: Path, tmp_path: Path) -> N
     ("args", "message"),
     [
         (["encode", "--model", "{missing}", "x"], "model folder not found"),
+        (["encode", "--model", "{model}/modules.json", "x"], "is a file; give the model folder"),
         (["encode", "--model", "{tmp}", "x"], "not a sentence-transformers model folder"),
         (["similarity", "--model", "{model}", "only-one"], "at least two"),
         (["evaluate", "--model", "{model}", "--data", "{tmp}/none.csv"], "file not found"),

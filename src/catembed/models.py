@@ -82,6 +82,8 @@ def _check_hub(name: str, source: str) -> None:
 def check_model_folder(path: str | Path) -> Path:
     """Return ``path`` if it looks like a sentence-transformers folder, else raise ModelError."""
     folder = Path(path)
+    if folder.is_file():
+        raise ModelError(f"{folder} is a file; give the model folder that holds it")
     if not folder.is_dir():
         raise ModelError(f"model folder not found: {folder}")
     if not (folder / "modules.json").is_file():
