@@ -202,11 +202,12 @@ def test_an_anomaly_is_suggested_the_frequent_column_value_it_resembles(
 
 def test_a_misspelt_value_never_listed_is_suggested_its_respelling(validator: Validator) -> None:
     assert "Denim Shorts" not in validator.reference
-    reports = validator.validate(["Denim Shorst", "<b>Denim Shrots</b>", "Toastr", "Jeans and"])
+    reports = validator.validate(["Denim Shorst", "<b>Denim Shrots</b>", "Car Batery", "Jeans and"])
     assert [r.verdict for r in reports] == [Verdict.MALFORMED] * 4
     assert [r.suggestion for r in reports[:2]] == ["Denim Shorts", "Denim Shorts"]
     assert reports[3].suggestion == "Jeans"
-    # 'Toaster' is the respelling, but it is no value of this column: no suggestion.
+    # 'Car Battery' is the respelling, but it is no value of this column: no suggestion.
+    # ('Toastr' was, until a calibration closer to the threshold accepted 'Toasty'.)
     assert reports[2].suggestion == ""
     profile = FormatProfile.learn(["Tank Tops", "Polo Shirts"])
     assert "Denim Shorts" in profile.respellings("Denim Shrots")
