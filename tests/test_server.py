@@ -406,6 +406,8 @@ def test_serve_without_the_extra_names_the_install_command() -> None:
         (["--model", "{model}", "--port", "{busy}"], "{busy}: Address already in use"),
         (["--model", "{model}", "--host", "256.1.1.1"], "cannot listen on 256.1.1.1:8000: "),
         (["--model", "{model}", "--max-batch-tokens", "0"], "max batch tokens must be at least 1"),
+        (["--model", "{model}", "--graceful-timeout", "nan"], "graceful timeout must be a number"),
+        (["--model", "{model}", "--graceful-timeout", "inf"], "at least 0, got inf"),
     ],
 )
 def test_serve_refuses_bad_options_in_one_line(

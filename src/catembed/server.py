@@ -14,6 +14,7 @@ import asyncio
 import base64
 import json
 import logging
+import math
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -387,6 +388,10 @@ def serve(
 ) -> None:
     """Serve ``model_dir`` until SIGTERM or Ctrl-C; requests in flight finish first (up to
     ``graceful_shutdown_s``), and the process then returns normally (exit status 0)."""
+    if not 0 <= graceful_shutdown_s < math.inf:  # NaN too
+        raise ConfigError(
+            f"graceful timeout must be a number of seconds, at least 0, got {graceful_shutdown_s}"
+        )
     sockets = bind_sockets(host, port)  # before the model loads: a busy port fails fast
     try:
         threads = configure_threads()
