@@ -241,6 +241,8 @@ ERROR_CASES: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("streamed body too large", "/v1/embeddings", {"content": iter([b'{"input": "', b"x" * 30000, b'"}'])}, 413, "body_too_large"),
     ("unknown route", "/v1/chat/completions", {"json": {}}, 404, "not_found"),
     ("body not UTF-8", "/v1/embeddings", {"content": b'{"input": "caf\xe9"}', "headers": JSON}, 422, "invalid_json"),
+    ("JSON nested too deeply", "/v1/embeddings", {"content": b'{"input": ' + b"[" * 5000 + b"]" * 5000 + b"}", "headers": JSON}, 422, "invalid_json"),
+    ("number of 5,000 digits", "/v1/validate", {"content": b'{"values": ["x"], "rows": [' + b"9" * 5000 + b"]}", "headers": JSON}, 422, "invalid_json"),
     ("lone surrogate", "/v1/embeddings", {"content": b'{"input": "\\ud800"}', "headers": JSON}, 422, "invalid_text"),
     ("lone surrogate in a", "/v1/similarity", {"content": b'{"a": ["\\udfff x"]}', "headers": JSON}, 422, "invalid_text"),
     ("lone surrogate in b", "/v1/similarity", {"content": b'{"a": ["x"], "b": ["y", "\\ud800"]}', "headers": JSON}, 422, "invalid_text"),

@@ -118,12 +118,17 @@ def add_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)
-        if isinstance(error.__cause__, UnicodeDecodeError):  # FastAPI answers a bare 400
-            cause = error.__cause__
+        cause = error.__cause__  # why json.loads failed, where FastAPI answers a bare 400
+        if isinstance(cause, UnicodeDecodeError):
             message = (
                 f"request body is not valid JSON: not UTF-8 "
                 f"(byte 0x{cause.object[cause.start]:02x} at position {cause.start})"
             )
+            return error_response(422, message, "invalid_json")
+        if isinstance(cause, RecursionError):
+            return error_response(422, "request body is nested too deeply", "invalid_json")
+        if isinstance(cause, ValueError):  # Python's limit on an integer's digits
+            message = "request body is not valid JSON here: a number has too many digits"
             return error_response(422, message, "invalid_json")
         status = error.status_code
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
