@@ -286,6 +286,7 @@ def test_error_messages_say_what_is_wrong(client: httpx.Client) -> None:
     )
     wrong_method = client.get("/v1/embeddings")
     assert wrong_method.status_code == 405 and wrong_method.json()["error"]["code"]
+    assert wrong_method.headers["allow"] == "POST"  # RFC 9110: a 405 says what is allowed
     assert client.get("/nowhere").json()["error"]["message"] == "no route /nowhere"
 
 

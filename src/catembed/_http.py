@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
@@ -53,11 +54,17 @@ def _error_type(status: int) -> str:
     }.get(status, "invalid_request_error" if status < 500 else "server_error")
 
 
-def error_response(status: int, message: str, code: str, param: str | None = None) -> Response:
+def error_response(
+    status: int,
+    message: str,
+    code: str,
+    param: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
     body = {
         "error": {"message": message, "type": _error_type(status), "code": code, "param": param}
     }
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 class _BodyTooLarge(HTTPException):
@@ -133,7 +140,8 @@ def add_error_handlers(app: FastAPI) -> None:
         status = error.status_code
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
         message = error.detail if status != 404 else f"no route {request.url.path}"
-        return error_response(status, str(message), code.get(status, "http_error"))
+        kind = code.get(status, "http_error")
+        return error_response(status, str(message), kind, headers=error.headers)  # 405: Allow
 
     async def invalid_body(request: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)
