@@ -385,6 +385,38 @@ def test_sigterm_finishes_requests_in_flight(tmp_path: Path) -> None:
     assert re.search(r"received SIGTERM: finishing [1-9]\d* request\(s\) in flight", log), log
 
 
+def test_requests_past_the_graceful_timeout_get_a_json_503(tmp_path: Path) -> None:
+    """A request still encoding when --graceful-timeout runs out is answered a JSON 503,
+    not uvicorn's plain-text 500 with a traceback in the log."""
+    folder = Path(resolve_base_model(DEFAULT_BASE_MODEL))
+    running = start_server(folder, tmp_path / "server.log", "--graceful-timeout", "0")
+    big = [
+        f"item {i}: " + "a long product description of a woollen garment " * 4 for i in range(2048)
+    ]
+    result: dict[str, httpx.Response] = {}
+
+    def send_big() -> None:
+        with httpx.Client(base_url=running.url, timeout=120) as other:
+            result["big"] = other.post("/v1/embeddings", json={"input": big})
+
+    sender = threading.Thread(target=send_big)
+    try:
+        sender.start()
+        with httpx.Client(base_url=running.url, timeout=60) as http:
+            while http.get("/health").json()["stats"]["pending_texts"] == 0:
+                time.sleep(0.02)
+        running.process.send_signal(signal.SIGTERM)
+        sender.join(120)
+        assert running.process.wait(60) == 0
+    finally:
+        running.stop()
+    response = result["big"]
+    if response.status_code != 200:  # it did not finish within the timeout
+        assert response.status_code == 503, response.text
+        assert response.json()["error"]["code"] == "server_shutting_down"
+    assert "Exception in ASGI application" not in running.log_text()
+
+
 def test_serve_without_the_extra_names_the_install_command() -> None:
     code = "import sys; sys.modules['fastapi'] = None; import catembed.server"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -7,6 +7,7 @@ Every error leaves as ``{"error": {"message", "type", "code", "param"}}`` with i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import Mapping
@@ -114,6 +115,11 @@ class RequestGuard:
             if started:
                 raise
             await error_response(413, str(error.detail), "body_too_large")(scope, receive, send)
+        except asyncio.CancelledError:  # uvicorn's graceful shutdown timed out
+            if started:
+                raise
+            message = "the server stopped before this request was answered; retry"
+            await error_response(503, message, "server_shutting_down")(scope, receive, send)
         finally:
             self.in_flight.count -= 1
 
