@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from catembed.batching import (
     BatchedEncoder,
     BatchingConfig,
+    ExclusiveEncoder,
     LRUCache,
     MicroBatcher,
     Overloaded,
@@ -231,3 +233,27 @@ def test_lru_cache_forgets_the_least_recently_used() -> None:
 def test_batching_config_rejects_bad_values(field: str, value: float, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         BatchingConfig(**{field: value})
+
+
+def test_another_models_encodes_run_on_the_encode_thread_one_at_a_time(base_model: Any) -> None:
+    # A trained validator judges with its base model: its encodes ran on the request's pool
+    # thread, beside the served model's, both using every core.
+    threads: list[str] = []
+
+    class Recorded:  # the real model, noting the thread each encode runs on
+        def encode(self, *args: Any, **kwargs: Any) -> Any:
+            threads.append(threading.current_thread().name)
+            return base_model.encode(*args, **kwargs)
+
+    async def scenario() -> np.ndarray:
+        batcher = MicroBatcher(base_model)
+        await batcher.start()
+        try:
+            other = ExclusiveEncoder(Recorded(), batcher)
+            return await asyncio.to_thread(other.encode, ["Sweaters"], normalize_embeddings=True)
+        finally:
+            await batcher.stop()
+
+    vectors = asyncio.run(scenario())
+    np.testing.assert_allclose(vectors, direct(base_model, ["Sweaters"]), atol=1e-5)
+    assert len(threads) == 1 and threads[0].startswith("catembed-encode")

@@ -450,3 +450,19 @@ class BatchedEncoder:
         items = asyncio.run_coroutine_threadsafe(self._batcher.embed(texts), loop).result()
         vectors = np.stack([item.vector for item in items]) if items else np.zeros((0, 0))
         return vectors[0] if single else vectors
+
+
+class ExclusiveEncoder:
+    """Another model's ``encode`` (a trained validator's base model) run on the batcher's
+    encode thread: one encode at a time with the served model's, never two at once competing
+    for the cores. Other attributes come from that model."""
+
+    def __init__(self, encoder: Any, batcher: MicroBatcher) -> None:
+        self._encoder = encoder
+        self._batcher = batcher
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._encoder, name)
+
+    def encode(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._batcher.run_exclusive(self._encoder.encode, inputs, *args, **kwargs)

@@ -37,7 +37,14 @@ import numpy as np
 
 from catembed._http import ApiError, InFlight, RequestGuard, add_error_handlers, bind_sockets
 from catembed.backends import DEFAULT_BACKEND, Backend, Encoder, load_encoder, unreadable_at
-from catembed.batching import BatchedEncoder, BatchingConfig, Embedded, MicroBatcher, Overloaded
+from catembed.batching import (
+    BatchedEncoder,
+    BatchingConfig,
+    Embedded,
+    ExclusiveEncoder,
+    MicroBatcher,
+    Overloaded,
+)
 from catembed.errors import CatembedError, ConfigError
 from catembed.schemas import (
     DEFAULT_GRACEFUL_SHUTDOWN_S,
@@ -85,14 +92,19 @@ class ValidatorHandle:
         return [report.to_dict() for report in reports]
 
 
-def load_validator(folder: Path, backend: str, encoder: Encoder) -> ValidatorHandle:
-    """Load the validator stored with the model, encoding through ``encoder``."""
+def load_validator(folder: Path, backend: str, batcher: MicroBatcher) -> ValidatorHandle:
+    """Load the validator stored with the model, encoding through ``batcher``: the served
+    model's texts join its batches, and the domain classifier's own model (a trained
+    validator's base model) encodes on its thread, one encode at a time."""
     try:
         from catembed.validation import Validator  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return ValidatorHandle(None, "validation is not available in this version of catembed")
     try:
-        return ValidatorHandle(Validator.load(folder, backend=backend, encoder=encoder))
+        validator = Validator.load(folder, backend=backend, encoder=BatchedEncoder(batcher))
+        if validator.domain is not None and validator.domain.model:  # not the served model
+            validator.domain.encoder = ExclusiveEncoder(validator.domain.encoder, batcher)
+        return ValidatorHandle(validator)
     except CatembedError as error:
         logger.warning("no validator: %s", error)
         return ValidatorHandle(None, f"this model has no validator: {error}")
@@ -140,7 +152,7 @@ def create_app(
     state = ServerState(
         encoder=encoder,
         batcher=batcher,
-        validator=load_validator(folder, backend, BatchedEncoder(batcher)),
+        validator=load_validator(folder, backend, batcher),
         model_name=model_name or folder.resolve().name,
         created=int((folder / "modules.json").stat().st_mtime),
         backend=backend,
