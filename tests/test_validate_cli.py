@@ -878,29 +878,12 @@ def test_an_output_that_cannot_hold_a_column_fails_before_the_model_is_loaded(
     not_a_model = tmp_path / "empty"
     not_a_model.mkdir()
     # An empty folder as --model: had the model been loaded first, that would be the error.
-    code, _, err = run(
-        "validate",
-        "--model",
-        str(not_a_model),
-        str(source),
-        "--column",
-        "category",
-        "--output",
-        str(tmp_path / "o.csv"),
-    )
+    args = ["validate", "--model", str(not_a_model), str(source), "--column", "category"]
+    code, _, err = run(*args, "--output", str(tmp_path / "o.csv"))
     assert code == 1 and len(err.strip().splitlines()) == 1
     assert "cannot write" in err and "list<" in err and "write .parquet or .jsonl" in err
     assert not (tmp_path / "o.csv").exists()
-    code, _, err = run(
-        "validate",
-        "--model",
-        str(not_a_model),
-        str(source),
-        "--column",
-        "category",
-        "--output",
-        str(tmp_path / "o.jsonl"),
-    )
+    code, _, err = run(*args, "--output", str(tmp_path / "o.jsonl"))
     assert code == 1 and "cannot write" not in err  # JSONL holds lists: the model is the error
 
 
