@@ -205,13 +205,15 @@ def test_validate_calls_a_lone_surrogate_malformed_as_the_validator_does(
 ) -> None:
     """/v1/validate judges unreadable text like any broken value (other endpoints refuse it
     with a 422): the verdict of Validator.validate, and no tokens, since nothing encodes it."""
-    body = b'{"values": ["Hoodies", "\\ud800", "Wool \\udc80Socks", null]}'
+    body = b'{"values": ["Hoodies", "\\ud800", "Wool \\udc80Socks", null, "", " "]}'
     response = client.post("/v1/validate", content=body, headers=JSON)
     assert response.status_code == 200, response.text
     results = response.json()["results"]
-    want = Validator.load(served_dir).validate(["Hoodies", "\ud800", "Wool \udc80Socks", None])
+    values = ["Hoodies", "\ud800", "Wool \udc80Socks", None, "", " "]
+    want = Validator.load(served_dir).validate(values)
     assert [r["verdict"] for r in results] == [report.verdict.value for report in want]
-    assert [r["verdict"] for r in results] == ["valid", "malformed", "malformed", "missing"]
+    verdicts = ["valid", "malformed", "malformed", "missing", "missing", "missing"]
+    assert [r["verdict"] for r in results] == verdicts  # blank cells: counted no tokens either
     tokens = len(encoder.tokenizer(["Hoodies"])["input_ids"][0])
     assert response.json()["usage"]["prompt_tokens"] == tokens
 
@@ -288,6 +290,11 @@ def test_error_messages_say_what_is_wrong(client: httpx.Client) -> None:
     assert wrong_method.status_code == 405 and wrong_method.json()["error"]["code"]
     assert wrong_method.headers["allow"] == "POST"  # RFC 9110: a 405 says what is allowed
     assert client.get("/nowhere").json()["error"]["message"] == "no route /nowhere"
+    mismatch = client.post("/v1/validate", json={"values": ["x"], "rows": [1, 2]}).json()
+    assert mismatch["error"]["message"] == "rows: 2 counts for 1 values"  # not 'Value error, '
+    assert mismatch["error"]["param"] == "rows"
+    probe = client.head("/health")  # as load balancers probe
+    assert probe.status_code == 200 and not probe.content
 
 
 def test_concurrent_requests_are_batched_and_match_single_ones(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -162,10 +163,14 @@ def add_error_handlers(app: FastAPI) -> None:
         for problem in problems:
             loc = [str(x) for x in problem.get("loc", ())[1:]]
             field = loc[0] if loc else "body"
+            message = str(problem.get("msg", "invalid")).removeprefix("Value error, ")
+            named = re.match(r"(\w+): ", message)  # a check across fields names its field
             if field in FIELD_HINTS:
                 parts.setdefault(field, f"{field}: expected {FIELD_HINTS[field]}")
+            elif not loc and named:
+                parts.setdefault(named[1], message)
             else:
-                parts.setdefault(".".join(loc) or "body", problem.get("msg", "invalid"))
+                parts.setdefault(".".join(loc) or "body", message)
         messages = [m if m.startswith(f"{k}:") else f"{k}: {m}" for k, m in parts.items()]
         param = next(iter(parts)) if parts else None
         return error_response(422, "; ".join(messages[:5]), "invalid_request_body", param)

@@ -74,7 +74,7 @@ class ValidateRequest(_Request):
     @model_validator(mode="after")
     def _one_count_per_value(self) -> ValidateRequest:
         if self.rows is not None and len(self.rows) != len(self.values):
-            raise ValueError(f"rows has {len(self.rows)} counts for {len(self.values)} values")
+            raise ValueError(f"rows: {len(self.rows)} counts for {len(self.values)} values")
         return self
 
 

@@ -247,7 +247,7 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         except Overloaded as error:
             raise ApiError(503, str(error), "server_overloaded") from None
 
-    @app.get("/health", response_model=Health, tags=["server"])
+    @app.api_route("/health", methods=["GET", "HEAD"], response_model=Health, tags=["server"])
     async def health() -> Health:
         """Liveness, the served model, limits and batching/cache counters."""
         return Health(
@@ -333,8 +333,9 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         check_texts(body.values, "values", judge_unreadable=True)
         if not state.validator.available:
             raise ApiError(503, state.validator.reason, "validator_unavailable")
-        # The validator calls an unreadable value malformed without encoding it: no tokens.
-        texts = [v for v in body.values if v is not None and unreadable_at(v) is None]
+        # The validator calls an unreadable value malformed, a blank one missing, without
+        # encoding them: no tokens.
+        texts = [v for v in body.values if v and v.strip() and unreadable_at(v) is None]
         batcher = state.batcher
 
         def run() -> tuple[list[dict[str, Any]], int]:
