@@ -13,7 +13,7 @@ import logging
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -235,16 +235,32 @@ def write_output(
         plain = [f.name for f in table.schema if not pa.types.is_dictionary(f.type)]
         write_table(table, path, fmt, write_statistics=plain, row_group_size=2**20)
         return
-    plain = []  # text formats: plain columns; in CSV/TSV an empty report field as an empty cell
+    columns = []  # in CSV/TSV an empty report field as an empty cell
     for name, column in zip(table.column_names, table.columns, strict=True):
-        if pa.types.is_dictionary(column.type):
-            column = column.cast(column.type.value_type)
-        if fmt != "jsonl" and name in report.names and pa.types.is_string(column.type):
-            column = pc.if_else(pc.equal(column, ""), pa.scalar(None, column.type), column)
-        plain.append(column)
+        if fmt != "jsonl" and name in report.names:
+            column = _empty_as_null(column)
+        columns.append(column)
     text_input = source != STDIN and (source_format or table_format(source)) in ("csv", "tsv")
     style = TextStyle.of(source) if text_input else None  # CRLF and a BOM kept
-    write_table(pa.table(plain, names=table.column_names), path, fmt, style)
+    write_table(pa.table(columns, names=table.column_names), path, fmt, style)
+
+
+def _empty_as_null(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Empty texts of a text column as nulls; a dictionary column stays one, its dictionary
+    changed (a few values, where its rows are millions)."""
+    if pa.types.is_dictionary(column.type):
+        if not pa.types.is_string(column.type.value_type):
+            return column
+        chunks = [
+            pa.DictionaryArray.from_arrays(c.indices, _no_empty(c.dictionary))
+            for c in column.chunks
+        ]
+        return pa.chunked_array(chunks, type=column.type)
+    return _no_empty(column) if pa.types.is_string(column.type) else column
+
+
+def _no_empty(texts: Any) -> Any:
+    return pc.if_else(pc.equal(texts, ""), pa.scalar(None, texts.type), texts)
 
 
 def _append_to_jsonl(report: ColumnReport, source: str, target: str | Path) -> None:

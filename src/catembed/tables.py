@@ -288,10 +288,11 @@ def _csv_quoting(table: pa.Table, delimiter: str) -> str:
         return "needed"
     for column in table.columns:
         kind = column.type
-        if pa.types.is_dictionary(kind):
-            column, kind = column.cast(kind.value_type), kind.value_type
+        texts: list[pa.Array] = list(column.chunks)
+        if pa.types.is_dictionary(kind):  # its values, not its millions of rows
+            texts, kind = [chunk.dictionary for chunk in column.chunks], kind.value_type
         if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-            if pc.any(pc.match_substring_regex(column, special)).as_py():
+            if any(pc.any(pc.match_substring_regex(t, special)).as_py() for t in texts):
                 return "needed"
         elif not (
             pa.types.is_integer(kind)
