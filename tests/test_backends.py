@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,39 @@ def test_export_happens_once_and_is_reused(onnx_dir: Path) -> None:
         onnx_path(onnx_dir).stat().st_size
         > 4 * onnx_path(onnx_dir, quantized=True).stat().st_size / 3
     )
+
+
+def test_a_read_only_model_folder_gets_its_exports_in_the_cache(
+    onnx_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The export was written into the model folder only: a read-only one (a container's
+    # mount, another user's) could not use the onnx backends at all.
+    folder = tmp_path / "model"
+    shutil.copytree(onnx_dir, folder)
+    shutil.rmtree(folder / "onnx")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder.chmod(0o555)
+    subprocess.run(["chattr", "+i", str(folder)], capture_output=True)  # root ignores modes
+    try:
+        if _can_create_in(folder):
+            pytest.skip("cannot make a folder read-only here")
+        vectors = load_encoder(folder, "onnx-int8").encode(VALUES[:2], normalize_embeddings=True)
+        assert not (folder / "onnx").exists()
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
+        folder.chmod(0o755)
+    reference = load_encoder(onnx_dir, "onnx-int8").encode(VALUES[:2], normalize_embeddings=True)
+    np.testing.assert_allclose(vectors, reference, atol=1e-5)
+    assert len(list((tmp_path / "cache" / "catembed" / "onnx").glob("*/onnx/*.onnx"))) == 2
+
+
+def _can_create_in(folder: Path) -> bool:
+    try:
+        (folder / "probe").touch()
+    except OSError:
+        return False
+    (folder / "probe").unlink()
+    return True
 
 
 def test_physical_cores_is_positive() -> None:

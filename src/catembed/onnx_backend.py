@@ -12,9 +12,11 @@ on first use, written atomically, and reused afterwards.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -57,17 +59,46 @@ def onnx_path(folder: str | Path, quantized: bool = False) -> Path:
 
 
 def ensure_onnx(folder: str | Path, quantized: bool = False) -> Path:
-    """Return the ONNX file of ``folder``, exporting (and quantizing) it first if missing."""
+    """Return the ONNX file of ``folder``, exporting (and quantizing) it first if missing;
+    a model folder that cannot be written (a read-only mount, another user's) gets its
+    exports in the user's cache instead."""
     _require_onnxruntime()
-    target = onnx_path(folder, quantized)
-    if target.is_file():
-        return target
-    fp32 = onnx_path(folder)
-    if not fp32.is_file():
-        _export(Path(folder), fp32)
+    folder = Path(folder)
+    cache = _cache_folder(folder)
+    for base in (folder, cache):
+        if onnx_path(base, quantized).is_file():
+            return onnx_path(base, quantized)
+    base = folder if _can_write(folder / ONNX_DIR) else cache
+    fp32 = next((onnx_path(b) for b in (folder, cache) if onnx_path(b).is_file()), None)
+    if fp32 is None:
+        fp32 = onnx_path(base)
+        _export(folder, fp32)
+    target = onnx_path(base, quantized)
     if quantized:
         _quantize(fp32, target)
     return target
+
+
+def _cache_folder(folder: Path) -> Path:
+    """Where the exports of a model folder that cannot be written go: the user's cache,
+    named after the folder and its files' sizes and times (a retrained model gets new ones)."""
+    key = hashlib.sha256(str(folder.resolve()).encode("utf-8", "surrogateescape"))
+    for path in sorted(folder.iterdir()):
+        if path.is_file():
+            found = path.stat()
+            key.update(f"\0{path.name}\0{found.st_size}\0{found.st_mtime_ns}".encode())
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "catembed" / ONNX_DIR / key.hexdigest()[:16]
+
+
+def _can_write(folder: Path) -> bool:
+    """Whether files can be created in ``folder`` (made if missing)."""
+    try:
+        folder.mkdir(exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def _export(folder: Path, target: Path) -> None:
