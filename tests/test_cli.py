@@ -301,6 +301,60 @@ def test_encode_is_consistent_across_outputs(model_dir: Path, tmp_path: Path) ->
         np.testing.assert_array_equal(np.load(handle), np.load(npy))
 
 
+def test_encode_reads_cells_as_validate_does(model_dir: Path, tmp_path: Path) -> None:
+    # A pandas category column (dictionary-encoded) was refused; a float column encoded
+    # 'nan' and '0.10000000149011612'. Each distinct value is encoded once, rows kept.
+    data = tmp_path / "in.parquet"
+    category = pa.array(["Jeans", "Blender", "Jeans"]).dictionary_encode()
+    floats = pa.array([35233.0, float("nan"), 0.1], pa.float32())
+    pq.write_table(pa.table({"category": category, "zip": floats}), data)
+    args = ["encode", "--model", str(model_dir), "--input", str(data)]
+    result = run(*args, "--column", "category")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["value"] for r in rows] == ["Jeans", "Blender", "Jeans"]
+    assert rows[0]["embedding"] == rows[2]["embedding"]
+    result = run(*args, "--column", "zip")
+    assert [json.loads(line)["value"] for line in result.stdout.splitlines()] == [
+        "35233",
+        "",
+        "0.1",
+    ]
+    assert "1 missing cell encoded as empty text" in result.stderr
+
+
+def test_encode_reads_a_table_on_stdin_with_format(model_dir: Path) -> None:
+    args = ["encode", "--model", str(model_dir), "--column", "category"]
+    result = run(*args, "--format", "csv", input="id,category\n1,Jeans\n")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["value"] == "Jeans"
+    result = run(*args, input="id,category\n1,Jeans\n")
+    assert result.exit_code == 1 and "name its format with --format" in result.output
+    result = run(*args, "Jeans")  # --column would be ignored
+    assert result.exit_code == 2 and "not values given as arguments" in result.output
+
+
+def test_encode_without_values_on_a_terminal_says_what_to_give(model_dir: Path) -> None:
+    import pty
+
+    terminal, other = pty.openpty()
+    command = [sys.executable, "-m", "catembed.cli", "encode", "--model", str(model_dir)]
+    try:  # it used to wait for the values to be typed
+        done = subprocess.run(command, stdin=other, capture_output=True, text=True, timeout=120)
+    finally:
+        os.close(terminal)
+        os.close(other)
+    assert done.returncode == 2 and "pipe them to stdin" in done.stderr
+
+
+def test_similarity_shows_invisible_characters_in_its_labels(model_dir: Path) -> None:
+    result = run("similarity", "--model", str(model_dir), "Sweaters", "Hood\nies", "")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 2 + 3  # a line break in a label broke the table
+    assert lines[3].startswith("Hood\\nies ") and lines[4].startswith("'' ")
+
+
 def test_similarity_prints_a_matrix(model_dir: Path) -> None:
     result = run("similarity", "--model", str(model_dir), "Sweaters", "Hoodies", "Car Battery")
     assert result.exit_code == 0

@@ -288,6 +288,7 @@ def validate(
 @click.argument("values", nargs=-1)
 @click.option("--input", "input_file", default=None, help="Read values from a file (- for stdin).")
 @click.option("--column", default=None, help="Column of --input holding the values.")
+@format_option("--input")
 @click.option(
     "--output",
     "output_file",
@@ -301,6 +302,7 @@ def encode(
     values: tuple[str, ...],
     input_file: str | None,
     column: str | None,
+    input_format: str | None,
     output_file: Path | None,
 ) -> None:
     """Embed values given as arguments, in a file, or on stdin."""
@@ -308,10 +310,26 @@ def encode(
     import pyarrow as pa
 
     from catembed.backends import check_encodable, load_encoder
-    from catembed.tables import output_stream, read_column, table_format, writable, write_table
+    from catembed.tables import (
+        STDIN,
+        output_stream,
+        read_table,
+        readable,
+        select_column,
+        table_format,
+        writable,
+        write_table,
+    )
+    from catembed.verdicts import as_text, widened
 
     if values and input_file:
         raise click.UsageError("give values as arguments or with --input, not both")
+    if values and (column or input_format):
+        raise click.UsageError(
+            "--column and --format describe --input, not values given as arguments"
+        )
+    if not values and input_file is None and sys.stdin.isatty():  # else it waits for a typist
+        raise click.UsageError("give values as arguments, --input FILE, or pipe them to stdin")
     fmt = table_format(output_file) if output_file else "jsonl"
     if fmt not in ("jsonl", "npy", "parquet"):
         raise click.UsageError(
@@ -319,7 +337,20 @@ def encode(
         )
     if output_file is not None:
         writable(output_file)  # before the slow part
-    array = None if values else read_column(input_file or "-", column)
+    array = None
+    if not values:
+        path = input_file or STDIN
+        with readable(path, input_format) as source:
+            table = read_table(source, fmt=input_format)
+        shown = "standard input" if path == STDIN else path
+        if column is not None and column not in table.column_names and path == STDIN:
+            raise CatembedError(
+                f"standard input has no column {column!r}; it is read as text: name its "
+                "format with --format"
+            )
+        array = select_column(table, column, shown)
+        if pa.types.is_dictionary(array.type):  # a pandas category column, say
+            array = array.cast(array.type.value_type)
     if array is not None and not (
         pa.types.is_string(array.type)
         or pa.types.is_large_string(array.type)
@@ -328,8 +359,9 @@ def encode(
         or pa.types.is_null(array.type)
     ):
         raise CatembedError(f"cannot encode a column of {array.type}: give a column of texts")
-    cells = list(values) if array is None else array.to_pylist()
-    texts = ["" if v is None else str(v) for v in cells]
+    # Cells read as validate reads them: 35233.0 is '35233', NaN is missing.
+    cells = list(values) if array is None else [as_text(v) for v in widened(array).to_pylist()]
+    texts = ["" if v is None else v for v in cells]
     if not texts:
         raise CatembedError("no values to encode")
     check_encodable(texts)
@@ -337,7 +369,11 @@ def encode(
     if missing:  # kept, so that row i of the output is still row i of the input
         click.echo(f"{plural(missing, 'missing cell')} encoded as empty text", err=True)
     model = load_encoder(model_dir, backend)
-    vectors = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=128)
+    distinct = list(dict.fromkeys(texts))  # a categorical column repeats its values
+    row_of = {text: row for row, text in enumerate(distinct)}
+    vectors = model.encode(
+        distinct, normalize_embeddings=True, convert_to_numpy=True, batch_size=128
+    )[[row_of[text] for text in texts]]
     if output_file is None:
         for text, vector in zip(texts, vectors, strict=True):
             click.echo(
@@ -358,7 +394,8 @@ def encode(
         )
     if output_file is not None:
         click.echo(
-            f"{len(texts)} embeddings of dimension {vectors.shape[1]} written to {output_file}",
+            f"{plural(len(texts), 'embedding')} of dimension {vectors.shape[1]} written to "
+            f"{output_file}",
             err=True,
         )
 
@@ -370,6 +407,7 @@ def encode(
 def similarity(model_dir: Path, backend: str, values: tuple[str, ...]) -> None:
     """Print the cosine similarity matrix of the given values."""
     from catembed.backends import check_encodable, load_encoder
+    from catembed.columns import shown
 
     if len(values) < 2:
         raise click.UsageError("give at least two values")
@@ -377,7 +415,7 @@ def similarity(model_dir: Path, backend: str, values: tuple[str, ...]) -> None:
     model = load_encoder(model_dir, backend)
     vectors = model.encode(list(values), normalize_embeddings=True, convert_to_numpy=True)
     matrix = vectors @ vectors.T
-    labels = [v if len(v) <= 24 else v[:23] + "…" for v in values]
+    labels = [shown(v, 24) for v in values]  # a tab or line break would break the table
     echo_table(
         [[labels[i], *(f"{x:.4f}" for x in row)] for i, row in enumerate(matrix)], ["", *labels]
     )

@@ -135,12 +135,6 @@ def readable(path: str, fmt: str | None) -> Iterator[str]:
             raise InputError(str(error).replace(copy, "standard input")) from None
 
 
-def read_column(path: str | Path, column: str | None = None) -> pa.ChunkedArray:
-    """Read one column of a table file; ``column`` may be omitted for one-column inputs."""
-    table = read_table(path)
-    return select_column(table, column, source=str(path))
-
-
 def listed_columns(table: pa.Table) -> str:
     """The table's column names for a one-line message (odd names quoted)."""
     return ", ".join(
