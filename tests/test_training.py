@@ -159,6 +159,28 @@ def test_calibration_logs_the_threshold_that_decides(
     assert "valid_accepted" in line and "domain_threshold" not in line
 
 
+def test_a_short_list_gets_the_domain_classifier_too(base_model: object, tmp_path: Path) -> None:
+    # Under 15 values (3 held out at 20%), training fell back to a similarity threshold on the
+    # fine-tuned model, which rejected every unseen valid value ('Kids Jeans', 'Polo Shirts');
+    # from_values on the same list accepted them.
+    from catembed import DatasetConfig, build_triplets
+    from catembed.calibration import calibrate_for_training
+
+    values = ["Sweaters", "Jeans", "Hoodies", "Cardigans", "Trousers", "T-Shirts", "Jackets"]
+    dataset = build_triplets(values, DatasetConfig(train_size=64, eval_size=32))
+    assert len(dataset.heldout_values) < 3
+    validator = calibrate_for_training(
+        base_model,
+        dataset,
+        tmp_path,
+        domain_encoder=base_model,  # type: ignore[arg-type]
+    )
+    assert validator.domain is not None
+    reports = validator.validate(["Kids Jeans", "Polo Shirts", "Car Battery", "Toaster"])
+    verdicts = [r.verdict.value for r in reports]
+    assert verdicts == ["valid", "valid", "out_of_domain", "out_of_domain"]
+
+
 def test_the_stock_trainer_trains_without_evaluation_triplets(tmp_path: Path) -> None:
     # --stock --eval-size 0 crashed in the trainer ("num_samples=0"); the fast loop trained.
     from catembed import DatasetConfig, train

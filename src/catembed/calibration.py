@@ -88,10 +88,11 @@ def calibrate_for_training(
 ) -> Validator:
     """Calibrate on ``dataset``'s held-out values and write the validator into ``folder``.
 
-    With ``domain_encoder`` (loadable again as ``domain_model``: the base model) and enough
-    held-out values, the out-of-domain decision is a ``DomainModel`` over its embeddings,
-    fitted on the training values against the out-of-domain pool (less the values it is
-    calibrated on), then refitted on every value against the whole pool.
+    With ``domain_encoder`` (loadable again as ``domain_model``: the base model), the
+    out-of-domain decision is a ``DomainModel`` over its embeddings, fitted on every value
+    against the out-of-domain pool (it is calibrated out of fold, so it needs no held-out
+    values); the report probes one fitted on the training values against the pool less the
+    values it is probed on.
     """
     train_values = list(dataset.train_values)
     heldout = list(dataset.heldout_values)
@@ -112,12 +113,13 @@ def calibrate_for_training(
     thresholds = calibrate_threshold(valid_sims, ood_sims)
     corrupted = _corruptions(probe_valid or all_values, set(all_values), rng)
     domain = probe_domain = None
-    if domain_encoder is not None and probe_valid:
+    if domain_encoder is not None:
         pool = list(dataset.out_of_domain_values) or ood
         positives = encode_normalized(domain_encoder, all_values, DEFAULT_BATCH_SIZE)
         negatives = encode_normalized(domain_encoder, pool, DEFAULT_BATCH_SIZE)
         domain = fit_domain_vectors(domain_encoder, domain_model, positives, negatives, pool)
-        # The report's probe knows neither the held-out values nor the out-of-domain probes.
+        # The report's probe knows neither the held-out values (if any) nor the out-of-domain
+        # probes.
         probes = set(ood)
         unprobed = np.array([v not in probes for v in pool])
         weights, bias = DomainModel.fit(
