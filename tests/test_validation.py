@@ -897,3 +897,11 @@ def test_from_values_does_not_depend_on_the_order_of_the_list(base_model: object
     assert [r.score for r in forward.validate(probes)] == pytest.approx(
         [r.score for r in backward.validate(probes)], abs=1e-6
     )
+
+
+def test_a_lone_surrogate_is_named_as_such_not_a_placeholder() -> None:
+    # Text decoded with surrogateescape keeps the bytes that were not UTF-8 as lone surrogates;
+    # alone, '\ud800' was called a placeholder.
+    profile = FormatProfile.learn(["Sweaters", "Jeans"])
+    assert profile.issues("\ud800") == ["not valid Unicode text: a lone surrogate"]
+    assert profile.issues("Wool \udc80Socks") == ["not valid Unicode text: a lone surrogate"]

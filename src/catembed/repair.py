@@ -213,6 +213,8 @@ class FormatProfile:
     def issues(self, text: str) -> list[str]:
         """Why ``text`` does not look like a reference value; empty when it does."""
         found: list[str] = []
+        if any("\ud800" <= c <= "\udfff" for c in text):  # from bytes that were not UTF-8
+            return ["not valid Unicode text: a lone surrogate"]
         if canonical(text) in PLACEHOLDERS or not clean(text):
             return ["placeholder"]
         if text != text.strip():
