@@ -216,9 +216,8 @@ class TextStyle:
         with input_stream(name) as stream:
             start = bytes(stream.read(1 << 16))
         end = start.find(b"\n")
-        return cls(
-            start.startswith(b"\xef\xbb\xbf"), "\r\n" if start[end - 1 : end] == b"\r" else "\n"
-        )
+        crlf = end > 0 and start[end - 1 : end] == b"\r"
+        return cls(start.startswith(b"\xef\xbb\xbf"), "\r\n" if crlf else "\n")
 
 
 def check_writable(table: pa.Table, path: str | Path, fmt: str | None = None) -> None:
