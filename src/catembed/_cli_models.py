@@ -343,12 +343,8 @@ def encode(
         with readable(path, input_format) as source:
             table = read_table(source, fmt=input_format)
         shown = "standard input" if path == STDIN else path
-        if column is not None and column not in table.column_names and path == STDIN:
-            raise CatembedError(
-                f"standard input has no column {column!r}; it is read as text: name its "
-                "format with --format"
-            )
-        array = select_column(table, column, shown)
+        stdin_text = path == STDIN and input_format in (None, "text")
+        array = select_column(table, column, shown, stdin_as_text=stdin_text)
         if pa.types.is_dictionary(array.type):  # a pandas category column, say
             array = array.cast(array.type.value_type)
     if array is not None and not (

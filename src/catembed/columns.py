@@ -118,12 +118,7 @@ def read_input(path: str, column: str | None, fmt: str | None = None) -> tuple[p
             names = listed_columns(table)
             raise InputError(f"{source} has several columns ({names}); choose one with --column")
     elif column not in table.column_names:
-        error = no_column(table, column, source)
-        if source == "standard input" and fmt is None:
-            error = InputError(
-                f"{error}; standard input is read as text: name its format with --format"
-            )
-        raise error
+        raise no_column(table, column, source, stdin_as_text=path == STDIN and fmt is None)
     if table.num_rows == 0:
         raise InputError(f"{source} has no rows to validate")
     return table, column

@@ -143,26 +143,33 @@ def listed_columns(table: pa.Table) -> str:
 
 
 def select_column(
-    table: pa.Table, column: str | None, source: str, option: str = "--column"
+    table: pa.Table,
+    column: str | None,
+    source: str,
+    option: str = "--column",
+    stdin_as_text: bool = False,
 ) -> pa.ChunkedArray:
     """Pick ``column`` from ``table``, or its only column when ``column`` is None (``option``
-    names the option that picks one)."""
+    names the option that picks one; ``stdin_as_text``: see ``no_column``)."""
     if column is None:
         if table.num_columns == 1:
             return table.column(0)
         names = listed_columns(table)
         raise InputError(f"{source} has several columns ({names}); choose one with {option}")
     if column not in table.column_names:
-        raise no_column(table, column, source)
+        raise no_column(table, column, source, stdin_as_text)
     return table.column(column)
 
 
-def no_column(table: pa.Table, column: str, source: str) -> InputError:
+def no_column(table: pa.Table, column: str, source: str, stdin_as_text: bool = False) -> InputError:
     """The error for a ``column`` that ``table`` lacks, with a hint when its one column's
-    name looks like a whole header with another delimiter ('category;id')."""
+    name looks like a whole header with another delimiter ('category;id'), or when it was
+    standard input read as text (``stdin_as_text``)."""
     message = f"{source} has no column {column!r}; its columns are: "
     message += listed_columns(table) or "none"
-    if table.num_columns == 1 and "\t" in table.column_names[0]:
+    if stdin_as_text:
+        message += "; standard input is read as text: name its format with --format"
+    elif table.num_columns == 1 and "\t" in table.column_names[0]:
         message += " (tab-separated? name it .tsv or pass --format tsv)"
     elif table.num_columns == 1 and any(d in table.column_names[0] for d in ";|"):
         message += " (another delimiter? CSV files are read with commas)"
