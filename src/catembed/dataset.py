@@ -20,7 +20,7 @@ import pyarrow as pa
 from catembed.corruptions import CORRUPTION_KINDS, corrupt, join_values
 from catembed.errors import ConfigError, InputError
 from catembed.normalize import doubtful_values
-from catembed.vocabulary import DEFAULT_DOMAIN, domain_values, out_of_domain_values
+from catembed.vocabulary import DEFAULT_DOMAIN, domain_values, negative_pool
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -149,22 +149,8 @@ def build_triplets(
     if valid is not None and (warning := doubtful_values(values)):
         logger.warning(warning)
     known = set(values)
-    pool = [
-        v
-        for v in _distinct(out_of_domain_values(values) if out_of_domain is None else out_of_domain)
-        if v not in known
-    ]
-    if not pool and out_of_domain is not None:
-        raise InputError(
-            "every out-of-domain value given is also one of the valid values"
-            if _distinct(out_of_domain)
-            else "out_of_domain holds no values; leave it out for the built-in ones"
-        )
-    if not pool:
-        raise InputError(
-            "no out-of-domain values are left to use as negatives (the values overlap every "
-            "built-in domain); give values of other domains: out_of_domain=, or --out-of-domain"
-        )
+    given = None if out_of_domain is None else _distinct(out_of_domain)
+    pool = negative_pool(values, given, "no out-of-domain values are left to use as negatives")
 
     rng = random.Random(config.seed)
     shuffled = rng.sample(values, len(values))

@@ -685,8 +685,8 @@ class Repairer:
             forms += self._digit_typos(plain)
             everything = everything.translate(_DIGIT_LETTERS[0])
         if not profile.non_ascii_letters:  # before plain, which accented letters now pass
-            ascii_forms = [clean(_ascii(plain, keep_letters=True)), clean(_ascii(plain))]
-            forms[forms.index(plain) : forms.index(plain)] = ascii_forms
+            at = forms.index(plain)
+            forms[at:at] = [clean(_ascii(plain, keep_letters=True)), clean(_ascii(plain))]
             everything = _ascii(everything)
         forms += [clean(everything), self.without_code(text)]
         for separator in _JOIN_SEPARATORS:
@@ -730,11 +730,10 @@ class Repairer:
         if base and base != form and base in self._canonical:
             return Repair(self._canonical[base], "code appended to a reference value")
         before = None if self._leading_codes else _PREPENDED_CODE.fullmatch(clean(text))
-        if before is None or before["code"] not in PLACE_AND_SIZE_CODES:
-            before = None  # 'HD Monitors' is a kind of monitor; 'WI Madison' is Madison
-        base = canonical(before["base"]) if before else ""
-        if base and base != form and base in self._canonical:
-            return Repair(self._canonical[base], "code put before a reference value")
+        if before and before["code"] in PLACE_AND_SIZE_CODES:  # not 'HD Monitors', a kind
+            base = canonical(before["base"])
+            if base and base != form and base in self._canonical:
+                return Repair(self._canonical[base], "code put before a reference value")
         if len(form) > 4 * max(self.profile.max_length, 1):
             return None
         typo = self._typo(form, text)

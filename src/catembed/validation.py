@@ -268,7 +268,7 @@ class Validator:
         """
         from catembed.calibration import calibrate_threshold, fit_domain_vectors, leave_one_out
         from catembed.models import DEFAULT_BASE_MODEL
-        from catembed.vocabulary import out_of_domain_values
+        from catembed.vocabulary import negative_pool
 
         reference = _listed(values, "values")
         if len(reference) < 2:
@@ -291,17 +291,9 @@ class Validator:
         if threshold is not None:
             return cls(encoder, reference, Thresholds(threshold), embeddings=embeddings, model=name)
         given = None if out_of_domain is None else _listed(out_of_domain, "out_of_domain")
-        listed = set(reference)
-        negatives = [v for v in given or out_of_domain_values(reference) if v not in listed]
-        if given == []:
-            raise InputError("out_of_domain holds no values; leave it out for the built-in ones")
-        if given and not negatives:
-            raise InputError("every out-of-domain value given is also one of the valid values")
-        if not negatives:
-            raise InputError(
-                "need at least 1 out-of-domain value to calibrate a validator (the values "
-                "overlap every built-in domain): give some, out_of_domain= or --out-of-domain"
-            )
+        negatives = negative_pool(
+            reference, given, "need at least 1 out-of-domain value to calibrate a validator"
+        )
         pool = encode_normalized(encoder, _clipped(negatives), DEFAULT_BATCH_SIZE)
         thresholds = calibrate_threshold(
             leave_one_out(embeddings), similarities(pool, embeddings)[0]

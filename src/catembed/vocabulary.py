@@ -6,7 +6,7 @@ import json
 from functools import cache
 from importlib import resources
 
-from catembed.errors import ConfigError
+from catembed.errors import ConfigError, InputError
 
 DEFAULT_DOMAIN = "apparel"
 
@@ -41,3 +41,21 @@ def out_of_domain_values(valid: list[str] | tuple[str, ...]) -> list[str]:
             continue
         pool.extend(values)
     return pool
+
+
+def negative_pool(valid: list[str], given: list[str] | None, purpose: str) -> list[str]:
+    """The out-of-domain values to use against ``valid``: the ``given`` ones, or those of the
+    built-in domains unlike ``valid``, less the valid values; an InputError saying what to do
+    when none are left (``purpose``: what they were needed for)."""
+    listed = set(valid)
+    pool = [v for v in (out_of_domain_values(valid) if given is None else given) if v not in listed]
+    if pool:
+        return pool
+    if given == []:
+        raise InputError("out_of_domain holds no values; leave it out for the built-in ones")
+    if given:
+        raise InputError("every out-of-domain value given is also one of the valid values")
+    raise InputError(
+        f"{purpose} (the values overlap every built-in domain): give some, out_of_domain= or "
+        "--out-of-domain"
+    )
