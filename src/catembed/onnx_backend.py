@@ -64,10 +64,11 @@ def ensure_onnx(folder: str | Path, quantized: bool = False) -> Path:
     exports in the user's cache instead."""
     _require_onnxruntime()
     folder = Path(folder)
+    if onnx_path(folder, quantized).is_file():  # the usual case: no cache key to compute
+        return onnx_path(folder, quantized)
     cache = _cache_folder(folder)
-    for base in (folder, cache):
-        if onnx_path(base, quantized).is_file():
-            return onnx_path(base, quantized)
+    if onnx_path(cache, quantized).is_file():
+        return onnx_path(cache, quantized)
     base = folder if _can_write(folder / ONNX_DIR) else cache
     fp32 = next((onnx_path(b) for b in (folder, cache) if onnx_path(b).is_file()), None)
     if fp32 is None:
