@@ -286,6 +286,10 @@ def test_error_messages_say_what_is_wrong(client: httpx.Client) -> None:
     assert message("/v1/embeddings", content=b'{"input": "caf\xe9"}', headers=JSON) == (
         "request body is not valid JSON: not UTF-8 (byte 0xe9 at position 14)"
     )
+    too_large = client.post("/v1/similarity", json={"a": ["x"] * 21, "b": ["y"] * 20})
+    assert too_large.json()["error"]["param"] == "b"
+    too_large = client.post("/v1/similarity", json={"a": ["x"] * 21})
+    assert too_large.json()["error"]["param"] == "a"
     wrong_method = client.get("/v1/embeddings")
     assert wrong_method.status_code == 405 and wrong_method.json()["error"]["code"]
     assert wrong_method.headers["allow"] == "POST"  # RFC 9110: a 405 says what is allowed

@@ -319,6 +319,7 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
                 f"a {len(body.a)} x {len(other)} matrix is larger than the limit of "
                 f"{limits.max_similarity_cells} cells",
                 "matrix_too_large",
+                param="b" if body.b is not None else "a",
             )
         items = await embed([*body.a, *other])
         vectors = np.stack([item.vector for item in items])
