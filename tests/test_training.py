@@ -279,3 +279,25 @@ def test_a_relative_local_base_model_is_recorded_so_it_loads_from_anywhere(
     card = (tmp_path / "m" / "README.md").read_text(encoding="utf-8")
     assert "\n- **Base model:**" not in card  # was '[model](https://huggingface.co/model)'
     assert "\nbase_model:" not in card.split("\n---\n", 1)[0]
+
+
+def test_a_model_trained_from_a_catembed_model_keeps_the_base_models_domain_classifier(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    # '--base-model models/catembed-apparel' fitted the domain classifier on that folder's
+    # fine-tuned embeddings, which the README says it never is (from_values maps it back).
+    from catembed import DatasetConfig, Validator, train
+    from catembed.models import DEFAULT_BASE_MODEL
+
+    config = TrainingConfig(base_model=str(model_dir), max_steps=1)
+    data = DatasetConfig(train_size=16, eval_size=8)
+    output = tmp_path / "again"
+    train(["Sweaters", "Hoodies", "Jeans"], output, config, data, show_progress=False)
+    settings = json.loads((output / "validator.json").read_text(encoding="utf-8"))
+    assert settings["domain"]["model"] == DEFAULT_BASE_MODEL
+    assert f"a logistic regression on `{DEFAULT_BASE_MODEL}` embeddings" in (
+        output / "README.md"
+    ).read_text(encoding="utf-8")
+    metadata = json.loads((output / "catembed.json").read_text(encoding="utf-8"))
+    assert metadata["training"]["base_model"] == str(model_dir.resolve())
+    assert Validator.load(output).domain is not None

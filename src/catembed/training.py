@@ -23,6 +23,7 @@ from catembed.evaluation import accuracy_by_part, triplet_columns
 from catembed.modelcard import prepare_card_data, write_model_card
 from catembed.models import DEFAULT_BASE_MODEL, MAX_SEQ_LENGTH, load_model
 from catembed.tables import atomic_folder, check_folder_target
+from catembed.validation import domain_model_of
 from catembed.vocabulary import DEFAULT_DOMAIN, domain_values
 
 if TYPE_CHECKING:
@@ -161,13 +162,16 @@ def train(
         after = _evaluate_parts(model, dataset)
         logger.info("fine-tuned accuracy: %s", _format(after))
         model.save(str(folder))
+        # The domain classifier runs on base-model embeddings, never fine-tuned ones: a base
+        # model catembed trained hands on the encoder its own classifier used.
+        domain_model = domain_model_of(config.base_model) or config.base_model
         validator = calibrate_for_training(
             model,
             dataset,
             folder,
             seed=data.seed,
-            domain_encoder=load_model(config.base_model),
-            domain_model=config.base_model,
+            domain_encoder=load_model(domain_model),
+            domain_model=domain_model,
         )
         accuracy = {"base": before, "fine_tuned": after}
         trained = _trained_samples(dataset, config)

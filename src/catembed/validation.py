@@ -95,7 +95,7 @@ def _load_encoder(name: str, backend: str) -> Encoder:
     return load_encoder(name, backend) if Path(name, "modules.json").is_file() else load_model(name)
 
 
-def _domain_model_of(name: str) -> str:
+def domain_model_of(name: str) -> str:
     """The encoder of the domain classifier that ``catembed train`` wrote into the model
     folder ``name`` ('' for anything else)."""
     if not name:
@@ -298,7 +298,7 @@ class Validator:
         thresholds = calibrate_threshold(
             leave_one_out(embeddings), similarities(pool, embeddings)[0]
         )
-        base = _domain_model_of(name)
+        base = domain_model_of(name)
         if base:  # a trained folder: its classifier's encoder, never the fine-tuned one
             from catembed.models import load_model
 
