@@ -207,6 +207,21 @@ def test_dataset_build_into_an_impossible_folder_is_one_line(tmp_path: Path) -> 
     ]
 
 
+@pytest.mark.parametrize("base", ["missing", "file.txt", "empty"])
+def test_dataset_build_with_a_bad_base_model_is_one_line_and_writes_nothing(
+    tmp_path: Path, base: str
+) -> None:
+    # The tokenizer was loaded after the output folder was made: a traceback, an empty folder.
+    (tmp_path / "file.txt").write_text("not a model")
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "data"
+    result = run("dataset", "build", "--output", str(out), "--base-model", str(tmp_path / base))
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert result.output.startswith("Error: ")
+    assert not out.exists()
+
+
 def test_train_refuses_to_overwrite_a_folder(tmp_path: Path) -> None:
     out = tmp_path / "model"
     out.mkdir()

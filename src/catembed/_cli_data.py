@@ -61,7 +61,7 @@ def dataset_build(
     """Build train and eval triplet files and print their statistics."""
     from catembed.config import load_configs
     from catembed.dataset import build_triplets, token_statistics
-    from catembed.models import resolve_base_model
+    from catembed.models import load_tokenizer
     from catembed.tables import write_table
     from catembed.vocabulary import DEFAULT_DOMAIN, domain_values
 
@@ -81,6 +81,7 @@ def dataset_build(
         raise click.ClickException(f"{taken[0]} already exists; pass --overwrite to replace it")
     values = read_valid_values(valid_file, column)
     out_of_domain = read_out_of_domain(out_of_domain_file, valid_file)
+    tokenizer = load_tokenizer(training.base_model)  # a bad --base-model fails before any write
     triplets = build_triplets(
         values if values is not None else domain_values(domain or DEFAULT_DOMAIN),
         data,
@@ -92,9 +93,6 @@ def dataset_build(
         raise click.ClickException(
             f"cannot create {output_dir}: {error.strerror or error}"
         ) from None
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model(training.base_model))
     for split, path in paths.items():
         table = triplets.table(split)
         write_table(table, path)

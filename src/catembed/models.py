@@ -11,12 +11,14 @@ from catembed.errors import ModelError, first_line
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+    from transformers import PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 MAX_SEQ_LENGTH = 512
 HUB_TIMEOUT = 10.0  # seconds to wait for the Hugging Face hub
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
 
 
 def resolve_base_model(name: str) -> str:
@@ -64,6 +66,27 @@ def load_model(name: str, device: str | None = None) -> SentenceTransformer:
             raise ModelError(f"cannot load model {name}: {first_line(error)}") from None
     logger.debug("loaded %s from %s", name, source)
     return model
+
+
+def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
+    """Load the tokenizer of a model folder or hub id, with a one-line error on failure."""
+    from transformers import AutoTokenizer
+
+    source = resolve_base_model(name)
+    is_local = Path(source).is_dir()
+    if not is_local and ("/" not in source or source.startswith((".", "/", "~"))):
+        raise ModelError(f"model not found: {name} is neither a folder nor a hub id")
+    if is_local and not any(Path(source, f).is_file() for f in TOKENIZER_FILES):
+        raise ModelError(f"{name} is not a model folder: it holds no tokenizer")
+    offline = is_local or os.environ.get("HF_HUB_OFFLINE") == "1"
+    for local_only in (True,) if offline else (True, False):
+        try:
+            return AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+        except Exception as error:
+            if local_only and not offline:
+                continue
+            raise ModelError(f"cannot load the tokenizer of {name}: {first_line(error)}") from None
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _check_hub(name: str, source: str) -> None:
