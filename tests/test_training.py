@@ -301,3 +301,20 @@ def test_a_model_trained_from_a_catembed_model_keeps_the_base_models_domain_clas
     metadata = json.loads((output / "catembed.json").read_text(encoding="utf-8"))
     assert metadata["training"]["base_model"] == str(model_dir.resolve())
     assert Validator.load(output).domain is not None
+
+
+def test_overwrite_refuses_an_output_that_holds_the_base_model(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    # Replacing the base model's own folder left the card and the validator naming the new
+    # model as the base the domain classifier was fitted on.
+    import shutil
+
+    from catembed import train
+
+    base = tmp_path / "base"
+    shutil.copytree(model_dir, base)
+    before = (base / "model.safetensors").read_bytes()
+    with pytest.raises(InputError, match=r"the base model .* lies inside .*--overwrite"):
+        train(["Sweaters", "Hoodies"], base, TrainingConfig(base_model=str(base)), overwrite=True)
+    assert (base / "model.safetensors").read_bytes() == before

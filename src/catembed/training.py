@@ -133,6 +133,12 @@ def train(
     config = config or TrainingConfig()
     if Path(config.base_model).expanduser().is_dir():  # recorded, and loaded again from anywhere
         config = replace(config, base_model=os.path.abspath(Path(config.base_model).expanduser()))
+        if overwrite and Path(config.base_model).resolve().is_relative_to(target.resolve()):
+            # Replaced, it would leave the card and the validator naming the new model as base.
+            raise InputError(
+                f"the base model {config.base_model} lies inside {output}, which --overwrite "
+                "replaces; choose another --output"
+            )
     data = data or DatasetConfig(seed=config.seed)
     name = (domain or DEFAULT_DOMAIN) if valid is None else "custom"
     values = list(valid) if valid is not None else list(domain_values(name))
