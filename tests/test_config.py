@@ -43,6 +43,8 @@ def test_toml_file(tmp_path: Path) -> None:
     )
     training, data = load_configs(path)
     assert training.batch_size == 32 and data.corruption_kinds == ("markup", "hashtag")
+    path.write_text("[training]\nepochs = 2\nlearning_rate = 1e-4\n")  # 2 is a float too
+    assert load_configs(path)[0].epochs == 2
 
 
 @pytest.mark.parametrize(
@@ -52,6 +54,14 @@ def test_toml_file(tmp_path: Path) -> None:
         ('{"training": {"epochs": "many"}}', "training.epochs"),
         ("{not json", "cannot parse"),
         ('{"training": {"batch_size": 0}}', "batch size"),
+        # Read leniently, true was batch size 1 and "yes" turned the fast loop on.
+        ('{"training": {"batch_size": true}}', "training.batch_size: Input should be a valid int"),
+        ('{"training": {"epochs": true}}', "training.epochs: Input should be a valid number"),
+        ('{"training": {"learning_rate": "5e-5"}}', "training.learning_rate"),
+        ('{"training": {"fast": "yes"}}', "training.fast: Input should be a valid boolean"),
+        ('{"dataset": {"corruption_kinds": "markup"}}', "dataset.corruption_kinds"),
+        ('{"dataset": {"seed": -1}}', "seed must be a non-negative integer"),
+        ("[1]", r"bad\.json: Input should be a valid dictionary"),
     ],
 )
 def test_bad_config_files_are_one_line_errors(tmp_path: Path, content: str, message: str) -> None:

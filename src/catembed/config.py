@@ -15,7 +15,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 
 from catembed.dataset import DatasetConfig
 from catembed.errors import CatembedError, ConfigError
@@ -24,29 +32,31 @@ from catembed.training import TrainingConfig
 
 class _TrainingSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    base_model: str | None = None
-    epochs: float | None = None
-    batch_size: int | None = None
-    learning_rate: float | None = None
-    margin: float | None = None
-    seed: int | None = None
-    warmup_ratio: float | None = None
-    lr_scheduler: str | None = None
-    max_seq_length: int | None = None
-    max_steps: int | None = None
-    eval_steps: int | None = None
-    fast: bool | None = None
-    bf16: bool | None = None
+    # Strict types: 'batch_size = true' was read as batch size 1, and "5e-5" in quotes as a
+    # number; a whole number still does for a float.
+    base_model: StrictStr | None = None
+    epochs: StrictFloat | None = None
+    batch_size: StrictInt | None = None
+    learning_rate: StrictFloat | None = None
+    margin: StrictFloat | None = None
+    seed: StrictInt | None = None
+    warmup_ratio: StrictFloat | None = None
+    lr_scheduler: StrictStr | None = None
+    max_seq_length: StrictInt | None = None
+    max_steps: StrictInt | None = None
+    eval_steps: StrictInt | None = None
+    fast: StrictBool | None = None
+    bf16: StrictBool | None = None
 
 
 class _DatasetSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    train_size: int | None = None
-    eval_size: int | None = None
-    heldout_fraction: float | None = None
-    corruption_rate: float | None = None
-    corruption_kinds: tuple[str, ...] | None = None
-    seed: int | None = None
+    train_size: StrictInt | None = None
+    eval_size: StrictInt | None = None
+    heldout_fraction: StrictFloat | None = None
+    corruption_rate: StrictFloat | None = None
+    corruption_kinds: tuple[StrictStr, ...] | None = None
+    seed: StrictInt | None = None
 
 
 class _ConfigFile(BaseModel):
@@ -94,8 +104,10 @@ def _read(path: Path) -> _ConfigFile:
         return _ConfigFile.model_validate(raw)
     except ValidationError as error:
         problem = error.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"])
-        raise ConfigError(f"config file {path}: {where}: {problem['msg']}") from None
+        where = ".".join(str(part) for part in problem["loc"])  # '' for the whole file
+        raise ConfigError(
+            f"config file {path}: {where + ': ' if where else ''}{problem['msg']}"
+        ) from None
 
 
 def _set(values: dict[str, Any] | None) -> dict[str, Any]:

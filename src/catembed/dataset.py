@@ -74,6 +74,8 @@ class DatasetConfig:
             raise ConfigError(
                 f"eval size must be 0 to {MAX_TRIPLETS:,} triplets, got {self.eval_size:,}"
             )
+        if self.seed < 0:  # random.Random(-7) is random.Random(7)
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed}")
         if not 0.0 <= self.heldout_fraction < 1.0:
             raise ConfigError(f"held-out fraction must be in [0, 1), got {self.heldout_fraction}")
         if not 0.0 <= self.corruption_rate <= 1.0:
