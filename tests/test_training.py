@@ -101,6 +101,22 @@ def test_atomic_folder_refuses_to_clobber_and_cleans_up(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
+def test_atomic_folder_replaces_without_touching_a_folder_named_like_its_backup(
+    tmp_path: Path,
+) -> None:
+    # The replaced folder was set aside as '.model.old', deleting a folder of that name first.
+    target, backup = tmp_path / "model", tmp_path / ".model.old"
+    target.mkdir()
+    (target / "modules.json").write_text("[]")
+    backup.mkdir()
+    (backup / "notes.txt").write_text("mine")
+    with atomic_folder(target, overwrite=True) as folder:
+        (folder / "modules.json").write_text("[1]")
+    assert (target / "modules.json").read_text() == "[1]"
+    assert (backup / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.old", "model"]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -408,9 +408,11 @@ def atomic_folder(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
                 os.chmod(os.path.join(inside, name), _new_mode())
         os.chmod(tmp, stat.S_IMODE(target.stat().st_mode) if target.is_dir() else _new_mode(True))
         if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
+            # Set aside in a folder of its own: a fixed name ('.model.old') could be the user's.
+            old = Path(
+                tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)
+            )
+            os.replace(target, old / target.name)
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
         else:
