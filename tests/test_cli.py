@@ -207,6 +207,31 @@ def test_dataset_build_into_an_impossible_folder_is_one_line(tmp_path: Path) -> 
     ]
 
 
+def test_dataset_build_stopped_between_its_files_keeps_the_old_pair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each file was renamed into place as written: stopped before eval, the new train file sat
+    # beside the old eval file, whose held-out values it had trained on.
+    import catembed.tables
+
+    out = tmp_path / "data"
+    assert run("dataset", "build", "--output", str(out), "--train-size", "20").exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    write = catembed.tables.write_table
+    calls = []
+
+    def stopped_at_the_second(*args: object, **kwargs: object) -> None:
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        write(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(catembed.tables, "write_table", stopped_at_the_second)
+    result = run("dataset", "build", "--output", str(out), "--seed", "7", "--overwrite")
+    assert result.exit_code == 1 and result.output == "Error: interrupted\n"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 @pytest.mark.parametrize("base", ["missing", "file.txt", "empty"])
 def test_dataset_build_with_a_bad_base_model_is_one_line_and_writes_nothing(
     tmp_path: Path, base: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ def dataset_build(
     from catembed.config import load_configs
     from catembed.dataset import build_triplets, token_statistics
     from catembed.models import load_tokenizer
-    from catembed.tables import write_table
+    from catembed.tables import atomic_file, write_table
     from catembed.vocabulary import DEFAULT_DOMAIN, domain_values
 
     training, data = load_configs(
@@ -93,11 +94,15 @@ def dataset_build(
         raise click.ClickException(
             f"cannot create {output_dir}: {error.strerror or error}"
         ) from None
+    tables = {split: triplets.table(split) for split in paths}
+    # Both files are renamed into place only once both are written: stopped between them,
+    # a new train file beside the old eval file would evaluate on values it trained on.
+    with ExitStack() as stack:
+        for split, path in paths.items():
+            write_table(tables[split], stack.enter_context(atomic_file(path)), fmt)
     for split, path in paths.items():
-        table = triplets.table(split)
-        write_table(table, path)
-        click.echo(f"{path}: {table.num_rows} triplets")
-        stats = token_statistics(table, tokenizer)
+        click.echo(f"{path}: {tables[split].num_rows} triplets")
+        stats = token_statistics(tables[split], tokenizer)
         echo_table(
             [
                 [col, f"{s['min']:.0f}", f"{s['mean']:.2f}", f"{s['max']:.0f}"]
