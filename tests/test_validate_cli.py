@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import stat
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -1019,3 +1020,35 @@ def test_float32_values_are_judged_as_written_not_as_their_float64_widening(
         ("valid", 0.0, "0.1"),
         ("valid", 0.0, "7"),
     ]
+
+
+def _feed(pipe: Path, content: str) -> threading.Thread:
+    """A thread writing ``content`` into the FIFO ``pipe`` once a reader opens it."""
+    thread = threading.Thread(target=pipe.write_text, args=(content, "utf-8"), daemon=True)
+    thread.start()
+    return thread
+
+
+def test_pipes_are_read_as_files_of_their_name(tmp_path: Path) -> None:
+    # '<(zcat products.csv.gz)' or a FIFO can be read once, and the readers read a file more
+    # than once (a CSV's header, rows and quotes): every such input failed, 'lseek failed'.
+    source, valid = tmp_path / "in.csv", tmp_path / "valid.txt"
+    for pipe in (source, valid):
+        os.mkfifo(pipe)
+    feeders = [
+        _feed(source, 'id,category\r\n1,Sweaters\r\n2,"Car Battery"\r\n3,Jeans\r\n'),
+        _feed(valid, "Sweaters\nJeans\nCardigan\nHoodies\n"),
+    ]
+    output = tmp_path / "out.csv"
+    args = ["validate", "--valid", str(valid), str(source), "--column", "category"]
+    code, _, err = run(*args, "--output", str(output))
+    for feeder in feeders:
+        feeder.join(timeout=10)
+    assert code == 0, err
+    assert output.read_bytes().startswith(b"id,category,verdict,score,nearest,suggestion\r\n")
+    assert read_table(output).column("verdict").to_pylist() == ["valid", "out_of_domain", "valid"]
+    feeders = [_feed(source, 'id,category\n1,"Sweaters\n'), _feed(valid, "Sweaters\n")]
+    code, _, err = run(*args)  # errors name the pipe, not the copy read
+    for feeder in feeders:
+        feeder.join(timeout=10)
+    assert code == 1 and f"cannot read {source} as csv: the quote that opens" in err

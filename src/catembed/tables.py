@@ -120,19 +120,45 @@ def _whole(name: str) -> pa.Buffer:
 
 @contextmanager
 def readable(path: str, fmt: str | None) -> Iterator[str]:
-    """``path`` itself, or for standard input in a format other than text, a temporary copy
-    of it (the table readers need a file); errors in the block name it 'standard input'."""
-    if path != STDIN or fmt in (None, "text"):
+    """``path`` itself, or a temporary copy of it where the readers need a file they can read
+    more than once: standard input in a format other than text, and a pipe ('<(zcat
+    a.csv.gz)', a FIFO), whose copy keeps its name and so its suffix; errors in the block
+    name the copy as the user did ('standard input', the pipe's path)."""
+    if path == STDIN:
+        if fmt in (None, "text"):
+            yield path
+            return
+        name, shown = "stdin", "standard input"
+    elif _is_pipe(path):
+        name, shown = Path(path).name, path
+    else:
         yield path
         return
     with tempfile.TemporaryDirectory(prefix="catembed-stdin-") as folder:
-        copy = str(Path(folder) / "stdin")
+        copy = str(Path(folder) / name)
         with open(copy, "wb") as handle:
-            shutil.copyfileobj(sys.stdin.buffer, handle)
+            if path == STDIN:
+                shutil.copyfileobj(sys.stdin.buffer, handle)
+            else:
+                try:
+                    with open(path, "rb") as pipe:
+                        shutil.copyfileobj(pipe, handle)
+                except OSError as error:
+                    raise InputError(f"cannot read {path}: {error.strerror or error}") from None
         try:
             yield copy
         except InputError as error:
-            raise InputError(str(error).replace(copy, "standard input")) from None
+            raise InputError(str(error).replace(copy, shown)) from None
+
+
+def _is_pipe(path: str) -> bool:
+    """Whether ``path`` is a pipe or other stream that can be read only once (not a regular
+    file, not a folder); a path that cannot be looked at is left to the readers' errors."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def listed_columns(table: pa.Table) -> str:
@@ -181,7 +207,8 @@ def read_values(
 ) -> list[str]:
     """Read a list of distinct non-empty values, in first-seen order, from a file's column
     (picked by ``option``; without one, the column named ``usual`` or 'value', if any)."""
-    table = read_table(path)
+    with readable(str(path), None) as source:
+        table = read_table(source)
     if column is None and table.num_columns > 1:  # the usual name, else 'value'
         column = next((c for c in (usual, TEXT_COLUMN) if c in table.column_names), None)
     source = "standard input" if str(path) == STDIN else str(path)
