@@ -767,6 +767,28 @@ def test_output_never_replaces_the_file_of_valid_values(tmp_path: Path) -> None:
     assert valid.read_text("utf-8") == "category\nSweaters\nJeans\nCardigan\n"
 
 
+def test_output_never_replaces_the_file_of_negatives_nor_the_file_encoded(tmp_path: Path) -> None:
+    # Both were overwritten with the verdicts (the embeddings): inputs too, never outputs.
+    negatives = tmp_path / "negatives.csv"
+    negatives.write_text("value\nCar Battery\nToaster\nDog Food\n", "utf-8")
+    source = write(tmp_path / "in.csv", pa.table({"category": VALUES}))
+    valid = tmp_path / "valid.txt"
+    valid.write_text("Sweaters\nJeans\nCardigan\n", "utf-8")
+    args = ["--valid", str(valid), "--out-of-domain", str(negatives), str(source)]
+    code, _, err = run("validate", *args, "--output", str(negatives))
+    assert code == 1 and "--output must not be the --out-of-domain file" in err
+    assert len(err.strip().splitlines()) == 1
+    assert negatives.read_text("utf-8") == "value\nCar Battery\nToaster\nDog Food\n"
+    encoded = tmp_path / "in.jsonl"
+    encoded.write_text('{"value": "Sweaters"}\n', "utf-8")
+    no_model = tmp_path / "no-model"  # refused before any model is looked for
+    code, _, err = run(
+        "encode", "--model", str(no_model), "--input", str(encoded), "--output", str(encoded)
+    )
+    assert code == 1 and "--output must not be the --input file" in err
+    assert encoded.read_text("utf-8") == '{"value": "Sweaters"}\n'
+
+
 def test_an_output_link_that_leads_back_to_itself_is_a_one_line_error(
     model_dir: Path, tmp_path: Path
 ) -> None:

@@ -213,7 +213,7 @@ def validate(
     summary_to_stderr = output_file is not None and str(output_file) == STDIN
     with readable(input_file, input_format) as source:
         if output_file is not None:  # checked before the slow part
-            fmt = output_format(output_file, source, input_format, valid_file)
+            fmt = output_format(output_file, source, input_format, valid_file, out_of_domain_file)
         table, name = read_input(source, column, input_format)
         if output_file is not None:
             check_writable(table, output_file, fmt)  # a list column to CSV, say
@@ -315,6 +315,7 @@ def encode(
         output_stream,
         read_table,
         readable,
+        same_file,
         select_column,
         table_format,
         writable,
@@ -336,7 +337,9 @@ def encode(
             "--output must end in .jsonl, .npy or .parquet (and may add .gz, .bz2, .zst or .lz4)"
         )
     if output_file is not None:
-        writable(output_file)  # before the slow part
+        target = writable(output_file)  # before the slow part
+        if input_file not in (None, STDIN) and same_file(target, input_file):
+            raise CatembedError("--output must not be the --input file: inputs are never modified")
     array = None
     if not values:
         path = input_file or STDIN

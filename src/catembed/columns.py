@@ -31,6 +31,7 @@ from catembed.tables import (
     no_column,
     output_stream,
     read_table,
+    same_file,
     starts_with_bom,
     table_format,
     writable,
@@ -185,11 +186,16 @@ def validate_table(
 
 
 def output_format(
-    path: str | Path, source: str, source_format: str | None = None, valid: str | None = None
+    path: str | Path,
+    source: str,
+    source_format: str | None = None,
+    valid: str | None = None,
+    out_of_domain: str | None = None,
 ) -> str:
     """The format ``path`` will be written in, once it is checked: a table format, not the
-    input file nor the file of valid values ``valid``, a file in an existing folder; ``-``
-    (standard output) takes the input's format (a text input's is CSV)."""
+    input file nor the files of valid values ``valid`` or of negatives ``out_of_domain``, a
+    file in an existing folder; ``-`` (standard output) takes the input's format (a text
+    input's is CSV)."""
     source_format = source_format or ("text" if source == STDIN else table_format(source))
     if str(path) == STDIN:
         return "csv" if source_format == "text" else source_format
@@ -200,19 +206,12 @@ def output_format(
             f"or .lz4), got {path}"
         )
     target = writable(path)
-    if source != STDIN and _same_file(target, source):
+    if source != STDIN and same_file(target, source):
         raise InputError("--output must not be the input file: the input is never modified")
-    if valid is not None and valid != STDIN and _same_file(target, valid):
-        raise InputError("--output must not be the --valid file: inputs are never modified")
+    for option, given in (("--valid", valid), ("--out-of-domain", out_of_domain)):
+        if given is not None and given != STDIN and same_file(target, given):
+            raise InputError(f"--output must not be the {option} file: inputs are never modified")
     return fmt
-
-
-def _same_file(target: Path, name: str) -> bool:
-    """Whether ``target`` and ``name`` are one existing file (through links too)."""
-    try:
-        return target.samefile(name)
-    except (OSError, RuntimeError):  # either missing, or a link loop
-        return False
 
 
 def write_output(

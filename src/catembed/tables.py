@@ -394,6 +394,14 @@ def writable(path: str | Path) -> Path:
     return target
 
 
+def same_file(target: Path, name: str) -> bool:
+    """Whether ``target`` and ``name`` are one existing file (through links too)."""
+    try:
+        return target.samefile(name)
+    except (OSError, RuntimeError):  # either missing, or a link loop
+        return False
+
+
 def _new_mode(folder: bool = False) -> int:
     """The mode a plain create would give a new file (or folder): the umask's."""
     umask = os.umask(0)
