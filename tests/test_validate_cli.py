@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -1074,3 +1075,40 @@ def test_pipes_are_read_as_files_of_their_name(tmp_path: Path) -> None:
     for feeder in feeders:
         feeder.join(timeout=10)
     assert code == 1 and f"cannot read {source} as csv: the quote that opens" in err
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("excel.csv", "id,category\r\n1,Sweaters\r\n".encode("utf-16"), "it is UTF-16 text"),
+        ("excel.txt", "id\tcategory\r\n1\tSweaters\r\n".encode("utf-16"), "it is UTF-16 text"),
+        ("in.csv", gzip.compress(b"id,category\n1,Sweaters\n"), "it is gzip-compressed; add .gz"),
+        (
+            "in.csv.gz",
+            gzip.compress(gzip.compress(b"id,category\n")),
+            "it is gzip-compressed; decompress it once more",
+        ),
+        ("in.jsonl", b"PK\x03\x04\x14\x00", "it is a zip file (an Excel workbook?)"),
+        ("in.csv", b"PAR1\x15\x04\x15\x10\x15\x14L", "it is a Parquet file; name it .parquet"),
+    ],
+    ids=["utf16-csv", "utf16-tabs", "gzip", "gzip-twice", "workbook", "parquet"],
+)
+def test_a_file_that_is_not_utf8_text_says_what_it_is(
+    tmp_path: Path, name: str, content: bytes, problem: str
+) -> None:
+    # Its bytes were read as text: 'CSV parse error: Expected 2 columns, got 1: \x00', or a
+    # gzip file's binary shown in the message.
+    source = tmp_path / name
+    source.write_bytes(content)
+    valid = tmp_path / "valid.txt"
+    valid.write_text("Sweaters\n", "utf-8")
+    for args in (
+        ["validate", "--valid", str(valid), str(source)],
+        ["validate", "--valid", str(source), str(valid)],
+    ):
+        code, _, err = run(*args)
+        assert code == 1 and f"{source} is not valid UTF-8 text: {problem}" in err
+        assert len(err.strip().splitlines()) == 1 and "\x00" not in err
+    code, _, err = run("validate", "--valid", str(valid), "-", "--format", "csv", stdin=content)
+    kind = problem.split(";")[0]  # not named, so not renamed
+    assert code == 1 and f"standard input is not valid UTF-8 text: {kind}" in err

@@ -83,6 +83,8 @@ def read_table(
         _check_readable(Path(name))
     shown = "standard input" if name == STDIN else name
     try:
+        if fmt != "parquet" and name != STDIN:
+            _check_text(_start(name), shown)
         if fmt == "text":
             return pa.table({TEXT_COLUMN: _read_lines(name)})
         if fmt == "parquet":
@@ -110,6 +112,42 @@ def starts_with_bom(name: str) -> bool:
     """Whether the file ``name`` (decompressed) starts with a UTF-8 byte order mark."""
     with input_stream(name) as stream:
         return bytes(stream.read(3)) == b"\xef\xbb\xbf"
+
+
+def _start(name: str) -> bytes:
+    """The first bytes of the file ``name`` (decompressed)."""
+    with input_stream(name) as stream:
+        return bytes(stream.read(16))
+
+
+# What a file read as text may be instead, by its first bytes (none of which starts UTF-8
+# text): Excel's 'Unicode text' and 'CSV UTF-16', a compressed file without its suffix, a
+# workbook, a Parquet file (its first page header follows 'PAR1').
+_NOT_TEXT = (
+    ((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"), "UTF-32 text", "save it as UTF-8"),
+    ((b"\xff\xfe", b"\xfe\xff"), "UTF-16 text", "save it as UTF-8"),
+    ((b"\x1f\x8b",), "gzip-compressed", "add .gz to its name, or decompress it"),
+    (
+        tuple(b"BZh%d1AY&SY" % level for level in range(1, 10)),
+        "bzip2-compressed",
+        "add .bz2 to its name, or decompress it",
+    ),
+    ((b"\x28\xb5\x2f\xfd",), "zstd-compressed", "add .zst to its name, or decompress it"),
+    ((b"\x04\x22\x4d\x18",), "lz4-compressed", "add .lz4 to its name, or decompress it"),
+    ((b"\xfd7zXZ\x00",), "xz-compressed", "decompress it, or recompress it with gzip"),
+    ((b"PK\x03\x04",), "a zip file (an Excel workbook?)", "save it as CSV UTF-8"),
+    ((b"PAR1\x15",), "a Parquet file", "name it .parquet or pass --format parquet"),
+)
+
+
+def _check_text(start: bytes, shown: str) -> None:
+    """Refuse, in one line, a file read as text whose first bytes ``start`` say it is not
+    UTF-8 text: the readers' own errors showed its bytes ('Expected 2 columns, got 1: \\x00')."""
+    for prefixes, kind, fix in _NOT_TEXT:
+        if start.startswith(prefixes):
+            if kind.endswith("compressed") and compression(shown):
+                fix = "decompress it once more"
+            raise InputError(f"{shown} is not valid UTF-8 text: it is {kind}; {fix}")
 
 
 def _whole(name: str) -> pa.Buffer:
@@ -601,6 +639,7 @@ def _read_lines(name: str) -> list[str]:
     else:
         with input_stream(name) as stream:
             data = stream.read()
+    _check_text(data[:16], "standard input")
     text = data.decode("utf-8")
     if text.startswith("\ufeff"):
         text = text[1:]
