@@ -1112,3 +1112,21 @@ def test_a_file_that_is_not_utf8_text_says_what_it_is(
     code, _, err = run("validate", "--valid", str(valid), "-", "--format", "csv", stdin=content)
     kind = problem.split(";")[0]  # not named, so not renamed
     assert code == 1 and f"standard input is not valid UTF-8 text: {kind}" in err
+
+
+@pytest.mark.parametrize("end", ["\n", ""])
+def test_a_header_alone_is_a_file_without_rows_whatever_its_last_line_end(
+    tmp_path: Path, end: str
+) -> None:
+    # Without a line end after it, pyarrow called the header an empty file that it
+    # 'cannot infer number of columns' of.
+    source, valid = tmp_path / "in.csv", tmp_path / "valid.tsv"
+    source.write_text("id,category" + end, "utf-8")
+    valid.write_text("category" + end, "utf-8")
+    other = tmp_path / "other.txt"
+    other.write_text("Sweaters\n", "utf-8")
+    code, _, err = run("validate", "--valid", str(other), str(source), "--column", "category")
+    assert code == 1 and f"{source} has no rows to validate" in err
+    code, _, err = run("validate", "--valid", str(valid), str(other))
+    assert code == 1 and f"no valid values found in {valid}" in err
+    assert read_table(source).column_names == ["id", "category"]

@@ -537,10 +537,13 @@ def _parse_csv(name: str, delimiter: str, quoting: bool) -> pa.Table:
     except pa.ArrowInvalid as error:
         if "invalid UTF8" in str(error):
             raise InputError(f"{name} is not valid UTF-8 text; save it as UTF-8") from None
-        if "straddl" not in str(error):
+        if "straddl" not in str(error) and "infer number of columns" not in str(error):
             raise
-    # A value longer than a read block (1 MB): read again in blocks that hold it.
+    # A value longer than a read block (1 MB): read again in blocks that hold it. A header
+    # with no line end after it, which pyarrow calls an empty file: read with one.
     data = _whole(name)
+    if not any(end in data.to_pybytes() for end in (b"\n", b"\r")):
+        data = pa.py_buffer(data.to_pybytes() + b"\n")
     big = pacsv.ReadOptions(block_size=min(max(data.size + 1, 1 << 20), 2**31 - 1))
     return _read_csv_in_blocks(name, lambda: pa.BufferReader(data), delimiter, big, quoting)
 
