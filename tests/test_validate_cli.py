@@ -912,6 +912,28 @@ def test_an_output_that_cannot_hold_a_column_fails_before_the_model_is_loaded(
 
 
 @pytest.mark.parametrize(
+    "cells",
+    [
+        pa.array([["Jeans"], []]),
+        pa.array([{"name": "Jeans"}, {"name": "Socks"}]),
+        pa.array([[("k", "Jeans")], None], pa.map_(pa.string(), pa.string())),
+    ],
+    ids=["list", "struct", "map"],
+)
+def test_a_column_of_lists_or_objects_fails_before_the_model_is_loaded(
+    tmp_path: Path, cells: pa.Array
+) -> None:
+    # The error came once the model had loaded, seconds later.
+    not_a_model = tmp_path / "empty"  # had the model been loaded first, the error
+    not_a_model.mkdir()
+    for suffix in (".parquet", ".jsonl"):
+        source = write(tmp_path / f"in{suffix}", pa.table({"category": cells}))
+        code, _, err = run("validate", "--model", str(not_a_model), str(source))
+        assert code == 1 and len(err.strip().splitlines()) == 1
+        assert "column 'category' holds" in err and "validate needs one value per cell" in err
+
+
+@pytest.mark.parametrize(
     ("content", "problem"),
     [
         ('cat\nJeans\n"Sweaters\nSocks\nToaster\n', "the quote that opens a value on line 3"),

@@ -122,7 +122,15 @@ def read_input(path: str, column: str | None, fmt: str | None = None) -> tuple[p
         raise no_column(table, column, source, stdin_as_text=path == STDIN and fmt is None)
     if table.num_rows == 0:
         raise InputError(f"{source} has no rows to validate")
+    kind = table.schema.field(column).type
+    if pa.types.is_nested(kind.value_type if pa.types.is_dictionary(kind) else kind):
+        raise one_value_per_cell(column, kind)  # now, not once the model has loaded
     return table, column
+
+
+def one_value_per_cell(column: str, kind: pa.DataType) -> InputError:
+    """The error for a column of lists, objects or maps, which ``validate`` cannot judge."""
+    return InputError(f"column {column!r} holds {kind} values; validate needs one value per cell")
 
 
 def validate_table(
@@ -332,9 +340,7 @@ def _dictionary_encode(array: pa.ChunkedArray, column: str) -> pa.ChunkedArray:
             array = pc.dictionary_encode(array)
         unified = array.unify_dictionaries()
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
-        raise InputError(
-            f"column {column!r} holds {array.type} values; validate needs one value per cell"
-        ) from None
+        raise one_value_per_cell(column, array.type) from None
     chunks = [c.cast(pa.dictionary(pa.int32(), c.dictionary.type)) for c in unified.chunks]
     return pa.chunked_array(chunks, type=pa.dictionary(pa.int32(), unified.type.value_type))
 
