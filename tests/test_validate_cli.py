@@ -1152,3 +1152,15 @@ def test_a_header_alone_is_a_file_without_rows_whatever_its_last_line_end(
     code, _, err = run("validate", "--valid", str(valid), str(other))
     assert code == 1 and f"no valid values found in {valid}" in err
     assert read_table(source).column_names == ["id", "category"]
+
+
+def test_a_column_named_in_another_case_or_without_its_spaces_gets_a_hint(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("id, Category\n1, Sweaters\n", "utf-8")  # a space after each comma
+    valid = tmp_path / "valid.csv"
+    valid.write_text("ID,CATEGORY\n1,Sweaters\n", "utf-8")
+    code, _, err = run("validate", "--valid", str(valid), str(source), "--column", "category")
+    assert code == 1 and "(did you mean ' Category'?)" in err
+    args = ["--valid", str(valid), "--valid-column", "category", str(source)]
+    code, _, err = run("validate", *args, "--column", " Category")
+    assert code == 1 and "(did you mean 'CATEGORY'?)" in err

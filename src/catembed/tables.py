@@ -228,10 +228,14 @@ def select_column(
 def no_column(table: pa.Table, column: str, source: str, stdin_as_text: bool = False) -> InputError:
     """The error for a ``column`` that ``table`` lacks, with a hint when its one column's
     name looks like a whole header with another delimiter ('category;id'), or when it was
-    standard input read as text (``stdin_as_text``)."""
+    standard input read as text (``stdin_as_text``), or one differing only in case or the
+    spaces around it ('id, category' has ' category')."""
     message = f"{source} has no column {column!r}; its columns are: "
     message += listed_columns(table) or "none"
-    if stdin_as_text:
+    alike = [n for n in table.column_names if n.strip().casefold() == column.strip().casefold()]
+    if alike:
+        message += f" (did you mean {alike[0]!r}?)"
+    elif stdin_as_text:
         message += "; standard input is read as text: name its format with --format"
     elif table.num_columns == 1 and "\t" in table.column_names[0]:
         message += " (tab-separated? name it .tsv or pass --format tsv)"
