@@ -885,6 +885,19 @@ def test_numpy_float32_values_are_read_as_written() -> None:
     assert as_text(np.float32("nan")) is None
 
 
+def test_pyarrow_float32_values_are_judged_as_written(base_model: object) -> None:
+    # A Parquet column handed to validate (or from_values) was judged as its float64
+    # widening, '0.10000000149011612', which no listed value is; so was evaluate's column.
+    codes = pa.array([0.1, 2.5, 7.0], pa.float32())
+    built = Validator.from_values(codes, model=base_model, threshold=0.5)  # type: ignore[arg-type]
+    assert built.reference == ["0.1", "2.5", "7"]
+    for column in (codes, pa.chunked_array([codes])):
+        reports = built.validate(column)
+        assert [(r.verdict, r.nearest) for r in reports] == [
+            (Verdict.VALID, "0.1"), (Verdict.VALID, "2.5"), (Verdict.VALID, "7")
+        ]  # fmt: skip
+
+
 def test_from_values_does_not_depend_on_the_order_of_the_list(base_model: object) -> None:
     # Calibration folds were assigned by list position: reversing the list moved the
     # threshold (0.4218 -> 0.4235), and a value near it could change verdict.

@@ -144,7 +144,7 @@ def evaluate_table(
     if any(label is None for label in raw):
         raise InputError(f"{source} has rows without a label")
     labels = [normal_label(label) for label in raw]
-    reports = validator.validate(table.column(column).to_pylist())
+    reports = validator.validate(table.column(column))  # a float32 0.1 as 0.1
     verdicts = [r.verdict.value for r in reports]
     empty = sum(
         v == MISSING and label != MISSING for v, label in zip(verdicts, labels, strict=True)

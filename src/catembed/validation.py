@@ -63,6 +63,7 @@ from catembed.verdicts import (
     missing_report,
     report_fields,
     sigmoid_score,
+    widened,
 )
 
 if TYPE_CHECKING:
@@ -383,8 +384,8 @@ class Validator:
             raise TypeError("validate takes one column of values, not a table or a matrix")
         # Any iterable: a generator, numpy array, pandas Series, pyarrow array.
         column: list[object]
-        if hasattr(values, "to_pylist"):
-            column = values.to_pylist()
+        if hasattr(values, "to_pylist"):  # a float32 one as written: 0.1, not 0.10000000149
+            column = (widened(values) if hasattr(values, "type") else values).to_pylist()
         else:
             column = values if isinstance(values, list) else list(values)
         per_value = None if rows is None else _row_counts(rows)

@@ -94,8 +94,8 @@ def widened(array: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
 def as_text(value: object) -> str | None:
     """The text a cell is judged as, or None when the cell is missing (None, NaN, pandas'
     NA and NaT, numpy's NaT and masked value)."""
-    if hasattr(value, "as_py"):  # a pyarrow scalar
-        value = value.as_py()
+    if hasattr(value, "as_py"):  # a pyarrow scalar; a float32 one as written, as widened's
+        value = widened(value).as_py() if hasattr(value, "type") else value.as_py()
     if value is None or type(value).__name__ in _MISSING_TYPES:
         return None
     if isinstance(value, np.datetime64 | np.timedelta64):
