@@ -125,6 +125,7 @@ def test_a_text_file_gets_a_value_column(model_dir: Path, tmp_path: Path) -> Non
 def test_standard_input_and_the_readable_summary(model_dir: Path) -> None:
     code, out, err = run("validate", "--model", str(model_dir), "-", stdin="\n".join(VALUES) + "\n")
     assert code == 0, err
+    assert "Judging" not in err  # no progress bar when standard error is no terminal
     assert "column 'value': 6 rows, 5 distinct values" in out
     summary = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.strip()}
     assert summary["valid"][:2] == ["3", "50.00%"]
@@ -138,7 +139,9 @@ def test_standard_input_and_the_readable_summary(model_dir: Path) -> None:
     rows = worst.strip().splitlines()[1:]
     scores = [float(match.group(1)) for row in rows if (match := pattern.search(row))]
     assert scores == sorted(scores, reverse=True) and len(scores) == 3
-    code, out, _ = run("validate", "--model", str(model_dir), "-", stdin="Sweaters\n")
+    code, out, _ = run(
+        "validate", "--model", str(model_dir), "-", "--no-progress", stdin="Sweaters\n"
+    )
     assert code == 0 and "column 'value': 1 row, 1 distinct value\n" in out
 
 

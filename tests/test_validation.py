@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from catembed import TrainingResult, Validator, ValueReport, Verdict
+from catembed import TrainingResult, Validator, ValueReport, Verdict, validation
 from catembed.columns import validate_table
 from catembed.errors import ConfigError, InputError, ModelError
 from catembed.metrics import auroc, class_scores, evaluate_labelled, evaluation_tables
@@ -392,6 +392,17 @@ def test_each_distinct_value_is_encoded_once(validator: Validator) -> None:
     # References are never encoded, nor values the spelling rules already decide.
     assert sorted(counting.texts) == ["Denim Shorts", "Toaster"]
     assert reports[3] == reports[0]
+
+
+def test_values_judged_in_chunks_get_the_reports_of_one_batch(
+    validator: Validator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    values = ["Denim Shorts", "<b>Sweaters</b>", "Toaster", "Swaeters", "Hoodies", None, "N/A"]
+    whole = validator.validate(values * 3)
+    monkeypatch.setattr(validation, "JUDGED_CHUNK", 2)
+    assert validator.validate(values * 3, show_progress=True) == whole
+    bar = capsys.readouterr().err
+    assert "Judging" in bar and "6/6" in bar  # six distinct values that are not missing
 
 
 def test_a_column_of_many_rows_is_judged_on_its_distinct_values(validator: Validator) -> None:

@@ -161,6 +161,11 @@ def plural(n: int, noun: str) -> str:
 @click.option(
     "--top", type=click.IntRange(min=0), default=15, show_default=True, help="Worst values to show."
 )
+@click.option(
+    "--no-progress",
+    is_flag=True,
+    help="Hide the bar of distinct values judged (shown when standard error is a terminal).",
+)
 def validate(
     model_dir: Path | None,
     valid_file: str | None,
@@ -177,6 +182,7 @@ def validate(
     no_column_evidence: bool,
     count_missing: bool,
     top: int,
+    no_progress: bool,
 ) -> None:
     """Give every value of a column a verdict: valid, out_of_domain, malformed or missing.
 
@@ -230,7 +236,15 @@ def validate(
             and name[len(prefix) :] in (*REPORT_COLUMNS, "reason")
         ):
             prefix = "\0" + prefix  # nothing is written: any names that do not clash will do
-        report = validate_table(validator, table, name, prefix, not no_column_evidence, reasons)
+        report = validate_table(
+            validator,
+            table,
+            name,
+            prefix,
+            not no_column_evidence,
+            reasons,
+            show_progress=not no_progress and sys.stderr.isatty(),
+        )
         if output_file is not None:
             write_output(report, output_file, source, input_format)
             where = shown_path(output_file)

@@ -140,11 +140,12 @@ def validate_table(
     prefix: str = "",
     column_evidence: bool = True,
     reasons: bool = False,
+    show_progress: bool = False,
 ) -> ColumnReport:
     """Add ``verdict``, ``score``, ``nearest`` and ``suggestion`` (and ``reason`` with
     ``reasons``) to every row of ``table``, named with ``prefix`` first so that several
     columns can be validated in turn; the column's row counts are evidence unless
-    ``column_evidence`` is off."""
+    ``column_evidence`` is off. ``show_progress`` shows a bar of distinct values judged."""
     names = tuple(prefix + name for name in (*REPORT_COLUMNS, *(["reason"] if reasons else [])))
     if column in names:
         hint = "rename it" if prefix else "rename it or give --prefix"
@@ -162,6 +163,7 @@ def validate_table(
         widened(dictionary).to_pylist(),
         rows=counts[:missing].tolist(),
         column_evidence=column_evidence,
+        show_progress=show_progress,
     )
     reports.append(missing_report(None))
     columns = [

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from tqdm import tqdm
 
 from catembed.backends import (
     DEFAULT_BATCH_SIZE,
@@ -76,6 +77,7 @@ VALIDATOR_FILE = "validator.json"
 EMBEDDINGS_FILE = "validator.safetensors"
 FORMAT_VERSION = 1
 # Scores of verdicts the spelling alone decides, by how sure the rule is.
+JUDGED_CHUNK = 2048  # distinct values judged at a time
 RESPELLING_MAX_SCORE = 0.25  # a respelling is suggested only when it is clearly valid
 _RULE_SCORES = {"placeholder": 0.99, "repair": 0.95, "format": 0.9, "word": 0.8}
 IN_REFERENCE_WORDS_SCORE = 0.45  # a doubted value written in the reference values' words
@@ -364,6 +366,7 @@ class Validator:
         values: Iterable[object],
         rows: Sequence[int] | None = None,
         column_evidence: bool = True,
+        show_progress: bool = False,
     ) -> list[ValueReport]:
         """One report per value, in order; each distinct value is judged once.
 
@@ -376,7 +379,7 @@ class Validator:
         fills at least as many rows as the reference value it resembles is judged by the
         model instead ('Conroe' next to 'Monroe'). ``column_evidence=False`` judges each value
         alone, whatever its rows: a batch of rows mapped to a wrong value is then no more
-        trusted than one row of it.
+        trusted than one row of it. ``show_progress`` shows a bar of distinct values judged.
         """
         if isinstance(values, str | bytes | bytearray | memoryview):
             raise TypeError("validate takes a list of values; for one value, pass [value]")
@@ -393,7 +396,16 @@ class Validator:
             raise InputError(f"rows has {len(per_value)} counts for {len(column)} values")
         keys = [as_text(v) for v in column]
         distinct = list(dict.fromkeys(k for k in keys if k is not None))
-        judged = dict(zip(distinct, self.judge(distinct), strict=True))
+        judged: dict[str, ValueReport] = {}
+        with tqdm(
+            total=len(distinct), desc="Judging", unit=" values", disable=not show_progress
+        ) as bar:
+            # In chunks: the bar moves, and a column of many distinct values, its rewrites
+            # and their embeddings are held a chunk at a time.
+            for start in range(0, len(distinct), JUDGED_CHUNK):
+                chunk = distinct[start : start + JUDGED_CHUNK]
+                judged.update(zip(chunk, self.judge(chunk), strict=True))
+                bar.update(len(chunk))
         counts: Counter[str] = Counter()
         for key, n in zip(keys, per_value or [1] * len(keys), strict=True):
             if key is not None:
