@@ -1046,6 +1046,10 @@ def test_evaluate_reads_labels_as_people_write_them_from_the_column_named(tmp_pa
     # 'Jeans' labelled out_of_domain is judged valid: the label's recall is 1/2.
     assert lines["out_of_domain"] == ["1.0000", "0.5000", "0.6667", "2"]
     assert "missing         0      0              0          1" in out
+    nested = tmp_path / "nested.parquet"
+    pq.write_table(pa.table({"value": [["Sweaters"], ["Jeans"]], "label": ["valid"] * 2}), nested)
+    code, _, err = run("evaluate", "--valid", str(valid), "--data", str(nested))
+    assert code == 1 and "column 'value' holds list<element: string> values" in err
 
 
 def test_float32_values_are_judged_as_written_not_as_their_float64_widening(

@@ -122,10 +122,15 @@ def read_input(path: str, column: str | None, fmt: str | None = None) -> tuple[p
         raise no_column(table, column, source, stdin_as_text=path == STDIN and fmt is None)
     if table.num_rows == 0:
         raise InputError(f"{source} has no rows to validate")
+    check_one_value_per_cell(table, column)  # now, not once the model has loaded
+    return table, column
+
+
+def check_one_value_per_cell(table: pa.Table, column: str) -> None:
+    """Raise InputError when ``column`` holds lists, objects or maps."""
     kind = table.schema.field(column).type
     if pa.types.is_nested(kind.value_type if pa.types.is_dictionary(kind) else kind):
-        raise one_value_per_cell(column, kind)  # now, not once the model has loaded
-    return table, column
+        raise one_value_per_cell(column, kind)
 
 
 def one_value_per_cell(column: str, kind: pa.DataType) -> InputError:

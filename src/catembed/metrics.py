@@ -127,6 +127,7 @@ def evaluate_table(
 ) -> LabelledEvaluation:
     """Validate a labelled table (a ``label`` column and the values' ``column``: by default
     ``value``, or the only other column) and score it."""
+    from catembed.columns import check_one_value_per_cell
     from catembed.tables import listed_columns, no_column
 
     others = [c for c in table.column_names if c != "label"]
@@ -140,6 +141,7 @@ def evaluate_table(
             )
     elif column not in others:
         raise no_column(table, column, source)
+    check_one_value_per_cell(table, column)
     raw = table.column("label").to_pylist()
     if any(label is None for label in raw):
         raise InputError(f"{source} has rows without a label")
