@@ -62,6 +62,7 @@ def test_toml_file(tmp_path: Path) -> None:
         ('{"dataset": {"corruption_kinds": "markup"}}', "dataset.corruption_kinds"),
         ('{"dataset": {"seed": -1}}', "seed must be a non-negative integer"),
         ("[1]", r"bad\.json: Input should be a valid dictionary"),
+        ('{"training": null}', r"bad\.json: training: Input should be a valid dictionary$"),
     ],
 )
 def test_bad_config_files_are_one_line_errors(tmp_path: Path, content: str, message: str) -> None:

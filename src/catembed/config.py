@@ -105,9 +105,9 @@ def _read(path: Path) -> _ConfigFile:
     except ValidationError as error:
         problem = error.errors()[0]
         where = ".".join(str(part) for part in problem["loc"])  # '' for the whole file
-        raise ConfigError(
-            f"config file {path}: {where + ': ' if where else ''}{problem['msg']}"
-        ) from None
+        # 'a valid dictionary or instance of _TrainingSection': the class means nothing to users
+        message = problem["msg"].split(" or instance of ")[0]
+        raise ConfigError(f"config file {path}: {where + ': ' if where else ''}{message}") from None
 
 
 def _set(values: dict[str, Any] | None) -> dict[str, Any]:
