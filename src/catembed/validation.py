@@ -397,6 +397,7 @@ class Validator:
         keys = [as_text(v) for v in column]
         distinct = list(dict.fromkeys(k for k in keys if k is not None))
         judged: dict[str, ValueReport] = {}
+        known: dict[str, ValueReport] = {}  # every text judged in this run, rewrites too
         with tqdm(
             total=len(distinct), desc="Judging", unit=" values", disable=not show_progress
         ) as bar:
@@ -404,7 +405,7 @@ class Validator:
             # and their embeddings are held a chunk at a time.
             for start in range(0, len(distinct), JUDGED_CHUNK):
                 chunk = distinct[start : start + JUDGED_CHUNK]
-                judged.update(zip(chunk, self.judge(chunk), strict=True))
+                judged.update(zip(chunk, self.judge(chunk, known=known), strict=True))
                 bar.update(len(chunk))
         counts: Counter[str] = Counter()
         for key, n in zip(keys, per_value or [1] * len(keys), strict=True):
@@ -422,15 +423,24 @@ class Validator:
             reports.append(report)
         return reports
 
-    def judge(self, texts: Sequence[str], repair_unseen: bool = True) -> list[ValueReport]:
+    def judge(
+        self,
+        texts: Sequence[str],
+        repair_unseen: bool = True,
+        *,
+        known: dict[str, ValueReport] | None = None,
+    ) -> list[ValueReport]:
         """Reports for distinct non-missing texts (whitespace-only counts as missing).
 
         A malformed value with no reference value to repair it to is suggested the plainest of
         its rewrites (``Repairer.rewrites``: '<b>Board Games</b>' -> 'Board Games', 'Canton
         MA' -> 'Canton', 'SANDBOX TOYS' -> 'Sandbox Toys') that is judged valid, else the
         likeliest respelling ('Denim Shrots' -> 'Denim Shorts') that is clearly valid.
+        ``known`` holds texts judged before (before any suggestion), reused and added to: a
+        rewrite is often a value of the column itself ('ROOFING' -> 'Roofing').
         """
-        reports = self._judge_batch(texts)
+        known = {} if known is None else known
+        reports = self._judge_batch(texts, known)
         if not repair_unseen:
             return reports
         broken = {
@@ -440,9 +450,10 @@ class Validator:
             and not r.suggestion
             and not self.profile.far_longer(str(r.value))
         }
-        best = self._first_valid(broken, broken, self._repairer.rewrites, 1.0)
+        best = self._first_valid(broken, broken, self._repairer.rewrites, 1.0, known)
         rest = broken - best.keys()
-        best |= self._first_valid(rest, broken, self.profile.respellings, RESPELLING_MAX_SCORE)
+        respellings = self.profile.respellings
+        best |= self._first_valid(rest, broken, respellings, RESPELLING_MAX_SCORE, known)
         return [replace(r, suggestion=best[r.value]) if r.value in best else r for r in reports]
 
     def _first_valid(
@@ -451,6 +462,7 @@ class Validator:
         broken: set[str],
         propose: Callable[[str], list[str]],
         max_score: float,
+        known: dict[str, ValueReport],
     ) -> dict[str, str]:
         """For each of ``values``, the first of its proposed repairs (none of them ``broken``)
         judged valid with a score of at most ``max_score``; all are judged in one batch."""
@@ -462,7 +474,7 @@ class Validator:
         ]
         if not candidates:
             return {}
-        judged = dict(zip(candidates, self._judge_batch(candidates), strict=True))
+        judged = dict(zip(candidates, self._judge_batch(candidates, known), strict=True))
         best = {}
         for value, choices in options.items():
             for choice in choices:
@@ -472,11 +484,17 @@ class Validator:
                     break
         return best
 
-    def _judge_batch(self, texts: Sequence[str]) -> list[ValueReport]:
+    def _judge_batch(
+        self, texts: Sequence[str], known: dict[str, ValueReport]
+    ) -> list[ValueReport]:
+        """Reports for ``texts`` without suggestions of unseen values; ``known`` (texts
+        judged before) is reused and added to."""
         # String rules first: only values they pass are encoded (about half, in dirty columns).
         decided: dict[str, ValueReport] = {}
         for text in dict.fromkeys(texts):
-            if not text.strip():
+            if text in known:
+                decided[text] = known[text]
+            elif not text.strip():
                 decided[text] = missing_report(text)
             elif text in self._index:
                 decided[text] = ValueReport(text, Verdict.VALID, 0.0, text)
@@ -486,6 +504,7 @@ class Validator:
                     decided[text] = report
         pending = [t for t in dict.fromkeys(texts) if t not in decided]
         decided.update(zip(pending, self.model_reports(pending), strict=True))
+        known.update(decided)
         return [decided[t] for t in texts]
 
     def model_reports(self, texts: Sequence[str]) -> list[ValueReport]:
