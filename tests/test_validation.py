@@ -788,6 +788,65 @@ def test_misspelt_words_and_hyphen_joined_values_are_malformed(value: str, issue
     assert issue in profile.issues(value)
 
 
+def test_hyphens_apostrophes_and_capitals_of_real_names_are_not_malformed() -> None:
+    # Clean values of real columns were malformed: 'Wilkes-Barre' and 'Fuquay-Varina' in beers'
+    # cities ('-' read as spaces replaced), "O'Brien" ('brien' misspelt), 'MiniDisc Players &
+    # Recorders' in Google's taxonomy ('unusual casing').
+    cities = FormatProfile.learn(
+        ["Tuscaloosa", "Kalamazoo", "Poughkeepsie", "Schenectady", "Fort Collins", "Sheboygan"]
+    )
+    assert not cities.word_check  # names, not English words
+    for value in ["Wilkes-Barre", "Fuquay-Varina", "Coeur d'Alene", "McAllen"]:
+        assert cities.issues(value) == [], value
+    assert "unusual casing" in cities.issues("SprIngfield")
+    assert cities.issues("Fort-Collins") != []  # both pieces are reference words: spaces replaced
+    surnames = FormatProfile.learn(["Smith", "Johnson", "Williams", "Brown", "Jones", "Miller"])
+    for value in ["O'Brien", "O\u2019Neill", "McDonald", "MacArthur"]:
+        assert surnames.issues(value) == [], value
+    assert surnames.issues("o'brien") == ["unusual casing"]
+    products = FormatProfile.learn(["Laptops", "Computer Monitors", "Phone Cases", "Keyboards"])
+    for value in ["PlayStation Consoles", "MiniDisc Players & Recorders", "MacBook Cases"]:
+        assert products.issues(value) == [], value
+    # In a column of English words, words run together or hyphenated lost their spaces.
+    for value in ["PhoneCases", "ComputerMonitors", "Phone cAses", "Phone Cases-final"]:
+        assert products.issues(value) == ["unusual casing"], value
+    assert products.issues("Phone-Cases") == ["characters never used in reference values: '-'"]
+    weights = FormatProfile.learn(["12 oz", "16 oz", "8 oz"])
+    assert weights.issues("12.5 oz") == weights.issues("1,000 oz") == []
+
+
+@pytest.mark.parametrize(
+    ("reference", "value"),
+    [
+        (["World War I", "Part III"], "World War II"),
+        (["Type II", "Louis XIV"], "Type I"),
+        (["Louis XIV", "Part III"], "Louis XVI"),
+        (["Henry VIII", "Part III"], "Henry V"),
+        (["Size M", "Size XL"], "Size L"),
+        (["0.045", "0.07"], "0.04"),
+        (["Route 66", "Main Street"], "Route 6"),
+        (['1"', '3/4"'], '1/2"'),
+        (["0.1", "0.2"], "0.104"),
+    ],
+)
+def test_values_numbered_or_sized_apart_are_no_typo_truncation_or_suffix(
+    reference: list[str], value: str
+) -> None:
+    # Clean values were repaired to their neighbours in a series: beers' abv '0.04' to
+    # '0.045' (cut short), '1/2"' to '1"' and '0.104' to '0.1' (a suffix added).
+    repairer = Repairer(reference, FormatProfile.learn(reference))
+    assert repairer.repair(value) is None
+
+
+def test_typos_and_truncations_beside_numbered_values_are_still_repaired() -> None:
+    reference = ["World War I", "Henry VIII", "Size XL", "Sweaters"]
+    repairer = Repairer(reference, FormatProfile.learn(reference))
+    for value, meant in [("World Wat I", "World War I"), ("Henry VII", None),
+                         ("Sweat", "Sweaters"), ("Sweaters2", "Sweaters")]:  # fmt: skip
+        repair = repairer.repair(value)
+        assert (repair and repair.suggestion) == meant, value
+
+
 def test_repairer_only_calls_real_word_variants_typos_when_plural() -> None:
     reference = ["Garden Hose", "Sweaters"]
     repairer = Repairer(reference, FormatProfile.learn(reference))

@@ -65,12 +65,14 @@ PLACE_AND_SIZE_CODES = frozenset([
 # Acronyms that are also English words, which ``_acronym`` would otherwise take for shouting.
 WORD_ACRONYMS = frozenset(["AC", "AI", "AM", "AR", "LED", "PA", "RAM", "ROM", "WAN"])
 _WORD = re.compile(r"[^\W\d_]+")
+_ELIDED = re.compile(r"(?<![^\W\d_])[^\W\d_]['\u2019]$")  # the "O'" of "O'Brien", "d'" of "d'Alene"
 # Punctuation real names use: 'Pull-Up Bar', "Chef's Pants", 'Saris & Lehengas', 'and/or'.
 _BENIGN_PUNCTUATION = re.compile(r"(?<=[^\W\d_])[-'\u2019/](?=[^\W\d_])| & ")
 _HYPHEN_JOINED = re.compile(r"[^\W\d_]{4,}(?:-[^\W\d_]{4,})+")  # 'Knife-Block': spaces replaced
 # Atomic groups: each piece is matched once, so a long run of digits cannot backtrack.
 _NOISE_SUFFIX = re.compile(
-    r"(?>[\s_\-]+(?:copy|final|old|new)|[\s_\-]*(?:\(\s*\d+\s*\)|\(copy\)|v\d+(?:\.\d+)?|\d+))+$",
+    r"(?>[\s_\-]+(?:copy|final|old|new)|[\s_\-]*(?:\(\s*\d+\s*\)|\(copy\)|v\d+(?:\.\d+)?"
+    r"|(?<![\d.,/:])\d+))+$",  # not the last digits of a number ('1/2', '0.104')
     re.IGNORECASE,
 )
 _JOIN_SEPARATORS = (";", "|", ",", " / ", " + ")
@@ -139,6 +141,19 @@ def _prefixed_name(word: str) -> bool:
     counts = english_counts()
     common = counts.get(prefixed["word"].casefold(), 0)
     return common >= ACRONYM_MAX_COUNT and counts.get(word.casefold(), 0) < common
+
+
+def _camel_case_name(word: str) -> str:
+    """'name' when ``word`` is a 'Mc' or 'Mac' name ('McDonald'), 'words' when it is common
+    words run together, the later ones capitalised ('PlayStation', 'FedEx', 'easyJet'), ''
+    otherwise: a word with a shifted capital ('SweAters', 'BoArd') is neither."""
+    parts = re.findall(r"[A-Z]?[a-z]+", word)
+    if len(parts) < 2 or "".join(parts) != word or min(map(len, parts)) < 2:
+        return ""
+    if parts[0] in ("Mc", "Mac") and len(parts) == 2:
+        return "name"
+    counts = english_counts()
+    return "words" if all(counts.get(p.casefold(), 0) >= ACRONYM_MAX_COUNT for p in parts) else ""
 
 
 def _acronym(word: str) -> bool:
@@ -237,8 +252,10 @@ class FormatProfile:
         if self.far_longer(text):
             found.append(self.length_issue(text))
         digits = any(c.isdigit() for c in self.characters)  # one digit allows them all
-        checked = text if _HYPHEN_JOINED.fullmatch(text) else _BENIGN_PUNCTUATION.sub("", text)
-        if not digits:  # numbers of names pass; a number after the value is a copy's suffix
+        checked = text if self._spaces_replaced(text) else _BENIGN_PUNCTUATION.sub("", text)
+        if digits:  # a decimal point or comma in a number: '12.5 oz', '1,000 Pieces'
+            checked = re.sub(r"(?<=\d)[.,](?=\d)", "", checked)
+        else:  # numbers of names pass; a number after the value is a copy's suffix
             suffix = _NOISE_SUFFIX.search(checked)
             end = suffix.start() if suffix else len(checked)
             checked = _NAME_NUMBER.sub("", checked[:end]) + checked[end:]
@@ -259,9 +276,13 @@ class FormatProfile:
         # 'T-Shirts', 'V-Neck', "O'Fallon"; after a hyphen, a type: 'USB-C'.
         cleaned = _NAME_NUMBER.sub(" ", clean(text))  # the 'K' of '4K' is no word
         every = list(_WORD.finditer(cleaned))
-        prefixes = [m for m in every if len(m.group()) == 1 and m.group().isupper()
-                    and (cleaned[m.end() : m.end() + 1] in ("-", "'", "\u2019")
-                         or cleaned[m.start() - 1 : m.start()] == "-")]  # fmt: skip
+        # So is an elided article: "Coeur d'Alene", "L'Oréal".
+        prefixes = [m for m in every if len(m.group()) == 1
+                    and ((m.group().isupper()
+                          and (cleaned[m.end() : m.end() + 1] in ("-", "'", "\u2019")
+                               or cleaned[m.start() - 1 : m.start()] == "-"))
+                         or (cleaned[m.end() : m.end() + 1] in ("'", "\u2019")
+                             and cleaned[m.end() + 1 : m.end() + 2].isupper()))]  # fmt: skip
         words = [m.group() for m in every if m not in prefixes] or [m.group() for m in every]
         if any(not self._cased_like_references(i, words, text) for i in range(len(words))):
             found.append("unusual casing")
@@ -286,7 +307,23 @@ class FormatProfile:
                 return len(acronym["letters"]) <= 3
             appended = position == len(words) - 1 and word in PLACE_AND_SIZE_CODES
             return not text.isupper() and not appended
-        return _prefixed_name(word)
+        if _prefixed_name(word):
+            return True
+        # Words run together in a name: 'PlayStation Consoles', 'MacBooks', 'FedEx'. Alone in a
+        # column of English words, such a value is more likely a value with its spaces taken
+        # out ('KnifeBlock'), and so is a name of one word that is no plain words joined.
+        camel = _camel_case_name(word)
+        return camel == "name" or (
+            camel == "words" and (" " in text.strip() or not self.word_check)
+        )
+
+    def _spaces_replaced(self, text: str) -> bool:
+        """Whether ``text`` is a value with its spaces replaced by hyphens ('Knife-Block'),
+        not a hyphenated name ('Wilkes-Barre', 'Coca-Cola'): only in a column of English words,
+        or when every piece is a word of the reference values."""
+        if not _HYPHEN_JOINED.fullmatch(text):
+            return False
+        return self.word_check or all(p.casefold() in self._known for p in text.split("-"))
 
     @cached_property
     def _known(self) -> frozenset[str]:
@@ -398,6 +435,8 @@ class FormatProfile:
             if word.casefold() in known or not word.isascii() or _ACRONYM_WORD.fullmatch(word):
                 continue
             if _prefixed_name(word):  # 'eBook'
+                continue
+            if _ELIDED.search(cleaned[: match.start()]):  # "O'Brien", "d'Alene": a name
                 continue
             if len(word) < MIN_WORD_LENGTH:
                 # 'Board Ga': a value cut short inside its last word ('Yo-Yo' is not)
@@ -758,8 +797,8 @@ class Repairer:
         if match is None:
             return None
         target = match[0]
-        if digits_only_differ(form, target):
-            return None  # 'Size 8' is not a typo of 'Size 9'
+        if digits_only_differ(form, target) or _siblings_in_a_series(form, target):
+            return None  # 'Size 8' is not a typo of 'Size 9', nor 'Type I' of 'Type II'
         # A one-edit variant made of real words ('Garden Hoe' next to 'Garden Hose') is only
         # a typo when it is the reference's plural or singular; other words go on to the model.
         real_words = self.profile.word_check and not self.profile.unknown_words(text)
@@ -778,6 +817,7 @@ class Repairer:
                 and key[len(form)].isalnum()
                 and form[-1].isalnum()
                 and 2 * len(form) >= len(key)
+                and not _siblings_in_a_series(form, key)  # 'Henry V', 'Henry VIII'; '0.04'
             ):
                 return Repair(self._canonical[key], TRUNCATION_REASON)
         return None
@@ -799,6 +839,25 @@ def one_edit_share(keys: Sequence[str]) -> float:
     distances = process.cdist(sample, long_keys, scorer=OSA.distance, score_cutoff=1, workers=-1)
     close = (distances <= 1).sum(axis=1) > 1  # each sampled key is at distance 0 from itself
     return float(close.mean())
+
+
+# Tokens that number or size the values of a series: '12', 'IV', 'XL', 'M', '3XL'.
+_SERIES_TOKEN = re.compile(
+    r"\d+|(?=[ivxlcdm])m{0,3}(?:cm|cd|d?c{0,3})(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3})"
+    r"|\d*x*[sml]|\d+x+l",
+    re.IGNORECASE,
+)
+
+
+def _siblings_in_a_series(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` differ in one number, Roman numeral or size only: 'World War I'
+    and 'World War II', 'Size M' and 'Size L', '0.04' and '0.045' are two values, not a value
+    and its typo or truncation."""
+    tokens_a, tokens_b = re.findall(r"[^\W_]+|[\W_]", a), re.findall(r"[^\W_]+|[\W_]", b)
+    if len(tokens_a) != len(tokens_b):
+        return False
+    differ = [(x, y) for x, y in zip(tokens_a, tokens_b, strict=True) if x != y]
+    return len(differ) == 1 and all(_SERIES_TOKEN.fullmatch(t) for t in differ[0])
 
 
 def digits_only_differ(a: str, b: str) -> bool:
