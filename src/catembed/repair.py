@@ -143,6 +143,16 @@ def _prefixed_name(word: str) -> bool:
     return common >= ACRONYM_MAX_COUNT and counts.get(word.casefold(), 0) < common
 
 
+def _after_capital_hyphen(text: str, match: re.Match[str]) -> bool:
+    """Whether ``match`` follows a hyphen in a compound that starts with a capital: 'ray' of
+    'Blu-ray', 'au' of 'Port-au-Prince' (not 'paid' of 'pre-paid')."""
+    if text[match.start() - 1 : match.start()] != "-":
+        return False
+    head = text[: match.start() - 1]
+    compound = head[head.rfind(" ") + 1 :]
+    return compound[:1].isupper() and _WORD.fullmatch(compound.split("-")[-1]) is not None
+
+
 def _camel_case_name(word: str) -> str:
     """'name' when ``word`` is a 'Mc' or 'Mac' name ('McDonald'), 'words' when it is common
     words run together, the later ones capitalised ('PlayStation', 'FedEx', 'easyJet'), ''
@@ -276,14 +286,22 @@ class FormatProfile:
         # 'T-Shirts', 'V-Neck', "O'Fallon"; after a hyphen, a type: 'USB-C'.
         cleaned = _NAME_NUMBER.sub(" ", clean(text))  # the 'K' of '4K' is no word
         every = list(_WORD.finditer(cleaned))
-        # So is an elided article: "Coeur d'Alene", "L'Oréal".
+        # So is an elided article ("Coeur d'Alene", "L'Oréal"), and a lower-case word after a
+        # hyphen in a capitalised compound: 'Blu-ray', 'Add-ons', 'Port-au-Prince'.
         prefixes = [m for m in every if len(m.group()) == 1
                     and ((m.group().isupper()
                           and (cleaned[m.end() : m.end() + 1] in ("-", "'", "\u2019")
                                or cleaned[m.start() - 1 : m.start()] == "-"))
                          or (cleaned[m.end() : m.end() + 1] in ("'", "\u2019")
                              and cleaned[m.end() + 1 : m.end() + 2].isupper()))]  # fmt: skip
-        words = [m.group() for m in every if m not in prefixes] or [m.group() for m in every]
+        end = len(without_suffix(cleaned))  # not a copy's suffix: 'Tennis Racket-final'
+        compounds = [m for m in every if m.end() <= end and m.group().islower()
+                     and _after_capital_hyphen(cleaned, m)]  # fmt: skip
+        words = (
+            [m.group() for m in every if m not in prefixes and m not in compounds]
+            or [m.group() for m in every if m not in compounds]
+            or [m.group() for m in every]
+        )
         if any(not self._cased_like_references(i, words, text) for i in range(len(words))):
             found.append("unusual casing")
         unknown = self.unknown_words(text)
@@ -302,8 +320,12 @@ class FormatProfile:
         if position and word in CONNECTORS:
             return True
         acronym = _ACRONYM_WORD.fullmatch(word)
-        if acronym and _acronym(acronym["letters"]):
-            if len(_WORD.findall(text)) == 1:  # 'TV'; not 'OSLO', a word in capitals
+        alone = len(_WORD.findall(text)) == 1
+        # Next to other words, short capitals are an acronym even when they spell a word
+        # ('ID Cards', 'AV Receivers', 'MIDI Controllers'), not a word shouted.
+        short = not alone and acronym and len(word) <= 4 and word.casefold() not in CONNECTORS
+        if acronym and (short or _acronym(acronym["letters"])):
+            if alone:  # 'TV'; not 'OSLO', a word in capitals
                 return len(acronym["letters"]) <= 3
             appended = position == len(words) - 1 and word in PLACE_AND_SIZE_CODES
             return not text.isupper() and not appended
