@@ -799,6 +799,10 @@ def test_hyphens_apostrophes_and_capitals_of_real_names_are_not_malformed() -> N
     for value in ["Wilkes-Barre", "Fuquay-Varina", "Coeur d'Alene", "Port-au-Prince", "McAllen"]:
         assert cities.issues(value) == [], value
     assert "unusual casing" in cities.issues("SprIngfield")
+    for value in ["St. Louis", "Mt. Vernon", "Washington D.C.", "J. R. Smith Park"]:
+        assert cities.issues(value) == [], value  # abbreviations and initials
+    for value in ["Springfield.", "New. Springfield", ".Springfield"]:
+        assert cities.issues(value) == ["characters never used in reference values: '.'"]
     assert cities.issues("Fort-Collins") != []  # both pieces are reference words: spaces replaced
     surnames = FormatProfile.learn(["Smith", "Johnson", "Williams", "Brown", "Jones", "Miller"])
     for value in ["O'Brien", "O\u2019Neill", "McDonald", "MacArthur"]:

@@ -66,6 +66,9 @@ PLACE_AND_SIZE_CODES = frozenset([
 WORD_ACRONYMS = frozenset(["AC", "AI", "AM", "AR", "LED", "PA", "RAM", "ROM", "WAN"])
 _WORD = re.compile(r"[^\W\d_]+")
 _ELIDED = re.compile(r"(?<![^\W\d_])[^\W\d_]['\u2019]$")  # the "O'" of "O'Brien", "d'" of "d'Alene"
+# Dots real names use: a short word abbreviated before the next ('St. Louis', 'Mt. Vernon')
+# and initials ('Washington D.C.', 'J.R.R. Tolkien'); a dot at either end alone is noise.
+_ABBREVIATION = re.compile(r"\b(?:[A-Z][a-z]?\.(?= [A-Z])|(?:[A-Z]\.){2,}(?!\w))")
 # Punctuation real names use: 'Pull-Up Bar', "Chef's Pants", 'Saris & Lehengas', 'and/or'.
 _BENIGN_PUNCTUATION = re.compile(r"(?<=[^\W\d_])[-'\u2019/](?=[^\W\d_])| & ")
 _HYPHEN_JOINED = re.compile(r"[^\W\d_]{4,}(?:-[^\W\d_]{4,})+")  # 'Knife-Block': spaces replaced
@@ -262,7 +265,9 @@ class FormatProfile:
         if self.far_longer(text):
             found.append(self.length_issue(text))
         digits = any(c.isdigit() for c in self.characters)  # one digit allows them all
-        checked = text if self._spaces_replaced(text) else _BENIGN_PUNCTUATION.sub("", text)
+        checked = _ABBREVIATION.sub(lambda m: m.group().replace(".", ""), text)
+        if not self._spaces_replaced(text):
+            checked = _BENIGN_PUNCTUATION.sub("", checked)
         if digits:  # a decimal point or comma in a number: '12.5 oz', '1,000 Pieces'
             checked = re.sub(r"(?<=\d)[.,](?=\d)", "", checked)
         else:  # numbers of names pass; a number after the value is a copy's suffix
@@ -286,12 +291,13 @@ class FormatProfile:
         # 'T-Shirts', 'V-Neck', "O'Fallon"; after a hyphen, a type: 'USB-C'.
         cleaned = _NAME_NUMBER.sub(" ", clean(text))  # the 'K' of '4K' is no word
         every = list(_WORD.finditer(cleaned))
-        # So is an elided article ("Coeur d'Alene", "L'Oréal"), and a lower-case word after a
+        # So is an initial ('D.C.'), an elided article ("Coeur d'Alene", "L'Oréal"), and a
+        # lower-case word after a
         # hyphen in a capitalised compound: 'Blu-ray', 'Add-ons', 'Port-au-Prince'.
         prefixes = [m for m in every if len(m.group()) == 1
                     and ((m.group().isupper()
-                          and (cleaned[m.end() : m.end() + 1] in ("-", "'", "\u2019")
-                               or cleaned[m.start() - 1 : m.start()] == "-"))
+                          and (cleaned[m.end() : m.end() + 1] in ("-", "'", "\u2019", ".")
+                               or cleaned[m.start() - 1 : m.start()] in ("-", ".")))
                          or (cleaned[m.end() : m.end() + 1] in ("'", "\u2019")
                              and cleaned[m.end() + 1 : m.end() + 2].isupper()))]  # fmt: skip
         end = len(without_suffix(cleaned))  # not a copy's suffix: 'Tennis Racket-final'
