@@ -24,6 +24,7 @@ when it is absent.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import logging
 import os
@@ -58,6 +59,8 @@ SEED = 0
 
 
 def main() -> int:
+    # No options, but --help must print this rather than start the run.
+    argparse.ArgumentParser(description=" ".join(__doc__.split("\n")[:2])).parse_args()
     logging.basicConfig(level=logging.WARNING)
     for noisy in ("transformers", "sentence_transformers"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
