@@ -324,7 +324,24 @@ def test_a_doubted_value_written_in_the_reference_values_words_is_valid(
     assert doubted < validator.domain.thresholds.similarity  # the classifier alone rejects it
     farmhouse, toaster = validator.validate(["Farmhouse", "Toaster"])
     assert farmhouse.verdict is Verdict.VALID and farmhouse.score == IN_REFERENCE_WORDS_SCORE
+    assert farmhouse.reason.startswith("written in the reference values' own words, though ")
+    assert "is below" in farmhouse.reason
     assert toaster.verdict is Verdict.OUT_OF_DOMAIN
+
+
+def test_a_value_the_model_accepts_gives_its_reason_a_listed_one_none(base_model: object) -> None:
+    listed = ["Sweaters", "Cardigan", "Trousers", "Jackets", "Dresses", "Hoodies", "Jeans"]
+    validator = Validator.from_values(listed, model=base_model)  # type: ignore[arg-type]
+    assert validator.domain is not None
+    threshold = f"{validator.domain.thresholds.similarity:.3f}"
+    sweaters, kids_jeans, toaster = validator.validate(["Sweaters", "Kids Jeans", "Toaster"])
+    assert (sweaters.verdict, sweaters.reason) == (Verdict.VALID, "")
+    # Not listed: --reasons says why the model let it in, as it does for what it keeps out.
+    assert kids_jeans.verdict is Verdict.VALID and kids_jeans.score < 0.5
+    assert kids_jeans.reason.startswith("in-domain probability ")
+    assert f"is above {threshold} (nearest " in kids_jeans.reason
+    assert toaster.verdict is Verdict.OUT_OF_DOMAIN
+    assert f"is below {threshold} (nearest " in toaster.reason
 
 
 def test_reference_words_are_whole_words_of_the_reference_values() -> None:

@@ -570,22 +570,26 @@ class Validator:
         nearest = self.reference[index]
         if inside is not None and self.domain is not None:
             score = sigmoid_score(inside, self.domain.thresholds)
+            side = "below" if score >= 0.5 else "above"
             reason = (
-                f"in-domain probability {inside:.3f} is below "
+                f"in-domain probability {inside:.3f} is {side} "
                 f"{self.domain.thresholds.similarity:.3f} (nearest {nearest!r}, "
                 f"similarity {similarity:.3f})"
             )
         else:
             score = sigmoid_score(similarity, self.thresholds)
+            side = "below" if score >= 0.5 else "above"
             reason = (
-                f"similarity {similarity:.3f} to {nearest!r} is below "
+                f"similarity {similarity:.3f} to {nearest!r} is {side} "
                 f"{self.thresholds.similarity:.3f}"
             )
         if score >= 0.5 and self.profile.in_reference_words(text):
             score = IN_REFERENCE_WORDS_SCORE  # the domain's own words, recombined
+            reason = f"written in the reference values' own words, though {reason}"
         if score >= 0.5:
             return ValueReport(text, Verdict.OUT_OF_DOMAIN, score, nearest, "", reason)
-        return ValueReport(text, Verdict.VALID, score, nearest)
+        # Not listed, so it needs a reason too: why the model let it in.
+        return ValueReport(text, Verdict.VALID, score, nearest, "", reason)
 
     def _malformed(self, text: str, kind: str, suggestion: str, reason: str) -> ValueReport:
         if kind == "placeholder":
