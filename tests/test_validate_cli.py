@@ -630,6 +630,16 @@ def test_prefix_lets_several_columns_be_validated_in_turn(
     )
     assert code == 0 and "column 'verdict': 6 rows" in out, err
     assert re.search(r"^Car Battery .* in-domain probability", out, re.MULTILINE)
+    # Nor is any input column replaced or dropped, so no warning says one is.
+    earlier = write(
+        tmp_path / f"earlier{suffix}",
+        pa.table({"category": VALUES, "verdict": ["valid"] * 6, "reason": [""] * 6}),
+    )
+    code, out, err = run(
+        "validate", "--model", str(model_dir), str(earlier), "--column", "category"
+    )
+    assert code == 0 and "column 'category': 6 rows" in out, err
+    assert "replacing" not in err and "dropping" not in err
     code, _, err = run("validate", "--model", str(model_dir), str(named), "--prefix", "x_")
     assert code == 2 and "--prefix names the columns written to --output; give --output" in err
 

@@ -193,7 +193,6 @@ def validate(
     With --output -, the table goes to standard output and the summary to standard error.
     """
     from catembed.columns import (
-        REPORT_COLUMNS,
         output_format,
         read_input,
         shown,
@@ -230,12 +229,10 @@ def validate(
             )
         else:
             validator = Validator.load(cast(Path, model_dir), backend)
-        if (
-            output_file is None
-            and name.startswith(prefix)
-            and name[len(prefix) :] in (*REPORT_COLUMNS, "reason")
-        ):
-            prefix = "\0" + prefix  # nothing is written: any names that do not clash will do
+        if output_file is None:
+            # Nothing is written, so no input column is replaced or dropped (and none said to
+            # be): any names that clash with none will do.
+            prefix = "\0"
         report = validate_table(
             validator,
             table,
