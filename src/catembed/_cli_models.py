@@ -65,7 +65,7 @@ def evaluate(
     column: str | None,
 ) -> None:
     """Print the triplet accuracy of a model on a data file, or, for labelled values
-    (labels valid, out_of_domain, malformed), the validator's precision, recall, F1,
+    (labels valid, out_of_domain, malformed, missing), the validator's precision, recall, F1,
     AUROC and confusion matrix."""
     from catembed.backends import load_encoder
     from catembed.evaluation import triplet_table_accuracy

@@ -458,7 +458,8 @@ def check_folder_target(path: str | Path, overwrite: bool = False) -> Path:
         raise InputError(f"{target} exists and is not a folder")
     if target.is_dir() and any(target.iterdir()) and not overwrite:
         raise InputError(
-            f"{target} already exists and is not empty; pass --overwrite to replace it"
+            f"{target} already exists and is not empty; pass --overwrite (in Python: "
+            "overwrite=True) to replace it"
         )
     return target
 

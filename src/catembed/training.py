@@ -191,7 +191,6 @@ def train(
         )
         _write_metadata(folder, result, config, data, name)
         write_model_card(folder, result, config, data, validator)
-    logger.info("model written to %s", output)
     return result
 
 
