@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from catembed.errors import ModelError, first_line
 
@@ -19,6 +20,7 @@ DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 MAX_SEQ_LENGTH = 512
 HUB_TIMEOUT = 10.0  # seconds to wait for the Hugging Face hub
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
+T = TypeVar("T")
 
 
 def resolve_base_model(name: str) -> str:
@@ -42,29 +44,17 @@ def load_model(name: str, device: str | None = None) -> SentenceTransformer:
     """Load a SentenceTransformer from a folder or hub id, with a one-line error on failure."""
     from sentence_transformers import SentenceTransformer, SentenceTransformerModelCardData
 
-    source = resolve_base_model(name)
-    is_local = Path(source).is_dir()
-    if not is_local and ("/" not in source or source.startswith((".", "/", "~"))):
-        raise ModelError(f"model not found: {name} is neither a folder nor a hub id")
-    offline = is_local or os.environ.get("HF_HUB_OFFLINE") == "1"
-    # A hub id is looked for in the local cache first; the hub is asked only when it is not
-    # there, and once, so an unreachable hub fails at once instead of after minutes of retries.
-    for local_only in (True,) if offline else (True, False):
-        if not local_only:
-            _check_hub(name, source)
-        try:
-            model = SentenceTransformer(
-                source,
-                device=device or "cpu",
-                local_files_only=local_only,
-                model_card_data=SentenceTransformerModelCardData(local_files_only=True),
-            )
-            break
-        except Exception as error:
-            if local_only and not offline:
-                continue
-            raise ModelError(f"cannot load model {name}: {first_line(error)}") from None
-    logger.debug("loaded %s from %s", name, source)
+    model = _load_local_first(
+        name,
+        lambda source, local_only: SentenceTransformer(
+            source,
+            device=device or "cpu",
+            local_files_only=local_only,
+            model_card_data=SentenceTransformerModelCardData(local_files_only=True),
+        ),
+        f"cannot load model {name}",
+    )
+    logger.debug("loaded %s", name)
     return model
 
 
@@ -73,19 +63,36 @@ def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
     from transformers import AutoTokenizer
 
     source = resolve_base_model(name)
+    if Path(source).is_dir() and not any(Path(source, f).is_file() for f in TOKENIZER_FILES):
+        raise ModelError(f"{name} is not a model folder: it holds no tokenizer")
+    return _load_local_first(
+        name,
+        lambda source, local_only: AutoTokenizer.from_pretrained(
+            source, local_files_only=local_only
+        ),
+        f"cannot load the tokenizer of {name}",
+    )
+
+
+def _load_local_first(name: str, load: Callable[[str, bool], T], failure: str) -> T:
+    """``load(source, local_only)`` for the folder or hub id ``name``; errors are one line
+    starting with ``failure``. A hub id is looked for in the local cache first; the hub is
+    asked only when it is not there, and once, so an unreachable hub fails at once instead of
+    after minutes of retries."""
+    source = resolve_base_model(name)
     is_local = Path(source).is_dir()
     if not is_local and ("/" not in source or source.startswith((".", "/", "~"))):
         raise ModelError(f"model not found: {name} is neither a folder nor a hub id")
-    if is_local and not any(Path(source, f).is_file() for f in TOKENIZER_FILES):
-        raise ModelError(f"{name} is not a model folder: it holds no tokenizer")
     offline = is_local or os.environ.get("HF_HUB_OFFLINE") == "1"
     for local_only in (True,) if offline else (True, False):
+        if not local_only:
+            _check_hub(name, source)
         try:
-            return AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+            return load(source, local_only)
         except Exception as error:
             if local_only and not offline:
                 continue
-            raise ModelError(f"cannot load the tokenizer of {name}: {first_line(error)}") from None
+            raise ModelError(f"{failure}: {first_line(error)}") from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -146,6 +146,20 @@ def _prefixed_name(word: str) -> bool:
     return common >= ACRONYM_MAX_COUNT and counts.get(word.casefold(), 0) < common
 
 
+def _one_letter_prefix(text: str, match: re.Match[str]) -> bool:
+    """Whether ``match``, a word of ``text``, is one letter that is part of a name: a capital
+    before a hyphen, apostrophe or dot or after a hyphen or dot ('T-Shirts', "O'Fallon",
+    'USB-C', 'D.C.'), or an elided article before a capital ("d'Alene")."""
+    letter = match.group()
+    if len(letter) != 1:
+        return False
+    after = text[match.end() : match.end() + 1]
+    before = text[match.start() - 1 : match.start()]
+    if letter.isupper() and (after in ("-", "'", "\u2019", ".") or before in ("-", ".")):
+        return True
+    return after in ("'", "\u2019") and text[match.end() + 1 : match.end() + 2].isupper()
+
+
 def _after_capital_hyphen(text: str, match: re.Match[str]) -> bool:
     """Whether ``match`` follows a hyphen in a compound that starts with a capital: 'ray' of
     'Blu-ray', 'au' of 'Port-au-Prince' (not 'paid' of 'pre-paid')."""
@@ -287,19 +301,12 @@ class FormatProfile:
         if strange:
             shown = "".join(strange[:5])
             found.append(f"characters never used in reference values: {shown!r}")
-        # A capital letter before a hyphen or apostrophe is a prefix, not casing noise:
-        # 'T-Shirts', 'V-Neck', "O'Fallon"; after a hyphen, a type: 'USB-C'.
+        # One-letter prefixes, initials and elided articles are no words to case-check
+        # ('T-Shirts', 'USB-C', 'D.C.', "Coeur d'Alene"); nor is a lower-case word after a
+        # hyphen in a capitalised compound: 'Blu-ray', 'Add-ons', 'Port-au-Prince'.
         cleaned = _NAME_NUMBER.sub(" ", clean(text))  # the 'K' of '4K' is no word
         every = list(_WORD.finditer(cleaned))
-        # So is an initial ('D.C.'), an elided article ("Coeur d'Alene", "L'Oréal"), and a
-        # lower-case word after a
-        # hyphen in a capitalised compound: 'Blu-ray', 'Add-ons', 'Port-au-Prince'.
-        prefixes = [m for m in every if len(m.group()) == 1
-                    and ((m.group().isupper()
-                          and (cleaned[m.end() : m.end() + 1] in ("-", "'", "\u2019", ".")
-                               or cleaned[m.start() - 1 : m.start()] in ("-", ".")))
-                         or (cleaned[m.end() : m.end() + 1] in ("'", "\u2019")
-                             and cleaned[m.end() + 1 : m.end() + 2].isupper()))]  # fmt: skip
+        prefixes = [m for m in every if _one_letter_prefix(cleaned, m)]
         end = len(without_suffix(cleaned))  # not a copy's suffix: 'Tennis Racket-final'
         compounds = [m for m in every if m.end() <= end and m.group().islower()
                      and _after_capital_hyphen(cleaned, m)]  # fmt: skip

@@ -542,12 +542,13 @@ def _parse_csv(name: str, delimiter: str, quoting: bool) -> pa.Table:
     except pa.ArrowInvalid as error:
         if "invalid UTF8" in str(error):
             raise InputError(f"{name} is not valid UTF-8 text; save it as UTF-8") from None
-        if "straddl" not in str(error) and "infer number of columns" not in str(error):
+        header_only = "infer number of columns" in str(error)
+        if "straddl" not in str(error) and not header_only:
             raise
     # A value longer than a read block (1 MB): read again in blocks that hold it. A header
     # with no line end after it, which pyarrow calls an empty file: read with one.
     data = _whole(name)
-    if not any(end in data.to_pybytes() for end in (b"\n", b"\r")):
+    if header_only:
         data = pa.py_buffer(data.to_pybytes() + b"\n")
     big = pacsv.ReadOptions(block_size=min(max(data.size + 1, 1 << 20), 2**31 - 1))
     return _read_csv_in_blocks(name, lambda: pa.BufferReader(data), delimiter, big, quoting)
@@ -644,10 +645,10 @@ def _check_unique(names: list[str], shown: str) -> None:
 def _read_lines(name: str) -> list[str]:
     if name == STDIN:
         data = sys.stdin.buffer.read()
+        _check_text(data[:16], "standard input")  # files: read_table checked their start
     else:
         with input_stream(name) as stream:
             data = stream.read()
-    _check_text(data[:16], "standard input")
     text = data.decode("utf-8")
     if text.startswith("\ufeff"):
         text = text[1:]

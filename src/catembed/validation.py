@@ -76,8 +76,8 @@ logger = logging.getLogger(__name__)
 VALIDATOR_FILE = "validator.json"
 EMBEDDINGS_FILE = "validator.safetensors"
 FORMAT_VERSION = 1
-# Scores of verdicts the spelling alone decides, by how sure the rule is.
 JUDGED_CHUNK = 2048  # distinct values judged at a time
+# Scores of verdicts the spelling alone decides, by how sure the rule is.
 RESPELLING_MAX_SCORE = 0.25  # a respelling is suggested only when it is clearly valid
 _RULE_SCORES = {"placeholder": 0.99, "repair": 0.95, "format": 0.9, "word": 0.8}
 IN_REFERENCE_WORDS_SCORE = 0.45  # a doubted value written in the reference values' words
@@ -569,20 +569,16 @@ class Validator:
     ) -> ValueReport:
         nearest = self.reference[index]
         if inside is not None and self.domain is not None:
-            score = sigmoid_score(inside, self.domain.thresholds)
-            side = "below" if score >= 0.5 else "above"
-            reason = (
-                f"in-domain probability {inside:.3f} is {side} "
-                f"{self.domain.thresholds.similarity:.3f} (nearest {nearest!r}, "
-                f"similarity {similarity:.3f})"
-            )
+            thresholds = self.domain.thresholds
+            score = sigmoid_score(inside, thresholds)
+            measure = f"in-domain probability {inside:.3f}"
+            detail = f" (nearest {nearest!r}, similarity {similarity:.3f})"
         else:
-            score = sigmoid_score(similarity, self.thresholds)
-            side = "below" if score >= 0.5 else "above"
-            reason = (
-                f"similarity {similarity:.3f} to {nearest!r} is {side} "
-                f"{self.thresholds.similarity:.3f}"
-            )
+            thresholds = self.thresholds
+            score = sigmoid_score(similarity, thresholds)
+            measure, detail = f"similarity {similarity:.3f} to {nearest!r}", ""
+        side = "below" if score >= 0.5 else "above"
+        reason = f"{measure} is {side} {thresholds.similarity:.3f}{detail}"
         if score >= 0.5 and self.profile.in_reference_words(text):
             score = IN_REFERENCE_WORDS_SCORE  # the domain's own words, recombined
             reason = f"written in the reference values' own words, though {reason}"
