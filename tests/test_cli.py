@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime
+import decimal
 import gzip
 import json
 import os
@@ -361,6 +363,37 @@ def test_encode_reads_cells_as_validate_does(model_dir: Path, tmp_path: Path) ->
         "0.1",
     ]
     assert "1 missing cell encoded as empty text" in result.stderr
+
+
+def test_encode_reads_every_column_validate_reads(model_dir: Path, tmp_path: Path) -> None:
+    # Booleans, dates, decimals and bytes were 'cannot encode a column of bool', though
+    # validate judges them as the texts they hold; only lists and objects are refused.
+    data = tmp_path / "in.parquet"
+    columns = {
+        "flag": pa.array([True, None]),
+        "day": pa.array([datetime.date(2024, 3, 1), None]),
+        "price": pa.array([decimal.Decimal("2.50"), None]),
+        "raw": pa.array([b"Jeans", None]),
+        "tags": pa.array([["Jeans"], None]),
+    }
+    pq.write_table(pa.table(columns), data)
+    args = ["encode", "--model", str(model_dir), "--input", str(data), "--column"]
+    for column, text in (("flag", "True"), ("day", "2024-03-01"), ("price", "2.50")):
+        result = run(*args, column)
+        assert result.exit_code == 0, result.output
+        rows = [json.loads(line) for line in result.stdout.splitlines()]
+        assert [r["value"] for r in rows] == [text, ""]
+        judged = run("validate", "--model", str(model_dir), str(data), "--column", column)
+        assert text in judged.stdout
+    raw = [json.loads(line) for line in run(*args, "raw").stdout.splitlines()]
+    given = json.loads(run("encode", "--model", str(model_dir), "Jeans").stdout)
+    assert raw[0]["value"] == given["value"] == "Jeans"
+    np.testing.assert_allclose(raw[0]["embedding"], given["embedding"], atol=1e-5)
+    result = run(*args, "tags")
+    assert result.exit_code == 1
+    last = result.output.splitlines()[-1]
+    assert last.startswith("Error: cannot encode a column of list<")
+    assert last.endswith(": give a column of texts")
 
 
 def test_encode_reads_a_table_on_stdin_with_format(model_dir: Path) -> None:

@@ -361,13 +361,7 @@ def encode(
         array = select_column(table, column, shown, stdin_as_text=stdin_text)
         if pa.types.is_dictionary(array.type):  # a pandas category column, say
             array = array.cast(array.type.value_type)
-    if array is not None and not (
-        pa.types.is_string(array.type)
-        or pa.types.is_large_string(array.type)
-        or pa.types.is_integer(array.type)
-        or pa.types.is_floating(array.type)
-        or pa.types.is_null(array.type)
-    ):
+    if array is not None and pa.types.is_nested(array.type):  # dates, booleans: as validate
         raise CatembedError(f"cannot encode a column of {array.type}: give a column of texts")
     # Cells read as validate reads them: 35233.0 is '35233', NaN is missing.
     cells = list(values) if array is None else [as_text(v) for v in widened(array).to_pylist()]
