@@ -567,6 +567,18 @@ def test_evaluate_labelled_values(model_dir: Path, tmp_path: Path) -> None:
     assert code == 1 and "unknown labels ['fine']" in err
 
 
+def test_evaluate_says_the_label_column_cannot_be_the_values_column(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    labelled = write(tmp_path / "l.csv", pa.table({"value": ["Jeans"], "label": ["valid"]}))
+    args = ["evaluate", "--model", str(model_dir), "--data", str(labelled), "--column", "label"]
+    code, _, err = run(*args)  # was: "has no column 'label'; its columns are: value, label"
+    assert code == 1
+    assert err.strip() == "Error: " + str(labelled) + (
+        ": --column names the values' column, not the labels'"
+    )
+
+
 def test_validate_has_help_text() -> None:
     code, out, _ = run("validate", "--help")
     assert code == 0

@@ -139,6 +139,8 @@ def evaluate_table(
                 f"{source} needs a value and a label column; it has: {names} "
                 "(choose the values' column with --column)"
             )
+    elif column == "label":  # not 'has no column label' of a file that has one
+        raise InputError(f"{source}: --column names the values' column, not the labels'")
     elif column not in others:
         raise no_column(table, column, source)
     check_one_value_per_cell(table, column)
