@@ -579,6 +579,21 @@ def test_evaluate_says_the_label_column_cannot_be_the_values_column(
     )
 
 
+def test_evaluate_names_a_label_column_written_in_another_case(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    # Read as triplets, it was 'triplet data needs columns anchor, positive, negative'.
+    for header in ("Label", " label"):
+        labelled = tmp_path / "l.csv"
+        labelled.write_text(f"value,{header}\nJeans,valid\n", "utf-8")
+        code, _, err = run("evaluate", "--model", str(model_dir), "--data", str(labelled))
+        assert code == 1
+        assert err.strip() == (
+            f"Error: {labelled} has no column 'label' (did you mean {header!r}?): "
+            "labelled values need a column named label"
+        )
+
+
 def test_validate_has_help_text() -> None:
     code, out, _ = run("validate", "--help")
     assert code == 0

@@ -79,7 +79,14 @@ def evaluate(
     out_of_domain = _out_of_domain_for(valid_file, out_of_domain_file, data_file)
     with readable(data_file, input_format) as source:
         table = read_table(source, fmt=input_format)
-    if "label" in table.column_names:
+    names = table.column_names
+    alike = [n for n in names if n.strip().casefold() == "label"]
+    if "label" not in names and alike and not {"anchor", "positive", "negative"} <= set(names):
+        raise CatembedError(  # else read as triplets: 'needs columns anchor, positive, ...'
+            f"{'standard input' if data_file == '-' else data_file} has no column 'label' "
+            f"(did you mean {alike[0]!r}?): labelled values need a column named label"
+        )
+    if "label" in names:
         from catembed.metrics import evaluate_table, evaluation_tables
         from catembed.validation import Validator
 
