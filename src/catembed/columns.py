@@ -220,7 +220,7 @@ def output_format(
             "--output must end in .csv, .tsv, .parquet or .jsonl (and may add .gz, .bz2, .zst "
             f"or .lz4), got {path}"
         )
-    target = writable(path)
+    target = writable(path, stdout=True)
     if source != STDIN and same_file(target, source):
         raise InputError("--output must not be the input file: the input is never modified")
     for option, given in (("--valid", valid), ("--out-of-domain", out_of_domain)):

@@ -417,9 +417,10 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def writable(path: str | Path) -> Path:
+def writable(path: str | Path, stdout: bool = False) -> Path:
     """The file ``path`` names, checked for writing: through a link to where it points; a
-    folder, a device or a pipe there is refused rather than replaced."""
+    folder, a device or a pipe there is refused rather than replaced (pointing to ``-`` when
+    the caller takes it for standard output, ``stdout``)."""
     target = Path(path)
     if target.is_symlink():
         try:
@@ -429,7 +430,8 @@ def writable(path: str | Path) -> Path:
     if target.is_dir():
         raise InputError(f"{path} is a folder, not a file")
     if target.exists() and not target.is_file():
-        raise InputError(f"{path} is not a regular file; write to a file, or to - for stdout")
+        hint = "write to a file, or to - for stdout" if stdout else "write to a file"
+        raise InputError(f"{path} is not a regular file; {hint}")
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(f"folder {parent} does not exist")
