@@ -512,6 +512,17 @@ def test_kinds_says_which_corruptions_are_trained_on_by_default() -> None:
     assert sum(line.startswith("domain ") for line in lines) == 27
 
 
+def test_python_dash_m_catembed_is_the_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "catembed", "kinds", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Usage: catembed kinds")
+
+
 def test_a_list_spanning_every_built_in_domain_takes_its_negatives_from_out_of_domain(
     model_dir: Path, tmp_path: Path
 ) -> None:

@@ -166,6 +166,10 @@ def test_base64_is_little_endian_float32(client: httpx.Client) -> None:
     packed = client.post("/v1/embeddings", json={**body, "encoding_format": "base64"}).json()
     decoded = np.frombuffer(base64.b64decode(packed["data"][0]["embedding"]), dtype="<f4")
     np.testing.assert_array_equal(decoded, np.array(floats, dtype=np.float32))
+    # Clients that send every optional field send null for an unset one: floats.
+    unset = client.post("/v1/embeddings", json={**body, "encoding_format": None})
+    assert unset.status_code == 200
+    assert unset.json()["data"][0]["embedding"] == floats
 
 
 def test_similarity_is_the_cosine_matrix(client: httpx.Client, encoder: Any) -> None:

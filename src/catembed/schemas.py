@@ -50,8 +50,9 @@ class EmbeddingsRequest(_Request):
 
     input: str | TextList = Field(description="A text or a non-empty list of texts.")
     model: str | None = Field(None, description="Served model id; omitted means the served one.")
-    encoding_format: Literal["float", "base64"] = Field(
-        "float", description="base64: little-endian float32 bytes, as OpenAI sends them."
+    encoding_format: Literal["float", "base64"] | None = Field(
+        "float",
+        description="base64: little-endian float32 bytes, as OpenAI sends them; null: float.",
     )
     dimensions: int | None = Field(
         None, ge=1, description="Keep the first N dimensions and re-normalise to unit length."
