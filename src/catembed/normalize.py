@@ -46,18 +46,32 @@ def clean(text: str) -> str:
     for _ in range(2):
         text = html.unescape(text)
     text = TAG.sub(" ", text)
-    text = unicodedata.normalize("NFKC", text)
-    kept = []
-    for char in text:
-        category = unicodedata.category(char)
+    text = unicodedata.normalize("NFKC", text).translate(_KEPT)
+    return _strip_edges(" ".join(text.split()))
+
+
+class _Kept(dict[int, str | None]):
+    """``str.translate`` table of what :func:`clean` keeps of each character: whitespace as a
+    space, nothing of control, private, unassigned characters and symbols (emoji, '^'), the
+    rest as it is. Filled as characters are met, up to ``_KEPT_SIZE`` of them: a table lookup
+    per character is several times faster than asking ``unicodedata`` each time (``clean``
+    runs on every value and on each of its rewrites)."""
+
+    def __missing__(self, code: int) -> str | None:
+        char = chr(code)
         if char.isspace():
-            kept.append(" ")
-        elif category in ("Cc", "Cf", "Co", "Cs", "Cn", "So", "Sk"):
-            continue
+            kept: str | None = " "
+        elif unicodedata.category(char) in ("Cc", "Cf", "Co", "Cs", "Cn", "So", "Sk"):
+            kept = None
         else:
-            kept.append(char)
-    text = " ".join("".join(kept).split())
-    return _strip_edges(text)
+            kept = char
+        if len(self) < _KEPT_SIZE:  # bounded: text in every script fills no more
+            self[code] = kept
+        return kept
+
+
+_KEPT_SIZE = 65_536
+_KEPT = _Kept()
 
 
 def canonical(text: str) -> str:
@@ -66,6 +80,8 @@ def canonical(text: str) -> str:
 
 
 def _unaccented(text: str) -> str:
+    if text.isascii():  # no ASCII character decomposes or is a combining mark
+        return text
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
 
