@@ -158,12 +158,13 @@ def rare_variants(
     variants of a frequent accepted value of the same column."""
     listed = set(validator.reference)
     frequent = _frequent_values(judged, rows)
+    most = max(rows.values(), default=0)  # once, not once per value: columns of many values
     candidates = [
         t
         for t, r in judged.items()
         if t not in listed
         and r.verdict in (Verdict.VALID, Verdict.OUT_OF_DOMAIN)
-        and rows[t] * RARE_VARIANT_RATIO <= max(rows.values(), default=0)
+        and rows[t] * RARE_VARIANT_RATIO <= most
     ]
     if not frequent or len(candidates) * len(frequent) > MAX_VARIANT_COMPARISONS:
         return {}
