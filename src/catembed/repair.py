@@ -771,7 +771,8 @@ class Repairer:
             if words and any(not w <= max(words, key=len) for w in words):
                 continue  # two values ('Jeans, Trousers'): either one would drop the other
             forms += sorted(parts, key=len, reverse=True)
-        cased = [f for form in forms for f in (form, profile.recased(form))]
+        # Forms often repeat ('Sweaters' cleaned, unsuffixed, split): each is recased once.
+        cased = [f for form in dict.fromkeys(forms) for f in (form, profile.recased(form))]
         return [form for form in dict.fromkeys(cased) if form and form != text]
 
     def _digit_typos(self, text: str) -> list[str]:
