@@ -20,6 +20,7 @@ from catembed.metrics import auroc, class_scores, evaluate_labelled, evaluation_
 from catembed.models import DEFAULT_BASE_MODEL
 from catembed.normalize import canonical, clean, fix_mojibake
 from catembed.repair import (
+    TRUNCATION_REASON,
     FormatProfile,
     Repairer,
     one_edit_share,
@@ -869,6 +870,19 @@ def test_typos_and_truncations_beside_numbered_values_are_still_repaired() -> No
                          ("Sweat", "Sweaters"), ("Sweaters2", "Sweaters")]:  # fmt: skip
         repair = repairer.repair(value)
         assert (repair and repair.suggestion) == meant, value
+
+
+def test_a_value_cut_short_of_several_is_repaired_to_the_first_listed() -> None:
+    # The reference values that start alike are found by bisection of the sorted keys; the
+    # repair is still the first of them in the list's order, not the first alphabetically.
+    for reference in (["Tank Tops", "Tank Tees", "Socks"], ["Tank Tees", "Tank Tops", "Socks"]):
+        repairer = Repairer(reference, FormatProfile.learn(reference))
+        repair = repairer.repair("Tank T")
+        assert repair is not None and repair.suggestion == reference[0]
+        assert repair.reason == TRUNCATION_REASON
+    reference = ["Swim", "Sweatshirts", "Sweatbands", "Sweaters"]
+    repair = Repairer(reference, FormatProfile.learn(reference)).repair("Sweatsh")
+    assert repair is not None and repair.suggestion == "Sweatshirts"
 
 
 def test_repairer_only_calls_real_word_variants_typos_when_plural() -> None:

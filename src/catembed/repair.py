@@ -691,6 +691,8 @@ class Repairer:
             if key:
                 self._squashed.setdefault(key, value)
         self._keys = list(self._canonical)
+        self._sorted_keys = sorted(self._keys)  # keys sharing a prefix lie together
+        self._order = {key: i for i, key in enumerate(self._keys)}
         self._codes = any(_APPENDED_CODE.fullmatch(v) for v in self.reference)
         self._leading_codes = any(_PREPENDED_CODE.fullmatch(v) for v in self.reference)
         self.dense = one_edit_share(self._keys) >= DENSE_SHARE
@@ -844,14 +846,19 @@ class Repairer:
         return Repair(self._canonical[target], TYPO_REASON)
 
     def _truncation(self, form: str) -> Repair | None:
-        if len(form) < MIN_TYPO_LENGTH:
+        if len(form) < MIN_TYPO_LENGTH or not form[-1].isalnum():
             return None
-        for key in self._keys:
+        # The keys that start with ``form``, found by bisection rather than by trying them
+        # all, in the reference's order: the first that fits is the repair.
+        keys, starting = self._sorted_keys, []
+        at = bisect.bisect_left(keys, form)
+        while at < len(keys) and keys[at].startswith(form):
+            starting.append(keys[at])
+            at += 1
+        for key in sorted(starting, key=self._order.__getitem__):
             if (
                 len(key) > len(form)
-                and key.startswith(form)
                 and key[len(form)].isalnum()
-                and form[-1].isalnum()
                 and 2 * len(form) >= len(key)
                 and not _siblings_in_a_series(form, key)  # 'Henry V', 'Henry VIII'; '0.04'
             ):
