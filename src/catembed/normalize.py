@@ -7,6 +7,7 @@ and digits. Two spellings of one value share a canonical form ('<b>SWEATERS</b>'
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import unicodedata
@@ -42,6 +43,14 @@ def fix_mojibake(text: str) -> str:
 def clean(text: str) -> str:
     """The value as it was meant to be written: entities decoded, tags, control characters,
     emoji and stray edge punctuation removed, whitespace collapsed; case is kept."""
+    # Each string rule and rewrite cleans the value again: short texts are remembered.
+    return _clean_short(text) if len(text) <= _REMEMBERED_LENGTH else _clean(text)
+
+
+_REMEMBERED_LENGTH = 200  # characters; longer texts are cleaned each time
+
+
+def _clean(text: str) -> str:
     text = fix_mojibake(text)
     for _ in range(2):
         text = html.unescape(text)
@@ -72,6 +81,7 @@ class _Kept(dict[int, str | None]):
 
 _KEPT_SIZE = 65_536
 _KEPT = _Kept()
+_clean_short = functools.lru_cache(maxsize=65_536)(_clean)
 
 
 def canonical(text: str) -> str:
