@@ -69,6 +69,7 @@ _ELIDED = re.compile(r"(?<![^\W\d_])[^\W\d_]['\u2019]$")  # the "O'" of "O'Brien
 # Dots real names use: a short word abbreviated before the next ('St. Louis', 'Mt. Vernon')
 # and initials ('Washington D.C.', 'J.R.R. Tolkien'); a dot at either end alone is noise.
 _ABBREVIATION = re.compile(r"\b(?:[A-Z][a-z]?\.(?= [A-Z])|(?:[A-Z]\.){2,}(?!\w))")
+_INITIALISM = re.compile(r"(?:[A-Z]\.){2,}")  # a value that is initials alone: 'U.S.A.', 'D.C.'
 # Punctuation real names use: 'Pull-Up Bar', "Chef's Pants", 'Saris & Lehengas', 'and/or'.
 _BENIGN_PUNCTUATION = re.compile(r"(?<=[^\W\d_])[-'\u2019/](?=[^\W\d_])| & ")
 _HYPHEN_JOINED = re.compile(r"[^\W\d_]{4,}(?:-[^\W\d_]{4,})+")  # 'Knife-Block': spaces replaced
@@ -310,10 +311,15 @@ class FormatProfile:
         end = len(without_suffix(cleaned))  # not a copy's suffix: 'Tennis Racket-final'
         compounds = [m for m in every if m.end() <= end and m.group().islower()
                      and _after_capital_hyphen(cleaned, m)]  # fmt: skip
+        # A value of initials alone ('U.S.A.') is cased as an acronym is, in any column.
         words = (
-            [m.group() for m in every if m not in prefixes and m not in compounds]
-            or [m.group() for m in every if m not in compounds]
-            or [m.group() for m in every]
+            []
+            if _INITIALISM.fullmatch(text)
+            else (
+                [m.group() for m in every if m not in prefixes and m not in compounds]
+                or [m.group() for m in every if m not in compounds]
+                or [m.group() for m in every]
+            )
         )
         if any(not self._cased_like_references(i, words, text) for i in range(len(words))):
             found.append("unusual casing")
