@@ -17,3 +17,18 @@ def test_a_lone_dotted_initialism_is_a_name_not_casing_noise(base_model: object)
     assert reports["U.S.A"].verdict is Verdict.MALFORMED
     assert reports["Spain."].verdict is Verdict.MALFORMED
     assert reports["Spain."].suggestion == "Spain"
+
+
+def test_a_qualifier_in_brackets_is_part_of_a_name(base_model: object) -> None:
+    shoes = ["Sneakers", "Boots", "Sandals", "Slippers", "Loafers", "High Heels", "Clogs"]
+    validator = Validator.from_values(shoes, model=base_model)  # type: ignore[arg-type]
+    qualified = ["Shoes (Men's)", "Boots (Kids)", "Slippers [Wool]", "Running Shoes (Wide Fit)"]
+    broken = ["Boots (Sandals)", "Sneakers (copy)", "Clogs (2)", "Sandals]", "(Slippers",
+              "Loafers (v2)", "Sandals (Boots"]  # fmt: skip
+    reports = {r.value: r for r in validator.validate(qualified + broken, column_evidence=False)}
+    for value in qualified:  # were 'characters never used in reference values: '()''
+        assert reports[value].verdict is not Verdict.MALFORMED, reports[value].reason
+    # A reference value in the brackets, a copy's mark, a bracket alone: still malformed.
+    for value in broken:
+        assert reports[value].verdict is Verdict.MALFORMED, value
+    assert reports["Boots (Sandals)"].reason == "joins Boots and Sandals"

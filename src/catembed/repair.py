@@ -80,6 +80,12 @@ _NOISE_SUFFIX = re.compile(
     re.IGNORECASE,
 )
 _JOIN_SEPARATORS = (";", "|", ",", " / ", " + ")
+# A qualifier in brackets after a name: "Shoes (Men's)", 'Tea [Loose Leaf]'; it starts with a
+# letter ('(2)' is a copy's number).
+_QUALIFIER = re.compile(
+    r"(?<=[^\W_]) (?:\((?P<round>[^\W\d_][^()\[\]]*)\)"
+    r"|\[(?P<square>[^\W\d_][^()\[\]]*)\])(?= |$)"
+)
 # One digit typed for a letter inside a word: 'St9ck', 'Pan6s'.
 _DIGIT_IN_WORD = re.compile(r"(?<![\w])[^\W\d_]+(?P<digit>\d)[^\W\d_]+(?![\w])")
 # Digits written for letters: 'T0y R0b0t', 'S0ldi3rs', 'Kn1fe 81ock' (a 1 is an l or an i).
@@ -281,6 +287,11 @@ class FormatProfile:
             found.append(self.length_issue(text))
         digits = any(c.isdigit() for c in self.characters)  # one digit allows them all
         checked = _ABBREVIATION.sub(lambda m: m.group().replace(".", ""), text)
+        # A qualifier in brackets is a name's own punctuation; whether it is a reference value
+        # is the Repairer's to say (``joined_in``).
+        for match in reversed(qualifiers(checked)):
+            inner = match["round"] or match["square"]
+            checked = checked[: match.start()] + " " + inner + checked[match.end() :]
         if not self._spaces_replaced(text):
             checked = _BENIGN_PUNCTUATION.sub("", checked)
         if digits:  # a decimal point or comma in a number: '12.5 oz', '1,000 Pieces'
@@ -727,6 +738,24 @@ class Repairer:
         found = best[len(tokens)]
         return found if found is not None and len(found) > 1 else []
 
+    def joined_in(self, text: str) -> list[str]:
+        """A name and its bracketed qualifier that the format check lets pass, when the
+        qualifier is or repairs to a reference value: two values joined ('Boots (Sandals)'
+        next to 'Sandals'), not one name; a reference value qualified is a kind of it ('Boots
+        (Kids)'). [] otherwise, and where reference values use the brackets themselves: their
+        values are the evidence then."""
+        for match in qualifiers(text):
+            qualifier = match["round"] or match["square"]
+            if match.group()[1] not in self.profile.characters and self._named(qualifier):
+                return [text[: match.start()].strip(), qualifier]
+        return []
+
+    def _named(self, part: str) -> bool:
+        """Whether ``part`` is a reference value or a broken spelling of one; not the start
+        of a longer one: 'Austrian Energy' is no cut 'Austrian Energy Agency' in a name."""
+        repair = self.repair(part)
+        return repair is not None and repair.reason != TRUNCATION_REASON
+
     def without_code(self, text: str) -> str:
         """``text`` cleaned, less a short upper-case code appended to it ('Madison WI' ->
         'Madison'), unless reference values end in such codes themselves."""
@@ -912,6 +941,18 @@ def _siblings_in_a_series(a: str, b: str) -> bool:
 def digits_only_differ(a: str, b: str) -> bool:
     has_digits = any(c.isdigit() for c in a) and any(c.isdigit() for c in b)
     return has_digits and re.sub(r"\d", "", a) == re.sub(r"\d", "", b)
+
+
+def qualifiers(text: str) -> list[re.Match[str]]:
+    """The qualifiers ``text`` holds in brackets after a name ("Shoes (Men's)", 'Tea [Loose
+    Leaf]'), not a copy's mark ('(copy)', '(v2)'); each match's 'round' or 'square' group is
+    the qualifier."""
+    return [
+        m
+        for m in _QUALIFIER.finditer(text)
+        if not _NOISE_SUFFIX.fullmatch(m.group())
+        and not _NOISE_SUFFIX.fullmatch(" " + (m["round"] or m["square"]))
+    ]
 
 
 def split_joined(text: str, reference: set[str]) -> list[str]:
