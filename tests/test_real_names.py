@@ -32,3 +32,19 @@ def test_a_qualifier_in_brackets_is_part_of_a_name(base_model: object) -> None:
     for value in broken:
         assert reports[value].verdict is Verdict.MALFORMED, value
     assert reports["Boots (Sandals)"].reason == "joins Boots and Sandals"
+
+
+def test_a_rare_word_no_likely_slip_explains_is_no_typo(base_model: object) -> None:
+    grains = ["Rice", "Barley", "Oats", "Wheat Flour", "Lentils", "Chickpeas", "Brown Rice"]
+    validator = Validator.from_values(grains, model=base_model)  # type: ignore[arg-type]
+    assert validator.profile.word_check  # a column of English words: its words are checked
+    rare = ["Quinoa", "Sapote", "Haori"]  # only 'quinol', 'sapota', 'maori', across the keys
+    # A common word with any edit, a word as rare as 'gesso' or 'beanies' with a common slip
+    # (a letter doubled, two swapped): still misspelt.
+    typos = ["Whext Germ", "Oatmeel", "Lentil Soupp", "Gessso", "Beanise"]
+    reports = {r.value: r for r in validator.validate(rare + typos, column_evidence=False)}
+    for value in rare:  # were "unknown word 'quinoa'"
+        assert reports[value].verdict is not Verdict.MALFORMED, reports[value].reason
+    for value in typos:
+        assert reports[value].reason.startswith("unknown word"), value
+        assert reports[value].verdict is Verdict.MALFORMED

@@ -36,6 +36,7 @@ MAX_RESPELLINGS = 4  # corrected spellings of a value tried as its suggestion
 MAX_MISSPELT_WORDS = 2  # a value with more is too broken to respell
 MIN_WORD_LENGTH = 3  # shorter words ('tv', 'pc') are not spell-checked
 MAX_WORD_LENGTH = 40
+FAR_KEY_COST = 1.0  # ``_one_edits``: a letter replaced by one from across the keyboard
 SUFFIX_WINDOW = 64  # version and copy suffixes are shorter than this
 MIN_TYPO_LENGTH = 4  # values shorter than this are never called a typo of another
 # When this share of reference values lie one edit from another ('abp1', 'abp2'; 'marc',
@@ -601,10 +602,23 @@ def _is_word(
 
 
 def _misspells(word: str, english: frozenset[str], known: frozenset[str]) -> bool:
-    """Whether one edit (delete, swap, replace, insert) turns ``word`` into a known word."""
+    """Whether one edit (delete, swap, replace, insert) turns ``word`` into a known word: a
+    reference word, an English word above the list's lowest count, or one at it ('quinol',
+    'sapota', 'maori': two in three of its words) by a common slip only (not a far key:
+    'quinoa', 'sapote', 'haori' are rare real words, not their typos)."""
     if len(word) > MAX_WORD_LENGTH:
         return True  # no real word is this long; and its edits would not fit in memory
-    return any(e in english or e in known for e in _one_edits(word))
+    counts = english_counts()
+    rarest = _rarest_count()
+    return any(
+        e in known or (e in english and (counts.get(e, rarest) > rarest or cost < FAR_KEY_COST))
+        for e, cost in _one_edits(word).items()
+    )
+
+
+@cache
+def _rarest_count() -> int:
+    return min(english_counts().values())
 
 
 @cache
@@ -640,7 +654,7 @@ def _one_edits(word: str) -> dict[str, float]:
             add(a + b[1] + b[0] + b[2:], 0.5)
         for c in letters:
             if b:
-                add(a + c + b[1:], 0.7 if c in _KEY_NEIGHBOURS.get(b[0], "") else 1.0)
+                add(a + c + b[1:], 0.7 if c in _KEY_NEIGHBOURS.get(b[0], "") else FAR_KEY_COST)
             add(a + c + b, 0.6 if c in a[-1:] + b[:1] else 0.7)  # a letter left out
     return edits
 
