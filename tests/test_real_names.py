@@ -48,3 +48,22 @@ def test_a_rare_word_no_likely_slip_explains_is_no_typo(base_model: object) -> N
     for value in typos:
         assert reports[value].reason.startswith("unknown word"), value
         assert reports[value].verdict is Verdict.MALFORMED
+
+
+def test_a_name_that_starts_another_is_not_cut_short_in_a_column_of_names(
+    base_model: object,
+) -> None:
+    # First names: one in ten listed starts another ('robert', 'roberta'), so a name that
+    # starts a listed one ('chris' beside 'christine') is a name, not a cut.
+    names = ["robert", "roberta", "simone", "martina", "daniela", "christine", "paul", "oskar",
+             "helga", "ingrid", "walter", "werner", "ursula", "gerhard", "monika", "renate",
+             "johann", "sabine", "stefan", "jurgen"]  # fmt: skip
+    validator = Validator.from_values(names, model=base_model)  # type: ignore[arg-type]
+    assert validator.validate(["chris"], column_evidence=False)[0].reason != "cut short"
+    assert validator.validate(["simon"], column_evidence=False)[0].reason != "cut short"
+    # Product categories start no other: a value that starts one is still cut short.
+    games = ["Board Games", "Card Games", "Jigsaw Puzzles", "Kites", "Dolls", "Yo-Yos"]
+    shop = Validator.from_values(games, model=base_model)  # type: ignore[arg-type]
+    report = shop.validate(["Board Gam"], column_evidence=False)[0]
+    assert report.verdict is Verdict.MALFORMED and report.reason == "cut short"
+    assert report.suggestion == "Board Games"

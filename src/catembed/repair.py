@@ -42,6 +42,9 @@ MIN_TYPO_LENGTH = 4  # values shorter than this are never called a typo of anoth
 # When this share of reference values lie one edit from another ('abp1', 'abp2'; 'marc',
 # 'mark'), one edit from a reference value is no sign of a typo.
 DENSE_SHARE = 0.1
+# When this share of reference values are the start of another ('robert', 'roberta'; 'simon',
+# 'simone'), starting a reference value is no sign of a value cut short.
+PREFIXED_SHARE = 0.02
 DENSITY_SAMPLE = 1000  # reference values the share is measured on
 DENSITY_MAX_LENGTH = 200  # longer reference values are left out of it
 WORD_CHECK_COVERAGE = 0.9  # spell-check only columns whose reference words are this often English
@@ -727,6 +730,7 @@ class Repairer:
         self._codes = any(_APPENDED_CODE.fullmatch(v) for v in self.reference)
         self._leading_codes = any(_PREPENDED_CODE.fullmatch(v) for v in self.reference)
         self.dense = one_edit_share(self._keys) >= DENSE_SHARE
+        self.prefixed = prefixed_share(self._sorted_keys) >= PREFIXED_SHARE
 
     def glued(self, text: str) -> list[str]:
         """The reference values (of 3 or more characters) glued into ``text`` at capitals,
@@ -895,24 +899,45 @@ class Repairer:
         return Repair(self._canonical[target], TYPO_REASON)
 
     def _truncation(self, form: str) -> Repair | None:
-        if len(form) < MIN_TYPO_LENGTH or not form[-1].isalnum():
+        if len(form) < MIN_TYPO_LENGTH or self.prefixed:
             return None
-        # The keys that start with ``form``, found by bisection rather than by trying them
-        # all, in the reference's order: the first that fits is the repair.
-        keys, starting = self._sorted_keys, []
-        at = bisect.bisect_left(keys, form)
-        while at < len(keys) and keys[at].startswith(form):
-            starting.append(keys[at])
-            at += 1
-        for key in sorted(starting, key=self._order.__getitem__):
-            if (
-                len(key) > len(form)
-                and key[len(form)].isalnum()
-                and 2 * len(form) >= len(key)
-                and not _siblings_in_a_series(form, key)  # 'Henry V', 'Henry VIII'; '0.04'
-            ):
+        # The keys that start with ``form``, in the reference's order: the first that fits is
+        # the repair.
+        for key in sorted(_starting(self._sorted_keys, form), key=self._order.__getitem__):
+            if _cut_of(form, key):
                 return Repair(self._canonical[key], TRUNCATION_REASON)
         return None
+
+
+def _starting(sorted_keys: list[str], form: str) -> list[str]:
+    """The keys that start with ``form``, found by bisection rather than by trying them all."""
+    found = []
+    at = bisect.bisect_left(sorted_keys, form)
+    while at < len(sorted_keys) and sorted_keys[at].startswith(form):
+        found.append(sorted_keys[at])
+        at += 1
+    return found
+
+
+def _cut_of(form: str, key: str) -> bool:
+    """Whether ``form`` reads as ``key`` cut short: at least half of it, ending inside a word."""
+    return (
+        len(key) > len(form)
+        and form[-1].isalnum()
+        and key[len(form)].isalnum()
+        and 2 * len(form) >= len(key)
+        and not _siblings_in_a_series(form, key)  # 'Henry V', 'Henry VIII'; '0.04'
+    )
+
+
+def prefixed_share(sorted_keys: list[str]) -> float:
+    """The share of ``sorted_keys`` (of ``MIN_TYPO_LENGTH`` or more characters) that read as
+    another key cut short: in columns of names ('chris', 'christine') that is no sign of a cut."""
+    long_keys = [k for k in sorted_keys if len(k) >= MIN_TYPO_LENGTH]
+    if len(long_keys) < 2:
+        return 0.0
+    cut = sum(any(_cut_of(k, o) for o in _starting(sorted_keys, k)) for k in long_keys)
+    return cut / len(long_keys)
 
 
 def _irregular_spacing(text: str) -> bool:
