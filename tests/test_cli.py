@@ -463,6 +463,14 @@ def test_evaluate_prints_accuracy_per_part(model_dir: Path, tmp_path: Path) -> N
     assert 0.5 <= float(parts["all"][2]) <= 1.0
 
 
+def test_evaluate_refuses_a_triplet_with_an_empty_cell(model_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "eval.csv"
+    data.write_text("anchor,positive,negative\nSweaters,Hoodies,Toaster\nJeans,,Kettle\n")
+    result = run("evaluate", "--model", str(model_dir), "--data", str(data))
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: triplet 2 has an empty positive: each needs three texts"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

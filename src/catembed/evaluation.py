@@ -85,6 +85,10 @@ def triplet_table_accuracy(model: Encoder, table: pa.Table) -> dict[str, tuple[i
     )
     if not a:
         raise InputError("the triplet data is empty")
+    for name, texts in (("anchor", a), ("positive", p), ("negative", n)):
+        if "" in texts:  # scored as a triplet, an empty text only lowers the accuracy
+            row = texts.index("") + 1
+            raise InputError(f"triplet {row} has an empty {name}: each needs three texts")
     labels = table.column("part").to_pylist() if "part" in table.column_names else []
     rows = {"all": list(range(len(a)))}
     for label in dict.fromkeys(labels):
