@@ -13,7 +13,7 @@ import bisect
 import itertools
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache, cached_property
 from typing import Any
@@ -994,7 +994,7 @@ def qualifiers(text: str) -> list[re.Match[str]]:
     ]
 
 
-def split_joined(text: str, reference: set[str]) -> list[str]:
+def split_joined(text: str, reference: Container[str]) -> list[str]:
     """The reference values joined into ``text`` ('Sweaters;Hoodies'), or [] if it is not such."""
     for separator in _JOIN_SEPARATORS:
         if separator in text:

@@ -552,9 +552,11 @@ class Validator:
         repair = self._repairer.repair(text)
         if repair is not None:
             return self._malformed(text, "repair", repair.suggestion, repair.reason)
-        repairer = self._repairer
-        joined = split_joined(text, set(self._index)) or repairer.glued(text)
-        joined = joined or repairer.joined_in(text)
+        joined = (
+            split_joined(text, self._index)
+            or self._repairer.glued(text)
+            or self._repairer.joined_in(text)
+        )
         if joined:
             return self._malformed(text, "format", "", "joins " + " and ".join(joined))
         issues = self.profile.issues(text)
