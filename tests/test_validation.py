@@ -188,6 +188,18 @@ def test_a_rare_one_edit_variant_of_a_frequent_value_is_its_typo(validator: Vali
         validator.validate(["Wool Socks", "Wool Sacks"], rows=[40])
 
 
+def test_a_doubted_value_is_common_next_to_reference_values_filling_few_rows_each(
+    validator: Validator,
+) -> None:
+    # A column of many values, each in 2 rows (as cities are): 5 rows is common there.
+    column = [v for v in validator.reference for _ in range(2)]
+    common = {r.value: r for r in validator.validate([*column, *["Toaster"] * 5])}["Toaster"]
+    assert common.verdict is Verdict.VALID
+    assert "fills 5 rows, about as many as the reference values" in common.reason
+    rare = {r.value: r for r in validator.validate([*column, *["Toaster"] * 3])}["Toaster"]
+    assert rare.verdict is Verdict.OUT_OF_DOMAIN  # below 4 rows, whatever the median
+
+
 def test_an_anomaly_is_suggested_the_frequent_column_value_it_resembles(
     validator: Validator,
 ) -> None:

@@ -18,6 +18,7 @@ Each needs values filling many rows, so lists of distinct values are judged as b
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -42,6 +43,7 @@ MAX_VARIANT_COMPARISONS = 20_000_000  # high-cardinality columns skip the rule
 # A doubted value that fills as many rows as the reference values a column uses is valid.
 MIN_COLUMN_ROWS = 100
 ESTABLISHED_PROBABILITY_SHARE = 0.6
+MIN_ESTABLISHED_ROWS = 4  # where the reference values fill few rows each
 ESTABLISHED_SCORE = 0.45
 # A typo-like value that fills this many rows, and no fewer than its reference value, is not
 # a typo.
@@ -117,13 +119,16 @@ def established(
     validator: Validator, judged: dict[str, ValueReport], rows: Counter[str]
 ) -> dict[str, ValueReport]:
     """Valid reports for out-of-domain values about as common in the column as the
-    reference values it uses (half the rows of the rarest, and at least 20), when the
-    domain classifier's probability is not far below its threshold (at least
-    ``ESTABLISHED_PROBABILITY_SHARE`` of it)."""
+    reference values it uses (half the rows of the rarest, and at least 20; or, in columns
+    whose reference values fill fewer rows each, as many as their median and at least
+    ``MIN_ESTABLISHED_ROWS``), when the domain classifier's probability is not far below its
+    threshold (at least ``ESTABLISHED_PROBABILITY_SHARE`` of it)."""
     used = sorted(rows[t] for t in validator.reference if rows[t] > 0)
     if validator.domain is None or len(used) < 2 or sum(rows.values()) < MIN_COLUMN_ROWS:
         return {}
     bar = max(MIN_VARIANT_TARGET_ROWS, used[0] / 2)
+    # A city in 13 rows is common in a column of hundreds of cities filling 3 rows each.
+    bar = max(MIN_ESTABLISHED_ROWS, min(bar, statistics.median(used)))
     doubted = [
         t for t, r in judged.items() if r.verdict is Verdict.OUT_OF_DOMAIN and rows[t] >= bar
     ]
