@@ -562,9 +562,9 @@ def test_evaluate_labelled_values(model_dir: Path, tmp_path: Path) -> None:
     code, out, err = run("evaluate", "--model", str(model_dir), "--data", str(labelled))
     assert code == 0 and "labelled.csv: 1 row has no value, judged missing" in err
     bad = tmp_path / "bad.csv"
-    write(bad, pa.table({"value": ["Sweaters"], "label": ["fine"]}))
+    write(bad, pa.table({"value": ["Sweaters", "Toaster"], "label": ["Valid", "OOD"]}))
     code, _, err = run("evaluate", "--model", str(model_dir), "--data", str(bad))
-    assert code == 1 and "unknown labels ['fine']" in err
+    assert code == 1 and "bad.csv: unknown labels ['OOD']" in err  # as written, not 'ood'
 
 
 def test_evaluate_says_the_label_column_cannot_be_the_values_column(

@@ -148,6 +148,14 @@ def evaluate_table(
     if any(label is None for label in raw):
         raise InputError(f"{source} has rows without a label")
     labels = [normal_label(label) for label in raw]
+    unknown = {
+        str(r): None for r, n in zip(raw, labels, strict=True) if n not in (*LABELS, MISSING)
+    }
+    if unknown:  # named as written ('OOD'), not as normalised ('ood')
+        raise InputError(
+            f"{source}: unknown labels {list(unknown)}; labels must be one of: "
+            f"{', '.join(LABELS)} (or {MISSING})"
+        )
     reports = validator.validate(table.column(column))  # a float32 0.1 as 0.1
     verdicts = [r.verdict.value for r in reports]
     empty = sum(
