@@ -24,6 +24,7 @@ from catembed.domain import DomainModel, probabilities
 from catembed.metrics import auroc
 from catembed.validation import Validator, similarities
 from catembed.verdicts import Thresholds
+from catembed.vocabulary_embeddings import encode_values
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -116,7 +117,7 @@ def calibrate_for_training(
     if domain_encoder is not None:
         pool = list(dataset.out_of_domain_values) or ood
         positives = encode_normalized(domain_encoder, all_values, DEFAULT_BATCH_SIZE)
-        negatives = encode_normalized(domain_encoder, pool, DEFAULT_BATCH_SIZE)
+        negatives = encode_values(domain_encoder, pool)
         domain = fit_domain_vectors(domain_encoder, domain_model, positives, negatives, pool)
         # The report's probe knows neither the held-out values (if any) nor the out-of-domain
         # probes.

@@ -272,6 +272,7 @@ class Validator:
         from catembed.calibration import calibrate_threshold, fit_domain_vectors, leave_one_out
         from catembed.models import DEFAULT_BASE_MODEL
         from catembed.vocabulary import negative_pool
+        from catembed.vocabulary_embeddings import encode_values
 
         reference = _listed(values, "values")
         if len(reference) < 2:
@@ -297,7 +298,7 @@ class Validator:
         negatives = negative_pool(
             reference, given, "need at least 1 out-of-domain value to calibrate a validator"
         )
-        pool = encode_normalized(encoder, _clipped(negatives), DEFAULT_BATCH_SIZE)
+        pool = encode_values(encoder, _clipped(negatives))
         thresholds = calibrate_threshold(
             leave_one_out(embeddings), similarities(pool, embeddings)[0]
         )
@@ -310,7 +311,7 @@ class Validator:
                 domain_encoder,
                 base,
                 encode_normalized(domain_encoder, _clipped(reference), DEFAULT_BATCH_SIZE),
-                encode_normalized(domain_encoder, _clipped(negatives), DEFAULT_BATCH_SIZE),
+                encode_values(domain_encoder, _clipped(negatives)),
                 negatives,
             )
         else:
