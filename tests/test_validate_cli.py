@@ -874,6 +874,28 @@ def test_a_column_of_bytes_is_judged_as_its_text(model_dir: Path, tmp_path: Path
     assert read_table(output).column("verdict").to_pylist() == ["valid", "malformed"]
 
 
+def test_a_parquet_output_keeps_the_validated_column_s_type(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    # The column was read dictionary-encoded, for speed, and written so: a string column came
+    # back as pandas' category, a large_string one as a dictionary of plain strings.
+    source = tmp_path / "in.parquet"
+    table = pa.table(
+        {"category": VALUES, "large": pa.array(VALUES, pa.large_string()), "id": range(6)}
+    )
+    pq.write_table(table, source)
+    for column in ("category", "large"):
+        output = tmp_path / f"out-{column}.parquet.gz"
+        code, _, err = run(
+            "validate", "--model", str(model_dir), str(source), "--column", column,
+            "--output", str(output),
+        )  # fmt: skip
+        assert code == 0, err
+        result = read_table(output)
+        assert result.select(table.column_names) == table
+        assert result.column("verdict").to_pylist() == VERDICTS
+
+
 def _no_constant(name: str) -> None:
     raise AssertionError(f"{name} is not JSON")
 

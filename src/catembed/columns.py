@@ -30,6 +30,7 @@ from catembed.tables import (
     listed_columns,
     no_column,
     output_stream,
+    parquet_schema,
     read_table,
     same_file,
     starts_with_bom,
@@ -239,6 +240,8 @@ def write_output(
         return
     table = report.table
     if fmt == "parquet":
+        if (source_format or table_format(source)) == "parquet":
+            table = _as_written(table, report.column, parquet_schema(source))
         # Min/max statistics of 10 million dictionary-encoded strings cost more than the rest
         # of the write together; keep them for the plain columns only.
         plain = [f.name for f in table.schema if not pa.types.is_dictionary(f.type)]
@@ -252,6 +255,16 @@ def write_output(
     text_input = source != STDIN and (source_format or table_format(source)) in ("csv", "tsv")
     style = TextStyle.of(source) if text_input else None  # CRLF and a BOM kept
     write_table(pa.table(columns, names=table.column_names), path, fmt, style)
+
+
+def _as_written(table: pa.Table, column: str, schema: pa.Schema) -> pa.Table:
+    """``table`` with ``column``, read dictionary-encoded, back in the type ``schema`` gives
+    it (a string column stays one, not pandas' category)."""
+    kind = schema.field(column).type
+    if table.schema.field(column).type == kind:
+        return table
+    index = table.column_names.index(column)
+    return table.set_column(index, column, table.column(column).cast(kind))
 
 
 def _empty_as_null(column: pa.ChunkedArray) -> pa.ChunkedArray:

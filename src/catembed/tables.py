@@ -103,6 +103,11 @@ def read_table(
         raise InputError(f"cannot read {shown}: {first_line(error)}") from None
 
 
+def parquet_schema(name: str) -> pa.Schema:
+    """The schema of the Parquet file ``name`` (decompressed), its columns' types as written."""
+    return pq.read_schema(pa.BufferReader(_whole(name)) if compression(name) else name)
+
+
 def input_stream(name: str) -> pa.NativeFile:
     """``name`` opened for reading, decompressed when its suffix names a codec."""
     return pa.input_stream(name, compression=compression(name))
