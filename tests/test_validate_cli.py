@@ -880,9 +880,10 @@ def test_a_parquet_output_keeps_the_validated_column_s_type(
     # The column was read dictionary-encoded, for speed, and written so: a string column came
     # back as pandas' category, a large_string one as a dictionary of plain strings.
     source = tmp_path / "in.parquet"
-    table = pa.table(
-        {"category": VALUES, "large": pa.array(VALUES, pa.large_string()), "id": range(6)}
-    )
+    fields = [pa.field("category", pa.string(), nullable=False, metadata={"unit": "none"})]
+    fields += [pa.field("large", pa.large_string()), pa.field("id", pa.int64())]
+    columns = [VALUES, VALUES, range(6)]
+    table = pa.table(columns, schema=pa.schema(fields))
     pq.write_table(table, source)
     for column in ("category", "large"):
         output = tmp_path / f"out-{column}.parquet.gz"
@@ -893,6 +894,7 @@ def test_a_parquet_output_keeps_the_validated_column_s_type(
         assert code == 0, err
         result = read_table(output)
         assert result.select(table.column_names) == table
+        assert result.schema.field("category").metadata == {b"unit": b"none"}
         assert result.column("verdict").to_pylist() == VERDICTS
 
 

@@ -258,13 +258,13 @@ def write_output(
 
 
 def _as_written(table: pa.Table, column: str, schema: pa.Schema) -> pa.Table:
-    """``table`` with ``column``, read dictionary-encoded, back in the type ``schema`` gives
-    it (a string column stays one, not pandas' category)."""
-    kind = schema.field(column).type
-    if table.schema.field(column).type == kind:
+    """``table`` with ``column``, read dictionary-encoded, back as ``schema`` has it (a
+    string column stays one, not pandas' category)."""
+    field = schema.field(column)
+    if table.schema.field(column).type == field.type:
         return table
     index = table.column_names.index(column)
-    return table.set_column(index, column, table.column(column).cast(kind))
+    return table.set_column(index, field, table.column(column).cast(field.type))
 
 
 def _empty_as_null(column: pa.ChunkedArray) -> pa.ChunkedArray:
