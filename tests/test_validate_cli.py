@@ -297,6 +297,8 @@ def test_very_long_strings_are_judged(model_dir: Path, tmp_path: Path) -> None:
         ("badjson", ["bad.jsonl"], "bad.jsonl line 2 is not valid JSON: Expecting"),
         ("array", ["array.jsonl"], "array.jsonl line 1 is not a JSON object"),
         ("emptyjson", ["empty.jsonl"], "empty.jsonl has no rows"),
+        # Its byte was counted from the start of an 8 kB block: 'byte 440' of a 25 kB file.
+        ("latin1json", ["latin1.jsonl"], "latin1.jsonl line 1001 is not valid UTF-8"),
         ("deepjson", ["deep.jsonl"], "deep.jsonl line 1 is nested too deeply"),
         ("xz", ["in.csv.xz"], ".xz compression is not supported; use .gz, .bz2, .zst or .lz4"),
         (
@@ -344,6 +346,9 @@ def test_bad_input_gives_a_one_line_error(
         (tmp_path / "in.csv.xz").write_bytes(b"\xfd7zXZ\x00")
     elif setup == "verdictcolumn":
         (tmp_path / "verdict.csv").write_text("verdict\nSweaters\n", "utf-8")
+    elif setup == "latin1json":
+        rows = '{"category": "Sweaters"}\n' * 1000 + '{"category": "Caf\xe9"}\n'
+        (tmp_path / "latin1.jsonl").write_bytes(rows.encode("latin-1"))
     elif setup == "emptyjson":
         (tmp_path / "empty.jsonl").write_text("\n", "utf-8")
     elif setup == "semicolons":

@@ -299,7 +299,7 @@ def _append_to_jsonl(report: ColumnReport, source: str, target: str | Path) -> N
     with output_stream(target) as out:
         if starts_with_bom(source):
             out.write("\ufeff".encode())
-        for _, line in jsonl.lines(input_stream(source)):
+        for _, line in jsonl.lines(input_stream(source), source):
             if not line.strip():  # a blank line: no row, kept as written
                 out.write(line.encode())
                 continue

@@ -13,7 +13,7 @@ import json
 import math
 import re
 from collections.abc import Iterator, Sequence
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import pyarrow as pa
 
@@ -22,15 +22,21 @@ from catembed.errors import InputError
 _LONE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")  # a surrogate escape: maybe unpaired
 
 
-def lines(stream: BinaryIO) -> Iterator[tuple[int, str]]:
-    """(line number, line) of every line of a JSON Lines ``stream``, blank ones too."""
-    with io.TextIOWrapper(stream, encoding="utf-8-sig", newline="\n") as handle:
-        yield from enumerate(handle, 1)
+def lines(stream: BinaryIO, name: str) -> Iterator[tuple[int, str]]:
+    """(line number, line) of every line of a JSON Lines ``stream``, blank ones too; a line
+    that is not UTF-8 is an error naming its number."""
+    with io.BufferedReader(cast(io.RawIOBase, stream)) as handle:
+        for number, data in enumerate(handle, 1):
+            try:
+                line = data.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise InputError(f"{name} line {number} is not valid UTF-8") from None
+            yield number, line
 
 
-def rows(stream: BinaryIO) -> Iterator[tuple[int, str]]:
+def rows(stream: BinaryIO, name: str) -> Iterator[tuple[int, str]]:
     """(line number, line) of each non-blank line of a JSON Lines ``stream``: one row each."""
-    return ((number, line) for number, line in lines(stream) if line.strip())
+    return ((number, line) for number, line in lines(stream, name) if line.strip())
 
 
 def read_table(stream: BinaryIO, name: str) -> pa.Table:
@@ -40,7 +46,7 @@ def read_table(stream: BinaryIO, name: str) -> pa.Table:
     columns: dict[str, list[object]] = {}
     texts: dict[str, str] = {}  # one copy of each repeated text
     count = 0
-    for number, line in rows(stream):
+    for number, line in rows(stream, name):
         try:
             row = json.loads(line)
         except json.JSONDecodeError as error:
