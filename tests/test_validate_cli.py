@@ -800,6 +800,17 @@ def test_a_jsonl_input_that_changes_while_validated_is_an_error(
     assert not output.exists()  # nothing half-written
 
 
+def test_an_output_folder_that_takes_no_files_is_refused_before_the_model_loads(
+    tmp_path: Path,
+) -> None:
+    # Only a missing folder was; a read-only one failed once every value had been judged.
+    source = write(tmp_path / "in.csv", pa.table({"category": VALUES}))
+    no_model = tmp_path / "no-model"  # looked for only after the output is checked
+    code, _, err = run("validate", "--model", str(no_model), str(source), "--output", "/proc/o.csv")
+    assert code == 1 and "cannot write to /proc" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_output_never_replaces_the_file_of_valid_values(tmp_path: Path) -> None:
     valid = tmp_path / "valid.csv"
     valid.write_text("category\nSweaters\nJeans\nCardigan\n", "utf-8")

@@ -423,9 +423,9 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
 
 
 def writable(path: str | Path, stdout: bool = False) -> Path:
-    """The file ``path`` names, checked for writing: through a link to where it points; a
-    folder, a device or a pipe there is refused rather than replaced (pointing to ``-`` when
-    the caller takes it for standard output, ``stdout``)."""
+    """The file ``path`` names, checked for writing: through a link to where it points, in a
+    folder that takes new files; a folder, a device or a pipe there is refused rather than
+    replaced (pointing to ``-`` when the caller takes it for standard output, ``stdout``)."""
     target = Path(path)
     if target.is_symlink():
         try:
@@ -440,6 +440,12 @@ def writable(path: str | Path, stdout: bool = False) -> Path:
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(f"folder {parent} does not exist")
+    try:  # a read-only folder or file system, found now rather than after the slow part
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    except OSError as error:
+        raise InputError(f"cannot write to {parent}: {error.strerror or error}") from None
+    os.close(fd)
+    os.unlink(probe)
     return target
 
 
