@@ -811,6 +811,24 @@ def test_an_output_folder_that_takes_no_files_is_refused_before_the_model_loads(
     assert len(err.strip().splitlines()) == 1
 
 
+def test_bytes_a_csv_output_cannot_hold_are_refused_before_the_model_loads(
+    tmp_path: Path,
+) -> None:
+    # Only the first row was tried: bytes that are not UTF-8 in a later one failed the write
+    # once every value had been judged, in a message that named no column.
+    source = tmp_path / "in.parquet"
+    raw = pa.array([b"ok", b"Sweat\xffers"], pa.binary())
+    pq.write_table(pa.table({"category": ["Sweaters", "Jeans"], "raw": raw}), source)
+    no_model = tmp_path / "no-model"  # looked for only after the output is checked
+    output = tmp_path / "out.csv"
+    args = ["--model", str(no_model), str(source), "--column", "category"]
+    code, _, err = run("validate", *args, "--output", str(output))
+    assert code == 1 and "column 'raw' holds bytes that are not UTF-8 text" in err
+    assert len(err.strip().splitlines()) == 1 and not output.exists()
+    code, _, err = run("validate", *args, "--output", str(tmp_path / "out.parquet"))
+    assert "model folder not found" in err  # Parquet holds bytes as they are
+
+
 def test_output_never_replaces_the_file_of_valid_values(tmp_path: Path) -> None:
     valid = tmp_path / "valid.csv"
     valid.write_text("category\nSweaters\nJeans\nCardigan\n", "utf-8")

@@ -303,8 +303,24 @@ class TextStyle:
 
 def check_writable(table: pa.Table, path: str | Path, fmt: str | None = None) -> None:
     """Fail now, not after the slow part, if ``table``'s columns cannot be written to ``path``
-    (a list column to CSV): its first row is written to memory."""
-    _write(table.slice(0, 1), io.BytesIO(), fmt or table_format(path), path, TextStyle())
+    (a list column to CSV): its first row is written to memory, and bytes that CSV would
+    write as text are checked to be UTF-8 in every row."""
+    fmt = fmt or table_format(path)
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+        if fmt in ("csv", "tsv") and (pa.types.is_binary(kind) or pa.types.is_large_binary(kind)):
+            cells = column.chunks
+            if pa.types.is_dictionary(column.type):
+                cells = [chunk.dictionary for chunk in cells]
+            try:
+                for chunk in cells:
+                    chunk.cast(pa.large_string())
+            except pa.ArrowInvalid:
+                raise InputError(
+                    f"cannot write {shown_path(path)} as {fmt}: column {name!r} holds bytes that "
+                    "are not UTF-8 text; write .parquet or .jsonl instead"
+                ) from None
+    _write(table.slice(0, 1), io.BytesIO(), fmt, path, TextStyle())
 
 
 def _write(
