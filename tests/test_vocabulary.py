@@ -90,3 +90,20 @@ def test_another_model_encodes_every_value_itself(model_dir: Path) -> None:
     assert len(counting.texts) == PROBES + len(texts)
     fresh = encode_normalized(counting.model, texts, 128)  # type: ignore[arg-type]
     assert np.abs(encoded - fresh).max() <= TOLERANCE
+
+
+class _Wider:
+    """A real model's embeddings, each written twice: 768 dimensions, as larger models have."""
+
+    def __init__(self, model: object) -> None:
+        self.model = model
+
+    def encode(self, texts: list[str], **kwargs: object) -> np.ndarray:
+        vectors = self.model.encode(texts, **kwargs)  # type: ignore[attr-defined]
+        return np.hstack([vectors, vectors]) / np.sqrt(2)  # type: ignore[no-any-return]
+
+
+def test_a_model_of_another_width_encodes_every_value_itself(_base_model: object) -> None:
+    texts = out_of_domain_values(["Sweaters"])[:20]
+    encoded = encode_values(_Wider(_base_model), texts)
+    assert encoded.shape == (20, 768)

@@ -62,7 +62,8 @@ def encode_values(
         return encode_normalized(encoder, texts, batch_size)
     probes = found[:: max(1, len(found) // PROBES)][:PROBES]
     encoded = encode_normalized(encoder, probes, batch_size)
-    if np.abs(encoded - np.stack([known[t] for t in probes])).max() > TOLERANCE:
+    stored = np.stack([known[t] for t in probes])
+    if encoded.shape != stored.shape or np.abs(encoded - stored).max() > TOLERANCE:
         return encode_normalized(encoder, texts, batch_size)
     rest = [t for t in dict.fromkeys(texts) if t not in known]
     fresh = dict(zip(rest, encode_normalized(encoder, rest, batch_size), strict=True))
