@@ -234,6 +234,33 @@ def test_dataset_build_stopped_between_its_files_keeps_the_old_pair(
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+@pytest.mark.parametrize(
+    ("option", "name"), [("--valid", "train.csv"), ("--out-of-domain", "eval.jsonl")]
+)
+def test_dataset_build_overwrite_never_replaces_its_own_input(
+    tmp_path: Path, option: str, name: str
+) -> None:
+    # The input was replaced by the triplets written (or deleted as another format's file).
+    out = tmp_path / "data"
+    out.mkdir()
+    given = out / name
+    text = {
+        "train.csv": "value\nParrots\nCanaries\nFinches\n",
+        "eval.jsonl": '{"value": "Kettle"}\n',
+    }
+    given.write_text(text[name])
+    before = given.read_bytes()
+    argv = ["dataset", "build", option, str(given), "--output", str(out), "--overwrite"]
+    result = run(*argv, "--format", "parquet", "--train-size", "20")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: {given} is one of the files --overwrite replaces in {out}; "
+        "move it or choose another --output"
+    ]
+    assert [p.name for p in out.iterdir()] == [name]
+    assert given.read_bytes() == before
+
+
 @pytest.mark.parametrize("base", ["missing", "file.txt", "empty"])
 def test_dataset_build_with_a_bad_base_model_is_one_line_and_writes_nothing(
     tmp_path: Path, base: str

@@ -63,7 +63,7 @@ def dataset_build(
     from catembed.config import load_configs
     from catembed.dataset import build_triplets, token_statistics
     from catembed.models import load_tokenizer
-    from catembed.tables import atomic_file, write_table
+    from catembed.tables import atomic_file, same_file, write_table
     from catembed.vocabulary import DEFAULT_DOMAIN, domain_values
 
     training, data = load_configs(
@@ -80,6 +80,12 @@ def dataset_build(
     ]
     if taken and not overwrite:
         raise click.ClickException(f"{taken[0]} already exists; pass --overwrite to replace it")
+    for given in (valid_file, out_of_domain_file):
+        if given is not None and any(same_file(path, given) for path in taken):
+            raise click.ClickException(
+                f"{given} is one of the files --overwrite replaces in {output_dir}; "
+                "move it or choose another --output"
+            )
     values = read_valid_values(valid_file, column)
     out_of_domain = read_out_of_domain(out_of_domain_file, valid_file)
     tokenizer = load_tokenizer(training.base_model)  # a bad --base-model fails before any write
