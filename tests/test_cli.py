@@ -198,6 +198,12 @@ def test_train_without_evaluation_says_so(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "no evaluation: the dataset has no evaluation triplets" in result.output
     assert "evaluation  base model" not in result.output
+    # sentence-transformers' own card was skipped (a template error): only catembed's parts.
+    card = (tmp_path / "m" / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("---\n")
+    for section in ("## Usage", "## Training Details", "### Seen and held-out values (catembed)"):
+        assert section in card, section
+    assert "No evaluation triplets were built (`eval_size` 0)." in card
 
 
 def test_dataset_build_into_an_impossible_folder_is_one_line(tmp_path: Path) -> None:

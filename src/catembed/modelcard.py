@@ -24,14 +24,18 @@ PARTS = (
 )
 
 
-def prepare_card_data(model: SentenceTransformer, base_model: str, dataset_name: str) -> None:
+def prepare_card_data(
+    model: SentenceTransformer, base_model: str, dataset_name: str, evaluated: bool = True
+) -> None:
     """Name the base model and training data before sentence-transformers writes its card."""
     card = model.model_card_data
     # A hub id links to its page; a local folder has none (it linked to huggingface.co/<path>).
     card.base_model = None if Path(base_model).expanduser().is_dir() else base_model
     card.model_name = f"catembed {dataset_name} model based on {base_model}"
     card.train_datasets = [{"name": f"catembed {dataset_name} triplets"}]
-    card.eval_datasets = [{"name": f"catembed {dataset_name} triplets"}]
+    # Without evaluation triplets (eval_size 0) a named eval set with no columns broke the
+    # card's template: sentence-transformers skipped its whole card, logging a traceback.
+    card.eval_datasets = [{"name": f"catembed {dataset_name} triplets"}] if evaluated else []
     # The template's default ('semantic search, paraphrase mining, ...') claims more than a
     # model trained to pull one domain's values together does.
     card.task_name = (

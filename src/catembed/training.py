@@ -152,7 +152,7 @@ def train(
     )
     model = load_model(config.base_model)
     model.max_seq_length = config.max_seq_length
-    prepare_card_data(model, config.base_model, name)
+    prepare_card_data(model, config.base_model, name, evaluated=bool(dataset.evaluation))
     before = _evaluate_parts(model, dataset)
     logger.info("base model accuracy: %s", _format(before))
 
