@@ -5,6 +5,8 @@ import decimal
 import gzip
 import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -204,6 +206,24 @@ def test_train_without_evaluation_says_so(tmp_path: Path) -> None:
     for section in ("## Usage", "## Training Details", "### Seen and held-out values (catembed)"):
         assert section in card, section
     assert "No evaluation triplets were built (`eval_size` 0)." in card
+
+
+def test_the_cards_validate_command_runs_as_written_for_a_folder_with_spaces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The shell split the unquoted path: 'catembed validate --model /tmp/my models/v1 ...'.
+    out = tmp_path / "my models" / "apparel v1"
+    argv = ["train", "--output", str(out), "--max-steps", "1", "--train-size", "64"]
+    assert run(*argv, "--no-progress").exit_code == 0
+    card = (out / "README.md").read_text(encoding="utf-8")
+    command = next(line for line in card.splitlines() if line.startswith("catembed validate"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "products.csv").write_text("category\nSweaters\n<b>Hoodies</b>\n")
+    words = shlex.split(command)
+    assert words[:4] == ["catembed", "validate", "--model", str(out)]
+    result = run(*words[1:])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"<b>Hoodies</b> +1 +malformed", result.output), result.output
 
 
 def test_dataset_build_into_an_impossible_folder_is_one_line(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
@@ -144,7 +145,7 @@ def _validator_section(validator: Validator, folder: str) -> str:
             *rows,
             "",
             "```bash",
-            f"catembed validate --model {folder} products.csv --column category",
+            f"catembed validate --model {shlex.quote(folder)} products.csv --column category",
             "```",
             "",
             "```python",
