@@ -200,6 +200,7 @@ def test_train_without_evaluation_says_so(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "no evaluation: the dataset has no evaluation triplets" in result.output
     assert "evaluation  base model" not in result.output
+    assert "accuracy:" not in result.output  # 'base model accuracy: ' with nothing after it
     # sentence-transformers' own card was skipped (a template error): only catembed's parts.
     card = (tmp_path / "m" / "README.md").read_text(encoding="utf-8")
     assert card.startswith("---\n")

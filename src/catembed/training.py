@@ -154,7 +154,8 @@ def train(
     model.max_seq_length = config.max_seq_length
     prepare_card_data(model, config.base_model, name, evaluated=bool(dataset.evaluation))
     before = _evaluate_parts(model, dataset)
-    logger.info("base model accuracy: %s", _format(before))
+    if before:  # else eval_size 0: nothing measured, and no empty line saying so
+        logger.info("base model accuracy: %s", _format(before))
 
     with atomic_folder(target, overwrite=overwrite) as folder:
         started = time.perf_counter()
@@ -166,7 +167,8 @@ def train(
         # The card's time is ours, below; sentence-transformers' would count until the save.
         model.model_card_data._training_start_time = None
         after = _evaluate_parts(model, dataset)
-        logger.info("fine-tuned accuracy: %s", _format(after))
+        if after:
+            logger.info("fine-tuned accuracy: %s", _format(after))
         model.save(str(folder))
         # The domain classifier runs on base-model embeddings, never fine-tuned ones: a base
         # model catembed trained hands on the encoder its own classifier used.
