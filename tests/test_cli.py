@@ -227,6 +227,24 @@ def test_the_cards_validate_command_runs_as_written_for_a_folder_with_spaces(
     assert re.search(r"<b>Hoodies</b> +1 +malformed", result.output), result.output
 
 
+@pytest.mark.parametrize("command", [["train"], ["dataset", "build"]])
+def test_domain_and_valid_together_are_refused(tmp_path: Path, command: list[str]) -> None:
+    # --domain was ignored for --valid, even a misspelt one: the user's list was used instead.
+    values = tmp_path / "values.txt"
+    values.write_text("Parrots\nCanaries\nFinches\n")
+    out = tmp_path / "out"
+    argv = [*command, "--valid", str(values), "--domain", "toyz", "--output", str(out)]
+    result = CliRunner().invoke(
+        main, [*argv, "--max-steps" if command == ["train"] else "--seed", "1"]
+    )
+    assert result.exit_code == 2
+    assert (
+        result.output.splitlines()[-1]
+        == "Error: give --valid or --domain (built-in values), not both"
+    )
+    assert not out.exists()
+
+
 def test_dataset_build_into_an_impossible_folder_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "file.txt").write_text("not a folder")
     result = run("dataset", "build", "--output", str(tmp_path / "file.txt" / "sub"))

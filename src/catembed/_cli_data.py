@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from catembed._cli_options import (
+    check_domain,
     dataset_options,
     dataset_overrides,
     echo_table,
@@ -66,6 +67,7 @@ def dataset_build(
     from catembed.tables import atomic_file, same_file, write_table
     from catembed.vocabulary import DEFAULT_DOMAIN, domain_values
 
+    check_domain(valid_file, domain)
     training, data = load_configs(
         None, {"seed": seed, "base_model": base_model}, dataset_overrides(params)
     )
@@ -216,6 +218,7 @@ def train_command(
     from catembed.training import train
     from catembed.vocabulary import DEFAULT_DOMAIN, domain_values
 
+    check_domain(valid_file, domain)
     training_keys = (
         "base_model",
         "epochs",

@@ -126,6 +126,12 @@ def dataset_options(func: F) -> F:
     return func
 
 
+def check_domain(valid_file: str | None, domain: str | None) -> None:
+    """--domain picks the values --valid would give: both at once left --domain unused."""
+    if valid_file is not None and domain is not None:
+        raise click.UsageError("give --valid or --domain (built-in values), not both")
+
+
 def dataset_overrides(params: dict[str, Any]) -> dict[str, Any]:
     kinds = params.get("corruption_kinds")
     return {
