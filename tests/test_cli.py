@@ -245,6 +245,23 @@ def test_domain_and_valid_together_are_refused(tmp_path: Path, command: list[str
     assert not out.exists()
 
 
+def test_dataset_build_with_a_few_out_of_domain_values(tmp_path: Path) -> None:
+    # Too few to hold a share out for the held-out triplets: an IndexError traceback.
+    values, negatives = tmp_path / "values.txt", tmp_path / "other.txt"
+    twelve = (
+        "Sweaters Cardigan Trousers Jackets Dresses Hoodies Skirts Jeans Shorts Coats Blouses Socks"
+    )
+    values.write_text("\n".join(twelve.split()))
+    negatives.write_text("Toaster\nKettle\n")
+    argv = ["dataset", "build", "--valid", str(values), "--out-of-domain", str(negatives)]
+    result = run(*argv, "--output", str(tmp_path / "data"), "--format", "jsonl")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (tmp_path / "data" / "eval.jsonl").open()]
+    heldout = {r["negative"] for r in rows if r["part"] == "heldout"}
+    assert heldout & {"Toaster", "Kettle"}
+    assert "2 held out" in result.output
+
+
 def test_dataset_build_into_an_impossible_folder_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "file.txt").write_text("not a folder")
     result = run("dataset", "build", "--output", str(tmp_path / "file.txt" / "sub"))

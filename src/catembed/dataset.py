@@ -163,6 +163,8 @@ def build_triplets(
     pool = rng.sample(pool, len(pool))
     n_pool_heldout = int(len(pool) * config.heldout_fraction) if n_heldout else 0
     pool_heldout, pool_seen = pool[:n_pool_heldout], pool[n_pool_heldout:]
+    # A pool too small to hold a share out (a few --out-of-domain values) serves both parts.
+    pool_heldout = pool_heldout or pool_seen
 
     n_eval_heldout = config.eval_size // 2 if n_heldout else 0
     builder = _Builder(rng, config, known)
