@@ -271,6 +271,16 @@ def test_dataset_build_into_an_impossible_folder_is_one_line(tmp_path: Path) -> 
     ]
 
 
+def test_train_into_a_folder_below_a_file_is_one_line(tmp_path: Path) -> None:
+    # It said 'cannot write .../file.txt/model: File exists', as if the model folder did.
+    (tmp_path / "file.txt").write_text("not a folder")
+    result = run("train", "--output", str(tmp_path / "file.txt" / "model"))
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: cannot write {tmp_path / 'file.txt' / 'model'}: {tmp_path / 'file.txt'} is a file"
+    ]
+
+
 def test_dataset_build_stopped_between_its_files_keeps_the_old_pair(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -209,6 +209,8 @@ def _output_folder(output: str | Path, overwrite: bool) -> Path:
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         os.rmdir(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    except FileExistsError:  # mkdir's word for a file in the way: 'File exists'
+        raise InputError(f"cannot write {output}: {folder.parent} is a file") from None
     except OSError as error:
         raise InputError(f"cannot write {output}: {error.strerror or error}") from None
     return folder
