@@ -240,11 +240,12 @@ def write_output(
         return
     table = report.table
     if fmt == "parquet":
+        # Min/max statistics of 10 million dictionary-encoded strings cost more than the rest
+        # of the write together; keep them for the plain columns only (the validated column
+        # was read dictionary-encoded, whatever its type in the file).
+        plain = [f.name for f in table.schema if not pa.types.is_dictionary(f.type)]
         if (source_format or table_format(source)) == "parquet":
             table = _as_written(table, report.column, parquet_schema(source))
-        # Min/max statistics of 10 million dictionary-encoded strings cost more than the rest
-        # of the write together; keep them for the plain columns only.
-        plain = [f.name for f in table.schema if not pa.types.is_dictionary(f.type)]
         write_table(table, path, fmt, write_statistics=plain, row_group_size=2**20)
         return
     columns = []  # in CSV/TSV an empty report field as an empty cell
