@@ -14,6 +14,7 @@ import pyarrow as pa
 import pytest
 
 from catembed import TrainingResult, Validator, ValueReport, Verdict, validation
+from catembed.backends import encode_normalized
 from catembed.columns import validate_table
 from catembed.errors import ConfigError, InputError, ModelError
 from catembed.metrics import auroc, class_scores, evaluate_labelled, evaluation_tables
@@ -29,7 +30,14 @@ from catembed.repair import (
 )
 from catembed.validation import EMBEDDINGS_FILE, IN_REFERENCE_WORDS_SCORE, VALIDATOR_FILE
 from catembed.verdicts import Thresholds, as_text
-from catembed.vocabulary import domain_values
+from catembed.vocabulary import domain_values, out_of_domain_values
+from catembed.vocabulary_embeddings import (
+    PROBES,
+    TOLERANCE,
+    encode_values,
+    shipped,
+    vocabulary_values,
+)
 
 APPAREL = list(domain_values("apparel"))
 
@@ -1038,3 +1046,51 @@ def test_a_lone_surrogate_is_named_as_such_not_a_placeholder() -> None:
     profile = FormatProfile.learn(["Sweaters", "Jeans"])
     assert profile.issues("\ud800") == ["not valid Unicode text: a lone surrogate"]
     assert profile.issues("Wool \udc80Socks") == ["not valid Unicode text: a lone surrogate"]
+
+
+def test_the_shipped_embeddings_are_the_base_models_own(_base_model: object) -> None:
+    # Fails after an edit of the vocabulary: python -m catembed.vocabulary_embeddings
+    values = vocabulary_values()
+    assert len(shipped()) == len(values)
+    fresh = encode_normalized(_base_model, values, 128)  # type: ignore[arg-type]
+    stored = np.stack([shipped()[v] for v in values])
+    assert np.abs(fresh - stored).max() <= TOLERANCE
+
+
+def test_built_in_values_are_not_encoded_again_by_the_base_model(_base_model: object) -> None:
+    texts = [*out_of_domain_values(["Sweaters"])[:300], "Toaster Oven Mitts", "Sweaters"]
+    texts.append(texts[0])  # a repeat keeps its place
+    counting = CountingEncoder(_base_model)
+    encoded = encode_values(counting, texts)
+    assert len(counting.texts) == PROBES + 1  # the probes, and the one unknown value
+    assert "Toaster Oven Mitts" in counting.texts
+    fresh = encode_normalized(_base_model, texts, 128)  # type: ignore[arg-type]
+    assert encoded.shape == fresh.shape and np.abs(encoded - fresh).max() <= TOLERANCE
+
+
+def test_another_model_encodes_every_value_itself(model_dir: Path) -> None:
+    from catembed.models import load_model
+
+    counting = CountingEncoder(load_model(str(model_dir)))  # fine-tuned: its probes differ
+    texts = out_of_domain_values(["Sweaters"])[:50]
+    encoded = encode_values(counting, texts)
+    assert len(counting.texts) == PROBES + len(texts)
+    fresh = encode_normalized(counting.model, texts, 128)  # type: ignore[arg-type]
+    assert np.abs(encoded - fresh).max() <= TOLERANCE
+
+
+class _Wider:
+    """A real model's embeddings, each written twice: 768 dimensions, as larger models have."""
+
+    def __init__(self, model: object) -> None:
+        self.model = model
+
+    def encode(self, texts: list[str], **kwargs: object) -> np.ndarray:
+        vectors = self.model.encode(texts, **kwargs)  # type: ignore[attr-defined]
+        return np.hstack([vectors, vectors]) / np.sqrt(2)  # type: ignore[no-any-return]
+
+
+def test_a_model_of_another_width_encodes_every_value_itself(_base_model: object) -> None:
+    texts = out_of_domain_values(["Sweaters"])[:20]
+    encoded = encode_values(_Wider(_base_model), texts)
+    assert encoded.shape == (20, 768)
