@@ -419,14 +419,8 @@ def output_stream(path: str | Path) -> Iterator[BinaryIO]:
 @contextmanager
 def atomic_file(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place if the block succeeds."""
-    target = writable(path)
-    parent = target.parent
-    try:
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
-    except OSError as error:
-        raise InputError(f"cannot write to {parent}: {error.strerror or error}") from None
-    os.close(fd)
-    tmp = Path(name)
+    target = _target(path)
+    tmp = _temporary_beside(target)
     try:
         yield tmp
         # The mode a plain write would give: the old file's, else the umask's (not 0600).
@@ -442,6 +436,14 @@ def writable(path: str | Path, stdout: bool = False) -> Path:
     """The file ``path`` names, checked for writing: through a link to where it points, in a
     folder that takes new files; a folder, a device or a pipe there is refused rather than
     replaced (pointing to ``-`` when the caller takes it for standard output, ``stdout``)."""
+    target = _target(path, stdout)
+    # A read-only folder or file system, found now rather than after the slow part.
+    _temporary_beside(target).unlink()
+    return target
+
+
+def _target(path: str | Path, stdout: bool = False) -> Path:
+    """``writable``'s checks, short of trying a write."""
     target = Path(path)
     if target.is_symlink():
         try:
@@ -456,13 +458,18 @@ def writable(path: str | Path, stdout: bool = False) -> Path:
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(f"folder {parent} does not exist")
-    try:  # a read-only folder or file system, found now rather than after the slow part
-        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    return target
+
+
+def _temporary_beside(target: Path) -> Path:
+    """A new empty file in ``target``'s folder, to be renamed into place or removed."""
+    parent = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
     except OSError as error:
         raise InputError(f"cannot write to {parent}: {error.strerror or error}") from None
     os.close(fd)
-    os.unlink(probe)
-    return target
+    return Path(name)
 
 
 def same_file(target: Path, name: str) -> bool:

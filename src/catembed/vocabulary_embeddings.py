@@ -57,7 +57,8 @@ def encode_values(
     """``encode_normalized(encoder, texts)``, with built-in values taken from the shipped
     embeddings when ``encoder`` gives its probes back."""
     known = shipped()
-    found = [t for t in dict.fromkeys(texts) if t in known]
+    distinct = dict.fromkeys(texts)
+    found = [t for t in distinct if t in known]
     if len(found) <= PROBES:
         return encode_normalized(encoder, texts, batch_size)
     probes = found[:: max(1, len(found) // PROBES)][:PROBES]
@@ -65,7 +66,7 @@ def encode_values(
     stored = np.stack([known[t] for t in probes])
     if encoded.shape != stored.shape or np.abs(encoded - stored).max() > TOLERANCE:
         return encode_normalized(encoder, texts, batch_size)
-    rest = [t for t in dict.fromkeys(texts) if t not in known]
+    rest = [t for t in distinct if t not in known]
     fresh = dict(zip(rest, encode_normalized(encoder, rest, batch_size), strict=True))
     return np.stack([known[t] if t in known else fresh[t] for t in texts]).astype(np.float32)
 
