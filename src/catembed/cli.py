@@ -73,13 +73,14 @@ def _setup_logging(quiet: bool) -> None:
     logger.propagate = False
     for noisy in ("transformers", "sentence_transformers", "datasets", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    try:
+    if "transformers" in sys.modules:
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
         hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    except ImportError:  # pragma: no cover - transformers is a core dependency
-        pass
+    else:  # read when transformers is imported: a command that needs none skips its import
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 for _command in (dataset, kinds, train_command, evaluate, validate, encode, similarity, serve):

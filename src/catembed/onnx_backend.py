@@ -8,6 +8,10 @@ with ``onnxruntime.quantization.quantize_dynamic``. The files go where sentence-
 keeps its ONNX exports (``onnx/model.onnx``, ``onnx/model_qint8.onnx``) and keep its output
 name ``last_hidden_state`` next to catembed's ``sentence_embedding``. They are exported once,
 on first use, written atomically, and reused afterwards.
+
+Encoding with an export needs neither torch nor transformers: the model folder's
+``tokenizer.json`` is read by the ``tokenizers`` library, so a process that only validates
+skips seconds of imports.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from catembed.errors import ModelError
 from catembed.tables import atomic_file
@@ -60,8 +63,8 @@ def onnx_path(folder: str | Path, quantized: bool = False) -> Path:
 
 def ensure_onnx(folder: str | Path, quantized: bool = False) -> Path:
     """Return the ONNX file of ``folder``, exporting (and quantizing) it first if missing;
-    a model folder that cannot be written (a read-only mount, another user's) gets its
-    exports in the user's cache instead."""
+    a model folder that cannot be written (a read-only mount, another user's) or that a Python
+    package installed (the base model) gets its exports in the user's cache instead."""
     _require_onnxruntime()
     folder = Path(folder)
     if onnx_path(folder, quantized).is_file():  # the usual case: no cache key to compute
@@ -69,7 +72,7 @@ def ensure_onnx(folder: str | Path, quantized: bool = False) -> Path:
     cache = _cache_folder(folder)
     if onnx_path(cache, quantized).is_file():
         return onnx_path(cache, quantized)
-    base = folder if _can_write(folder / ONNX_DIR) else cache
+    base = folder if not _installed(folder) and _can_write(folder / ONNX_DIR) else cache
     fp32 = next((onnx_path(b) for b in (folder, cache) if onnx_path(b).is_file()), None)
     if fp32 is None:
         fp32 = onnx_path(base)
@@ -92,6 +95,11 @@ def _cache_folder(folder: Path) -> Path:
     return root / "catembed" / ONNX_DIR / key.hexdigest()[:16]
 
 
+def _installed(folder: Path) -> bool:
+    """Whether ``folder`` lies inside an installed package (site-packages)."""
+    return any(part in ("site-packages", "dist-packages") for part in folder.resolve().parts)
+
+
 def _can_write(folder: Path) -> bool:
     """Whether files can be created in ``folder`` (made if missing)."""
     try:
@@ -103,6 +111,8 @@ def _can_write(folder: Path) -> bool:
 
 
 def _export(folder: Path, target: Path) -> None:
+    import torch
+
     from catembed.models import load_model
 
     try:
@@ -120,7 +130,7 @@ def _export(folder: Path, target: Path) -> None:
     with _atomic_path(target) as tmp, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about Python control flow on shapes
         torch.onnx.export(
-            _Graph(model, names),
+            _graph(model, names),
             inputs,
             str(tmp),
             input_names=list(names),
@@ -162,17 +172,20 @@ class _DropMessage(logging.Filter):
         return self.text not in record.getMessage()
 
 
-class _Graph(torch.nn.Module):
+def _graph(model: SentenceTransformer, names: Sequence[str]) -> Any:
     """The SentenceTransformer as one traceable function of its tokenizer's inputs."""
+    import torch
 
-    def __init__(self, model: SentenceTransformer, names: Sequence[str]) -> None:
-        super().__init__()
-        self.model = model
-        self.names = tuple(names)
+    class Graph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
 
-    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.model(dict(zip(self.names, tensors, strict=True)))
-        return out["token_embeddings"], out[EMBEDDING_OUTPUT]
+        def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            out = self.model(dict(zip(names, tensors, strict=True)))
+            return out["token_embeddings"], out[EMBEDDING_OUTPUT]
+
+    return Graph()
 
 
 @contextmanager
@@ -199,8 +212,6 @@ class OnnxEncoder:
     """Encode with an ONNX export of a model folder; answers sentence-transformers' ``encode``."""
 
     def __init__(self, folder: str | Path, quantized: bool = False, threads: int | None = None):
-        from transformers import AutoTokenizer
-
         from catembed.backends import physical_cores
 
         ort = _require_onnxruntime()
@@ -213,8 +224,8 @@ class OnnxEncoder:
         self.session = ort.InferenceSession(
             str(self.path), options, providers=["CPUExecutionProvider"]
         )
-        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
         self.max_seq_length = _max_seq_length(Path(folder))
+        self.tokenizer = _tokenizer(Path(folder))
         self._inputs = [i.name for i in self.session.get_inputs()]
         self._dimension = int(self.session.get_outputs()[1].shape[1] or 0) or None
 
@@ -257,6 +268,8 @@ class OnnxEncoder:
             vectors /= np.maximum(norms, 1e-12)
         result: Any = vectors[0] if single else vectors
         if convert_to_tensor or not convert_to_numpy:
+            import torch
+
             tensor = torch.from_numpy(np.ascontiguousarray(result))
             return tensor if convert_to_tensor else list(tensor)
         return result
@@ -277,6 +290,77 @@ class OnnxEncoder:
             feeds[name] = np.asarray(value, dtype=np.int64)
         (output,) = self.session.run([EMBEDDING_OUTPUT], feeds)
         return np.asarray(output, dtype=np.float32)
+
+
+def _tokenizer(folder: Path) -> Any:
+    """The folder's tokenizer: ``tokenizer.json`` read by the ``tokenizers`` library (what
+    transformers' fast tokenizers run), else transformers' own."""
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(folder))
+    return _FastTokenizer(path, _pad_token_name(folder))
+
+
+class _FastTokenizer:
+    """``tokenizer.json`` answering transformers' tokenizer call, as far as catembed calls it:
+    ``padding`` to the batch's longest text, ``truncation`` at ``max_length`` tokens."""
+
+    def __init__(self, path: Path, pad_token: str | None) -> None:
+        from tokenizers import Tokenizer
+
+        self._json = path.read_text(encoding="utf-8")
+        self._pad_token = pad_token
+        self._tokenizers: dict[tuple[bool, int | None], Tokenizer] = {}
+
+    def _configured(self, padding: bool, max_length: int | None) -> Any:
+        key = (padding, max_length)
+        found = self._tokenizers.get(key)
+        if found is None:
+            from tokenizers import Tokenizer
+
+            found = Tokenizer.from_str(self._json)
+            found.no_padding()  # a saved file may pad or cut every text to a fixed length
+            found.no_truncation()
+            if padding:
+                name = self._pad_token or (found.padding or {}).get("pad_token") or "[PAD]"
+                found.enable_padding(pad_id=found.token_to_id(name) or 0, pad_token=name)
+            if max_length is not None:
+                found.enable_truncation(max_length)
+            self._tokenizers[key] = found
+        return found
+
+    def __call__(
+        self,
+        texts: list[str],
+        padding: bool = False,
+        truncation: bool = False,
+        max_length: int | None = None,
+        return_tensors: str | None = None,
+    ) -> dict[str, Any]:
+        tokenizer = self._configured(bool(padding), max_length if truncation else None)
+        batch = tokenizer.encode_batch(list(texts))
+        out: dict[str, Any] = {
+            "input_ids": [e.ids for e in batch],
+            "token_type_ids": [e.type_ids for e in batch],
+            "attention_mask": [e.attention_mask for e in batch],
+        }
+        if return_tensors == "np":
+            return {k: np.asarray(v, dtype=np.int64) for k, v in out.items()}
+        return out
+
+
+def _pad_token_name(folder: Path) -> str | None:
+    config = folder / "tokenizer_config.json"
+    if not config.is_file():
+        return None
+    try:
+        token = json.loads(config.read_text(encoding="utf-8")).get("pad_token")
+    except (ValueError, AttributeError):
+        return None
+    token = token.get("content") if isinstance(token, dict) else token
+    return token if isinstance(token, str) else None
 
 
 def _max_seq_length(folder: Path) -> int:

@@ -90,12 +90,15 @@ def _clipped(texts: Sequence[str]) -> list[str]:
 
 
 def _load_encoder(name: str, backend: str) -> Encoder:
-    """A model folder with ``backend``; anything else (a hub id, the base model's name) with
-    torch."""
+    """A model folder (the base model's name included, where its package ships it) with
+    ``backend``; anything else (a hub id) with torch."""
     from catembed.backends import load_encoder
-    from catembed.models import load_model
+    from catembed.models import load_model, resolve_base_model
 
-    return load_encoder(name, backend) if Path(name, "modules.json").is_file() else load_model(name)
+    folder = name if Path(name).is_dir() else resolve_base_model(name)
+    if Path(folder, "modules.json").is_file():
+        return load_encoder(folder, backend)
+    return load_model(name)
 
 
 def domain_model_of(name: str) -> str:
@@ -185,7 +188,7 @@ class Validator:
         from safetensors.numpy import load_file
 
         from catembed.backends import load_encoder
-        from catembed.models import check_model_folder, load_model
+        from catembed.models import check_model_folder
 
         folder = Path(path)
         settings_path = folder / VALIDATOR_FILE
@@ -228,7 +231,7 @@ class Validator:
 
                 name = str(settings["model"])
                 domain = DomainModel(
-                    load_model(name) if name else encoder,
+                    _load_encoder(name, backend) if name else encoder,
                     name,
                     tensors["domain_weights"],
                     float(settings["bias"]),
@@ -304,9 +307,7 @@ class Validator:
         )
         base = domain_model_of(name)
         if base:  # a trained folder: its classifier's encoder, never the fine-tuned one
-            from catembed.models import load_model
-
-            domain_encoder: Encoder = load_model(base)
+            domain_encoder = _load_encoder(base, backend)
             domain = fit_domain_vectors(
                 domain_encoder,
                 base,
