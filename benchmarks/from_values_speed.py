@@ -22,6 +22,7 @@ import warnings
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers: "Loading weights"
 warnings.filterwarnings("ignore")
 
 from catembed import Validator, vocabulary_embeddings  # noqa: E402

@@ -48,6 +48,7 @@ import numpy as np
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers: "Loading weights"
 warnings.filterwarnings("ignore")
 
 from rapidfuzz import fuzz, process  # noqa: E402
