@@ -238,9 +238,9 @@ def test_domain_and_valid_together_are_refused(tmp_path: Path, command: list[str
         main, [*argv, "--max-steps" if command == ["train"] else "--seed", "1"]
     )
     assert result.exit_code == 2
-    assert (
-        result.output.splitlines()[-1]
-        == "Error: give --valid or --domain (built-in values), not both"
+    assert result.output == (
+        "Error: give --valid or --domain (built-in values), not both"
+        f" (see 'main {' '.join(command)} --help')\n"
     )
     assert not out.exists()
 
@@ -617,6 +617,33 @@ def test_kinds_says_which_corruptions_are_trained_on_by_default() -> None:
     assert "markup" in trained and "case_noise" not in trained and len(trained) == 20
     assert lines[1].endswith(": case_noise, whitespace, control_chars")
     assert sum(line.startswith("domain ") for line in lines) == 27
+
+
+@pytest.mark.parametrize(
+    ("argv", "message", "command"),
+    [
+        (["validate", "--bogus", "x"], "No such option '--bogus'.", "catembed validate"),
+        (["validate"], "Missing argument 'INPUT'.", "catembed validate"),
+        (["nosuch"], "No such command 'nosuch'.", "catembed"),
+        (["--bogus"], "No such option '--bogus'.", "catembed"),
+        (
+            ["dataset", "build", "--seed", "x"],
+            "Invalid value for '--seed'",
+            "catembed dataset build",
+        ),
+    ],
+)
+def test_a_usage_error_is_one_line_with_exit_code_2(
+    argv: list[str], message: str, command: str
+) -> None:
+    # click printed the usage and a hint on lines of their own above the error.
+    done = subprocess.run(
+        [sys.executable, "-m", "catembed", *argv], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert done.stderr.startswith(f"Error: {message}")
+    assert done.stderr.endswith(f" (see '{command} --help')\n")
 
 
 def test_python_dash_m_catembed_is_the_command() -> None:

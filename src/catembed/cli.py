@@ -29,15 +29,37 @@ class _TerminatedError(click.ClickException):
     exit_code = 128 + signal.SIGTERM
 
 
+class _UsageError(click.UsageError):
+    """A usage error in one line, with where to find help: click's own prints the command's
+    usage and a hint on lines of their own above the message."""
+
+    def show(self, file: Any = None) -> None:
+        hint = f" (see '{self.ctx.command_path} --help')" if self.ctx is not None else ""
+        click.echo(f"Error: {self.format_message()}{hint}", file=file, err=file is None)
+
+
+def _one_line(error: click.UsageError) -> _UsageError:
+    return _UsageError(error.format_message(), error.ctx)  # exit code 2, as click's
+
+
 class _Group(click.Group):
-    """Turns every CatembedError into a one-line message and exit code 1; Ctrl-C and SIGTERM
-    stop a command as an error would, removing what it had half written."""
+    """Turns every CatembedError into a one-line message and exit code 1, and usage errors
+    into one line with exit code 2; Ctrl-C and SIGTERM stop a command as an error would,
+    removing what it had half written."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as error:  # an option of catembed itself
+            raise _one_line(error) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         main_thread = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
         try:
             return super().invoke(ctx)
+        except click.UsageError as error:  # an unknown command, option or bad value
+            raise _one_line(error) from None
         except CatembedError as error:
             raise click.ClickException(str(error)) from None
         except KeyboardInterrupt:
