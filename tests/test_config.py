@@ -72,6 +72,24 @@ def test_bad_config_files_are_one_line_errors(tmp_path: Path, content: str, mess
         load_configs(path)
 
 
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("recipe.yaml", r"recipe\.yaml: YAML is not read; write it as JSON or TOML \(\.toml\)$"),
+        ("recipe.cfg", r"recipe\.cfg as JSON \(read as JSON: name a TOML file \.toml\): Expecting"),
+        ("recipe.json", r"recipe\.json as JSON: Expecting"),
+    ],
+)
+def test_a_config_file_of_another_format_says_what_it_was_read_as(
+    tmp_path: Path, name: str, message: str
+) -> None:
+    # A YAML file got "Expecting value: line 1 column 1", a JSON parser's complaint.
+    path = tmp_path / name
+    path.write_text("training:\n  epochs: 2\n")
+    with pytest.raises(ConfigError, match=message):
+        load_configs(path)
+
+
 def test_missing_config_file() -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_configs("nowhere.json")

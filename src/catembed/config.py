@@ -95,11 +95,16 @@ def load_configs(
 def _read(path: Path) -> _ConfigFile:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        raise ConfigError(f"config file {path}: YAML is not read; write it as JSON or TOML (.toml)")
+    kind = "TOML" if suffix == ".toml" else "JSON"
     try:
         text = path.read_text(encoding="utf-8")
-        raw = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+        raw = tomllib.loads(text) if kind == "TOML" else json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError(f"cannot parse config file {path}: {error}") from None
+        read_as = "" if suffix in (".json", ".toml") else " (read as JSON: name a TOML file .toml)"
+        raise ConfigError(f"cannot parse config file {path} as {kind}{read_as}: {error}") from None
     try:
         return _ConfigFile.model_validate(raw)
     except ValidationError as error:
