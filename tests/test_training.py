@@ -4,6 +4,7 @@ import json
 import os
 import re
 import stat
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +116,30 @@ def test_atomic_folder_replaces_without_touching_a_folder_named_like_its_backup(
     assert (target / "modules.json").read_text() == "[1]"
     assert (backup / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".model.old", "model"]
+
+
+def test_an_interrupt_between_the_renames_puts_the_old_folder_back(tmp_path: Path) -> None:
+    # Ctrl-C after the old folder was set aside left neither in place: the old one was hidden
+    # in '.model.*.old' and the new one deleted.
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "modules.json").write_text("[]")
+    renames = 0
+
+    def interrupt_second_rename(frame: object, event: str, arg: object) -> None:
+        nonlocal renames
+        if event == "c_return" and arg is os.replace:
+            renames += 1
+            if renames == 1:  # the old folder was just set aside
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), atomic_folder(target, overwrite=True) as folder:
+        (folder / "modules.json").write_text("[1]")
+        sys.setprofile(interrupt_second_rename)
+    sys.setprofile(None)
+    assert renames == 1
+    assert (target / "modules.json").read_text() == "[]"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
 @pytest.mark.parametrize(

@@ -526,8 +526,14 @@ def atomic_folder(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
             old = Path(
                 tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)
             )
-            os.replace(target, old / target.name)
-            os.replace(tmp, target)
+            try:
+                os.replace(target, old / target.name)
+                os.replace(tmp, target)
+            except BaseException:  # Ctrl-C between the renames: the old folder goes back
+                if not target.exists() and (old / target.name).exists():
+                    os.replace(old / target.name, target)
+                    old.rmdir()
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
