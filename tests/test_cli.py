@@ -281,6 +281,15 @@ def test_train_into_a_folder_below_a_file_is_one_line(tmp_path: Path) -> None:
     ]
 
 
+def test_a_train_that_fails_leaves_no_folders_for_its_output(tmp_path: Path) -> None:
+    # The folders above --output were made up front and left behind, empty, by any failure.
+    valid = tmp_path / "valid.txt"
+    valid.write_text("Jeans\n")
+    result = run("train", "--valid", str(valid), "--output", str(tmp_path / "a" / "b" / "model"))
+    assert result.exit_code == 1 and "need at least 2 distinct valid values" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["valid.txt"]
+
+
 def test_dataset_build_stopped_between_its_files_keeps_the_old_pair(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -100,6 +100,9 @@ def test_atomic_folder_refuses_to_clobber_and_cleans_up(tmp_path: Path) -> None:
         raise RuntimeError("training failed")
     assert (target / "keep.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    with pytest.raises(RuntimeError), atomic_folder(tmp_path / "new" / "deeper" / "model"):
+        raise RuntimeError("training failed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no 'new' left behind
 
 
 def test_atomic_folder_replaces_without_touching_a_folder_named_like_its_backup(

@@ -508,8 +508,10 @@ def atomic_folder(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     once the new folder is complete.
     """
     target = check_folder_target(path, overwrite)
+    made = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    done = False
     try:
         yield tmp
         # The modes plain writes would give, not the temporary folder's 0700 or the 0600 of
@@ -537,8 +539,15 @@ def atomic_folder(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
+        done = True
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not done:  # a failed run leaves no folders it made for the output behind
+            for folder in made:  # deepest first
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
 
 
 def _finite(value: object) -> object:

@@ -206,11 +206,12 @@ def _output_folder(output: str | Path, overwrite: bool) -> Path:
             "model folder, so choose another --output"
         )
     folder = Path(os.path.abspath(target))  # '.' has no name to write a folder beside
+    # Probed where the folders to make would go; they are made once training succeeds.
+    existing = next(p for p in (folder.parent, *folder.parent.parents) if p.exists())
+    if not existing.is_dir():
+        raise InputError(f"cannot write {output}: {existing} is a file")
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        os.rmdir(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
-    except FileExistsError:  # mkdir's word for a file in the way: 'File exists'
-        raise InputError(f"cannot write {output}: {folder.parent} is a file") from None
+        os.rmdir(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=existing))
     except OSError as error:
         raise InputError(f"cannot write {output}: {error.strerror or error}") from None
     return folder
