@@ -1026,6 +1026,28 @@ def test_pyarrow_float32_values_are_judged_as_written(base_model: object) -> Non
         ]  # fmt: skip
 
 
+def test_pandas_and_dictionary_float32_values_are_judged_as_written(base_model: object) -> None:
+    # Iterating a pandas float32 column (pd.read_parquet's, say) gives Python floats, and a
+    # dictionary-encoded pyarrow one its float64 widening: both were judged as
+    # '0.10000000149011612', which no listed value is, and from_values listed them so.
+    pd = pytest.importorskip("pandas")
+    codes = np.array([0.1, 2.5, np.nan], np.float32)
+    series = pd.Series(codes)
+    columns = [
+        series,
+        series.astype("category"),
+        pd.Series(pa.array(codes, from_pandas=True).to_pandas(types_mapper=pd.ArrowDtype)),
+        pa.array(codes, from_pandas=True).dictionary_encode(),
+    ]
+    for column in columns:
+        built = Validator.from_values(column, model=base_model, threshold=0.5)  # type: ignore[arg-type]
+        assert built.reference == ["0.1", "2.5"]
+        reports = built.validate(column)
+        assert [(r.verdict, r.score, r.nearest) for r in reports] == [
+            (Verdict.VALID, 0.0, "0.1"), (Verdict.VALID, 0.0, "2.5"), (Verdict.MISSING, 1.0, "")
+        ]  # fmt: skip
+
+
 def test_from_values_does_not_depend_on_the_order_of_the_list(base_model: object) -> None:
     # Calibration folds were assigned by list position: reversing the list moved the
     # threshold (0.4218 -> 0.4235), and a value near it could change verdict.

@@ -61,10 +61,10 @@ from catembed.verdicts import (
     ValueReport,
     Verdict,
     as_text,
+    cells,
     missing_report,
     report_fields,
     sigmoid_score,
-    widened,
 )
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ def _listed(values: Iterable[object], name: str) -> list[str]:
         raise TypeError(f"{name} takes a list of values, not one string")
     if hasattr(values, "columns") or getattr(values, "ndim", 1) != 1:  # not its column names
         raise TypeError(f"{name} takes one column of values, not a table or a matrix")
-    texts = (as_text(v) for v in values)
+    texts = (as_text(v) for v in cells(values))
     return list(dict.fromkeys(t.strip() for t in texts if t is not None and t.strip()))
 
 
@@ -388,11 +388,7 @@ class Validator:
         if hasattr(values, "columns") or getattr(values, "ndim", 1) != 1:
             raise TypeError("validate takes one column of values, not a table or a matrix")
         # Any iterable: a generator, numpy array, pandas Series, pyarrow array.
-        column: list[object]
-        if hasattr(values, "to_pylist"):  # a float32 one as written: 0.1, not 0.10000000149
-            column = (widened(values) if hasattr(values, "type") else values).to_pylist()
-        else:
-            column = values if isinstance(values, list) else list(values)
+        column = cells(values)  # a float32 one as written: 0.1, not 0.10000000149
         per_value = None if rows is None else _row_counts(rows)
         if per_value is not None and len(per_value) != len(column):
             raise InputError(f"rows has {len(per_value)} counts for {len(column)} values")

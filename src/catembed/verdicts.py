@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -83,12 +84,35 @@ def sigmoid_score(value: float, thresholds: Thresholds) -> float:
     return round(score, 6)
 
 
+def _narrow_float(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_float32(kind) or pa.types.is_float16(kind))
+
+
 def widened(array: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """A float32 or float16 column as float64 values of its numbers as written (0.1, where
-    a plain cast gives 0.10000000149011612); other columns as they are."""
-    if not (pa.types.is_float32(array.type) or pa.types.is_float16(array.type)):
+    """A float32 or float16 column (dictionary-encoded too) as float64 values of its numbers
+    as written (0.1, where a plain cast gives 0.10000000149011612); other columns as they are."""
+    kind = array.type
+    if pa.types.is_dictionary(kind) and _narrow_float(kind.value_type):
+        array = array.cast(kind.value_type)  # its dictionary's values came out widened
+    elif not _narrow_float(kind):
         return array
     return array.cast(pa.string()).cast(pa.float64())
+
+
+def cells(values: Iterable[object]) -> list[object]:
+    """The cells of a column (list, generator, numpy, pandas, pyarrow) for ``as_text``: a
+    float32 pyarrow or pandas column keeps its numbers as written, where iterating it gives
+    their float64 widening (pandas yields Python floats: 0.10000000149011612 for 0.1)."""
+    if hasattr(values, "to_pylist"):
+        return list((widened(values) if hasattr(values, "type") else values).to_pylist())
+    dtype = getattr(values, "dtype", None)
+    if not isinstance(values, np.ndarray) and dtype is not None:
+        categories = getattr(dtype, "categories", None)  # pandas' category dtype
+        inner = categories.dtype if categories is not None else dtype
+        inner = getattr(inner, "numpy_dtype", inner)  # pandas' pyarrow-backed dtypes
+        if isinstance(inner, np.dtype) and inner.kind == "f" and inner.itemsize < 8:
+            values = np.asarray(values)  # numpy's float32 scalars, which as_text reads as written
+    return values if isinstance(values, list) else list(values)
 
 
 def as_text(value: object) -> str | None:
