@@ -1116,6 +1116,21 @@ def test_evaluate_reads_labelled_values_from_standard_input_in_the_format_named(
     assert code == 2 and "--valid and --data cannot both be standard input" in err
 
 
+def test_evaluate_with_a_model_says_standard_input_was_read_as_text(model_dir: Path) -> None:
+    # With --model, labelled CSV piped without --format said 'triplet data needs columns
+    # anchor, positive, negative; it has: value', not that it was read as text.
+    labelled = "value,label\nSweaters,valid\nToaster,out_of_domain\n"
+    code, _, err = run("evaluate", "--model", str(model_dir), "--data", "-", stdin=labelled)
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        "Error: standard input (read as text: name its format with --format) holds neither a "
+        "label column nor triplets"
+    )
+    args = ["evaluate", "--model", str(model_dir), "--data", "-", "--format", "csv"]
+    code, out, err = run(*args, stdin=labelled)
+    assert code == 0 and "AUROC of the score (anomaly vs valid)" in out, err
+
+
 def test_evaluate_reads_labels_as_people_write_them_from_the_column_named(tmp_path: Path) -> None:
     valid = tmp_path / "valid.txt"
     valid.write_text("Sweaters\nJeans\nCardigan\nTrousers\n", "utf-8")

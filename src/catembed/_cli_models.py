@@ -104,15 +104,15 @@ def evaluate(
         shown_area = "n/a (needs valid and anomalous values)" if area != area else f"{area:.4f}"
         click.echo(f"AUROC of the score (anomaly vs valid): {shown_area}")
         return
+    text = data_file == "-" and input_format in (None, "text")
+    found = "standard input (read as text: name its format with --format)" if text else data_file
     if model_dir is None or valid is not None:
-        text = data_file == "-" and input_format in (None, "text")
-        found = (
-            "standard input (read as text: name its format with --format)" if text else data_file
-        )
         raise click.UsageError(
             f"{found} holds no label column, so triplets: they are scored with --model alone"
             + (", not --valid" if valid is not None else "")
         )
+    if text:  # one column, value: 'triplet data needs columns anchor, ...' hid the cause
+        raise click.UsageError(f"{found} holds neither a label column nor triplets")
     results = triplet_table_accuracy(load_encoder(model_dir, backend), table)
     echo_table(
         [[part, str(n), f"{acc:.4f}"] for part, (n, acc) in results.items()],
