@@ -1162,6 +1162,24 @@ def test_evaluate_reads_labels_as_people_write_them_from_the_column_named(tmp_pa
     assert code == 1 and "column 'value' holds list<element: string> values" in err
 
 
+def test_evaluate_reads_the_valid_column_named_like_the_values_column(tmp_path: Path) -> None:
+    # As validate does (and the README says), --valid's column defaults to the one named like
+    # the values' column; evaluate said 'catalog.csv has several columns (id, category)'.
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text("id,category\n1,Sweaters\n2,Jeans\n3,Cardigan\n4,Trousers\n", "utf-8")
+    labelled = tmp_path / "labelled.csv"
+    labelled.write_text("category,label\nSweaters,valid\nCar Battery,out_of_domain\n", "utf-8")
+    code, out, err = run("evaluate", "--valid", str(catalog), "--data", str(labelled))
+    assert code == 0, err
+    assert "valid           1      0              0          0" in out
+    args = ["evaluate", "--valid", str(catalog), "--data", str(labelled), "--valid-column", "id"]
+    code, out, err = run(*args)  # the column named still wins: values '1' to '4'
+    assert code == 0, err
+    assert "valid           0" in out
+    code, _, err = run("evaluate", "--valid-column", "id", "--data", str(labelled))
+    assert code == 2 and "give --model (a trained model folder) or --valid" in err
+
+
 def test_float32_values_are_judged_as_written_not_as_their_float64_widening(
     tmp_path: Path,
 ) -> None:

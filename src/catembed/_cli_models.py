@@ -73,9 +73,10 @@ def evaluate(
 
     if valid_file == data_file == "-":
         raise click.UsageError("--valid and --data cannot both be standard input")
-    valid = read_valid_values(valid_file, valid_column, "--valid-column")
-    if valid is None and model_dir is None:
+    if valid_file is None and model_dir is None:
         raise click.UsageError("give --model (a trained model folder) or --valid")
+    if valid_file is None and valid_column is not None:
+        raise click.UsageError("--valid-column needs --valid")
     out_of_domain = _out_of_domain_for(valid_file, out_of_domain_file, data_file)
     with readable(data_file, input_format) as source:
         table = read_table(source, fmt=input_format)
@@ -87,9 +88,12 @@ def evaluate(
             f"(did you mean {alike[0]!r}?): labelled values need a column named label"
         )
     if "label" in names:
-        from catembed.metrics import evaluate_table, evaluation_tables
+        from catembed.metrics import evaluate_table, evaluation_tables, values_column
         from catembed.validation import Validator
 
+        column = values_column(table, data_file, column)
+        # --valid's column, unless named: the one named like the values', else value.
+        valid = read_valid_values(valid_file, valid_column, "--valid-column", usual=column)
         if valid is not None:
             validator = Validator.from_values(
                 valid, model=model_dir, out_of_domain=out_of_domain, backend=backend
@@ -106,10 +110,10 @@ def evaluate(
         return
     text = data_file == "-" and input_format in (None, "text")
     found = "standard input (read as text: name its format with --format)" if text else data_file
-    if model_dir is None or valid is not None:
+    if model_dir is None or valid_file is not None:
         raise click.UsageError(
             f"{found} holds no label column, so triplets: they are scored with --model alone"
-            + (", not --valid" if valid is not None else "")
+            + (", not --valid" if valid_file is not None else "")
         )
     if text:  # one column, value: 'triplet data needs columns anchor, ...' hid the cause
         raise click.UsageError(f"{found} holds neither a label column nor triplets")

@@ -128,21 +128,8 @@ def evaluate_table(
     """Validate a labelled table (a ``label`` column and the values' ``column``: by default
     ``value``, or the only other column) and score it."""
     from catembed.columns import check_one_value_per_cell
-    from catembed.tables import listed_columns, no_column
 
-    others = [c for c in table.column_names if c != "label"]
-    if column is None:
-        column = "value" if "value" in others else (others[0] if len(others) == 1 else None)
-        if column is None:
-            names = listed_columns(table)
-            raise InputError(
-                f"{source} needs a value and a label column; it has: {names} "
-                "(choose the values' column with --column)"
-            )
-    elif column == "label":  # not 'has no column label' of a file that has one
-        raise InputError(f"{source}: --column names the values' column, not the labels'")
-    elif column not in others:
-        raise no_column(table, column, source)
+    column = values_column(table, source, column)
     check_one_value_per_cell(table, column)
     raw = table.column("label").to_pylist()
     if any(label is None for label in raw):
@@ -165,6 +152,27 @@ def evaluate_table(
         rows = "1 row has" if empty == 1 else f"{empty} rows have"
         logger.warning("%s: %s no value, judged missing, which counts as an anomaly", source, rows)
     return evaluate_labelled(labels, verdicts, [r.score for r in reports])
+
+
+def values_column(table: pa.Table, source: str, column: str | None = None) -> str:
+    """The column of a labelled table holding its values: ``column`` when given, else
+    ``value``, or the only column besides ``label``."""
+    from catembed.tables import listed_columns, no_column
+
+    others = [c for c in table.column_names if c != "label"]
+    if column is None:
+        column = "value" if "value" in others else (others[0] if len(others) == 1 else None)
+        if column is None:
+            names = listed_columns(table)
+            raise InputError(
+                f"{source} needs a value and a label column; it has: {names} "
+                "(choose the values' column with --column)"
+            )
+    elif column == "label":  # not 'has no column label' of a file that has one
+        raise InputError(f"{source}: --column names the values' column, not the labels'")
+    elif column not in others:
+        raise no_column(table, column, source)
+    return column
 
 
 def normal_label(label: object) -> str:
