@@ -571,6 +571,19 @@ def test_evaluate_prints_accuracy_per_part(model_dir: Path, tmp_path: Path) -> N
     assert 0.5 <= float(parts["all"][2]) <= 1.0
 
 
+def test_evaluate_refuses_column_for_data_without_labels(model_dir: Path, tmp_path: Path) -> None:
+    # --column was ignored: a file whose labels sit in a column not named label was scored
+    # as triplets, or said to lack their columns, without a word about --column.
+    data = tmp_path / "eval.csv"
+    data.write_text("anchor,positive,negative\nSweaters,Hoodies,Toaster\n", "utf-8")
+    result = run("evaluate", "--model", str(model_dir), "--data", str(data), "--column", "x")
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == (
+        f"Error: --column names the column of labelled values, and {data} has no label column"
+    )
+    assert run("evaluate", "--model", str(model_dir), "--data", str(data)).exit_code == 0
+
+
 def test_evaluate_refuses_a_triplet_with_an_empty_cell(model_dir: Path, tmp_path: Path) -> None:
     data = tmp_path / "eval.csv"
     data.write_text("anchor,positive,negative\nSweaters,Hoodies,Toaster\nJeans,,Kettle\n")

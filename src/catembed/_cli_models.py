@@ -110,6 +110,10 @@ def evaluate(
         return
     text = data_file == "-" and input_format in (None, "text")
     found = "standard input (read as text: name its format with --format)" if text else data_file
+    if column is not None:  # else ignored: triplets are read from columns of their own
+        raise click.UsageError(
+            f"--column names the column of labelled values, and {found} has no label column"
+        )
     if model_dir is None or valid_file is not None:
         raise click.UsageError(
             f"{found} holds no label column, so triplets: they are scored with --model alone"
