@@ -571,6 +571,27 @@ def test_evaluate_prints_accuracy_per_part(model_dir: Path, tmp_path: Path) -> N
     assert 0.5 <= float(parts["all"][2]) <= 1.0
 
 
+def test_evaluate_keeps_the_overall_figure_when_a_part_is_named_all(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    # A part named 'all' replaced the overall row: '1 triplet' of 2, with that part's accuracy.
+    data = tmp_path / "eval.csv"
+    data.write_text(
+        "anchor,positive,negative,part\nSweaters,Hoodies,Toaster,all\nJeans,Trousers,Kettle,x\n",
+        "utf-8",
+    )
+    result = run("evaluate", "--model", str(model_dir), "--data", str(data))
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == (
+        "Error: part 'all' holds 1 of the 2 triplets, but all names every triplet's figure: "
+        "rename that part"
+    )
+    data.write_text(data.read_text("utf-8").replace(",x\n", ",all\n"), "utf-8")
+    result = run("evaluate", "--model", str(model_dir), "--data", str(data))
+    assert result.exit_code == 0  # every triplet: the same figure, shown once
+    assert [line.split()[:2] for line in result.output.splitlines()[2:]] == [["all", "2"]]
+
+
 def test_evaluate_refuses_column_for_data_without_labels(model_dir: Path, tmp_path: Path) -> None:
     # --column was ignored: a file whose labels sit in a column not named label was scored
     # as triplets, or said to lack their columns, without a word about --column.

@@ -90,9 +90,17 @@ def triplet_table_accuracy(model: Encoder, table: pa.Table) -> dict[str, tuple[i
             row = texts.index("") + 1
             raise InputError(f"triplet {row} has an empty {name}: each needs three texts")
     labels = table.column("part").to_pylist() if "part" in table.column_names else []
-    rows = {"all": list(range(len(a)))}
-    for label in dict.fromkeys(labels):
-        rows[str(label)] = [i for i, x in enumerate(labels) if x == label]
+    rows: dict[str, list[int]] = {"all": list(range(len(a)))}
+    groups: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):  # one pass, not one per part
+        groups.setdefault(str(label), []).append(i)
+    named_all = len(groups.get("all", rows["all"]))
+    if named_all != len(a):  # it replaced the overall figure
+        raise InputError(
+            f"part 'all' holds {named_all} of the {len(a)} triplets, but all names every "
+            "triplet's figure: rename that part"
+        )
+    rows |= groups
     parts = {
         name: ([a[i] for i in picked], [p[i] for i in picked], [n[i] for i in picked])
         for name, picked in rows.items()
