@@ -635,6 +635,11 @@ def test_evaluate_refuses_a_triplet_with_an_empty_cell(model_dir: Path, tmp_path
             ],
             "folder {tmp}/no does not exist",
         ),
+        # Below a file: it said 'folder .../lists.parquet does not exist' of a file that does.
+        (
+            ["encode", "--model", "{model}", "x", "--output", "{tmp}/lists.parquet/o.npy"],
+            "{tmp}/lists.parquet is a file, not a folder",
+        ),
         # Bytes that are not UTF-8 reach Python as lone surrogates.
         (["encode", "--model", "{model}", "caf\udce9"], "value 1 is not valid UTF-8 text"),
         (["similarity", "--model", "{model}", "x", "caf\udce9"], "value 2 is not valid UTF-8"),

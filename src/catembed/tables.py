@@ -457,6 +457,8 @@ def _target(path: str | Path, stdout: bool = False) -> Path:
         raise InputError(f"{path} is not a regular file; {hint}")
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
+        if parent.exists():  # 'folder x.csv does not exist' of a file that does
+            raise InputError(f"{parent} is a file, not a folder")
         raise InputError(f"folder {parent} does not exist")
     return target
 
