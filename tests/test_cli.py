@@ -592,6 +592,35 @@ def test_evaluate_keeps_the_overall_figure_when_a_part_is_named_all(
     assert [line.split()[:2] for line in result.output.splitlines()[2:]] == [["all", "2"]]
 
 
+def test_evaluate_reads_triplet_cells_as_validate_reads_them(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    # Cells were str()-ed: a float NaN was scored as the text 'nan', 35233.0 as '35233.0', and
+    # triplets without a part made a part named 'None'.
+    data = tmp_path / "eval.jsonl"
+    rows = [
+        {"anchor": "Sweaters", "positive": "Hoodies", "negative": "Toaster", "part": "seen"},
+        {"anchor": "Jeans", "positive": "Trousers", "negative": "Kettle"},
+    ]
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n", "utf-8")
+    result = run("evaluate", "--model", str(model_dir), "--data", str(data))
+    assert result.exit_code == 0, result.output
+    assert [line.split()[:2] for line in result.output.splitlines()[2:]] == [
+        ["all", "2"],
+        ["seen", "1"],
+    ]
+    parquet = tmp_path / "eval.parquet"
+    pq.write_table(
+        pa.table({"anchor": [1.5, float("nan")], "positive": [2.5, 3.0], "negative": ["a", "b"]}),
+        parquet,
+    )
+    result = run("evaluate", "--model", str(model_dir), "--data", str(parquet))
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == (
+        "Error: triplet 2 has an empty anchor: each needs three texts"
+    )
+
+
 def test_evaluate_refuses_column_for_data_without_labels(model_dir: Path, tmp_path: Path) -> None:
     # --column was ignored: a file whose labels sit in a column not named label was scored
     # as triplets, or said to lack their columns, without a word about --column.
@@ -601,6 +630,7 @@ def test_evaluate_refuses_column_for_data_without_labels(model_dir: Path, tmp_pa
     assert result.exit_code == 2
     assert result.output.splitlines()[-1] == (
         f"Error: --column names the column of labelled values, and {data} has no label column"
+        " (see 'main evaluate --help')"
     )
     assert run("evaluate", "--model", str(model_dir), "--data", str(data)).exit_code == 0
 

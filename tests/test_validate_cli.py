@@ -1124,7 +1124,7 @@ def test_evaluate_with_a_model_says_standard_input_was_read_as_text(model_dir: P
     assert code == 2
     assert err.splitlines()[-1] == (
         "Error: standard input (read as text: name its format with --format) holds neither a "
-        "label column nor triplets"
+        "label column nor triplets (see 'main evaluate --help')"
     )
     args = ["evaluate", "--model", str(model_dir), "--data", "-", "--format", "csv"]
     code, out, err = run(*args, stdin=labelled)

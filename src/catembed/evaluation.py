@@ -9,6 +9,7 @@ import numpy as np
 
 from catembed.backends import Encoder
 from catembed.errors import InputError
+from catembed.verdicts import as_text, cells
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -81,7 +82,8 @@ def triplet_table_accuracy(model: Encoder, table: pa.Table) -> dict[str, tuple[i
         names = listed_columns(table)
         raise InputError(f"triplet data needs columns anchor, positive, negative; it has: {names}")
     a, p, n = (
-        [_text(v) for v in table.column(c).to_pylist()] for c in ("anchor", "positive", "negative")
+        [as_text(v) or "" for v in cells(table.column(c))]
+        for c in ("anchor", "positive", "negative")
     )
     if not a:
         raise InputError("the triplet data is empty")
@@ -89,11 +91,13 @@ def triplet_table_accuracy(model: Encoder, table: pa.Table) -> dict[str, tuple[i
         if "" in texts:  # scored as a triplet, an empty text only lowers the accuracy
             row = texts.index("") + 1
             raise InputError(f"triplet {row} has an empty {name}: each needs three texts")
-    labels = table.column("part").to_pylist() if "part" in table.column_names else []
+    labels = cells(table.column("part")) if "part" in table.column_names else []
     rows: dict[str, list[int]] = {"all": list(range(len(a)))}
     groups: dict[str, list[int]] = {}
     for i, label in enumerate(labels):  # one pass, not one per part
-        groups.setdefault(str(label), []).append(i)
+        part = as_text(label)
+        if part is not None:  # a triplet without a part counts in 'all' only
+            groups.setdefault(part, []).append(i)
     named_all = len(groups.get("all", rows["all"]))
     if named_all != len(a):  # it replaced the overall figure
         raise InputError(
@@ -107,7 +111,3 @@ def triplet_table_accuracy(model: Encoder, table: pa.Table) -> dict[str, tuple[i
     }
     accuracy = accuracy_by_part(model, parts)
     return {name: (len(rows[name]), accuracy[name]) for name in rows}
-
-
-def _text(value: object) -> str:
-    return "" if value is None else str(value)
