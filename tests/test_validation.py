@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections import Counter
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -610,6 +611,9 @@ def test_validate_takes_any_column_like_iterable(validator: Validator) -> None:
         validator.validate("Sweaters")
     with pytest.raises(TypeError, match="not a table or a matrix"):
         validator.validate(np.array([["Sweaters", "Jeans"]]))
+    # A Counter of a column was judged by its keys, its counts dropped without a word.
+    with pytest.raises(TypeError, match=r"not a mapping; for counts, pass .*rows="):
+        validator.validate(Counter({"Sweaters": 50, "Toaster": 1}))
     # Every library's missing marker is a missing cell; a huge integer is text like another.
     pd = pytest.importorskip("pandas")
     nulls = [pd.NA, pd.NaT, np.datetime64("NaT"), np.ma.masked, 10**5000, np.timedelta64(5, "D")]

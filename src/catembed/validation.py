@@ -387,6 +387,11 @@ class Validator:
             raise TypeError("validate takes a list of values; for one value, pass [value]")
         if hasattr(values, "columns") or getattr(values, "ndim", 1) != 1:
             raise TypeError("validate takes one column of values, not a table or a matrix")
+        if isinstance(values, Mapping):  # its counts would be dropped without a word
+            raise TypeError(
+                "validate takes a list of values, not a mapping; for counts, pass "
+                "validate(list(counts), rows=list(counts.values()))"
+            )
         # Any iterable: a generator, numpy array, pandas Series, pyarrow array.
         column = cells(values)  # a float32 one as written: 0.1, not 0.10000000149
         per_value = None if rows is None else _row_counts(rows)
