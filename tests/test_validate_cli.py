@@ -1116,6 +1116,17 @@ def test_evaluate_reads_labelled_values_from_standard_input_in_the_format_named(
     assert code == 2 and "--valid and --data cannot both be standard input" in err
 
 
+def test_evaluate_names_a_labelled_file_without_rows(tmp_path: Path) -> None:
+    # It said 'the labelled data is empty', naming no file.
+    valid = tmp_path / "valid.txt"
+    valid.write_text("Sweaters\nJeans\nCardigan\n", "utf-8")
+    labelled = tmp_path / "labelled.csv"
+    labelled.write_text("value,label\n", "utf-8")
+    code, _, err = run("evaluate", "--valid", str(valid), "--data", str(labelled))
+    assert code == 1
+    assert err.splitlines()[-1] == f"Error: {labelled} has a header but no rows"
+
+
 def test_evaluate_with_a_model_says_standard_input_was_read_as_text(model_dir: Path) -> None:
     # With --model, labelled CSV piped without --format said 'triplet data needs columns
     # anchor, positive, negative; it has: value', not that it was read as text.

@@ -131,6 +131,8 @@ def evaluate_table(
 
     column = values_column(table, source, column)
     check_one_value_per_cell(table, column)
+    if table.num_rows == 0:
+        raise InputError(f"{source} has a header but no rows")
     raw = table.column("label").to_pylist()
     if any(label is None for label in raw):
         raise InputError(f"{source} has rows without a label")
