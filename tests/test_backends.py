@@ -132,14 +132,19 @@ def test_validating_with_onnx_needs_neither_torch_nor_transformers(
     values.write_text("Sweaters\nToaster\n<b>Sweaters</b>\n", encoding="utf-8")
     probe = (
         "import runpy, sys\n"
-        "sys.argv = ['catembed', '-q', 'validate', '--backend', 'onnx', '--model', *sys.argv[1:]]\n"
+        "sys.argv = ['catembed', '-q', 'validate', '--model', *sys.argv[1:]]\n"
         "try:\n    runpy.run_module('catembed.cli', run_name='__main__')\n"
         "except SystemExit as done:\n    code = done.code\n"
         "print(code, 'torch' in sys.modules, 'transformers' in sys.modules)\n"
     )
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     command = [sys.executable, "-c", probe, str(onnx_dir), str(values)]
-    runs = [subprocess.run(command, capture_output=True, text=True, env=env) for _ in range(2)]
+    runs = [  # the backend named by the option, then by the environment
+        subprocess.run([*command, "--backend", "onnx"], capture_output=True, text=True, env=env),
+        subprocess.run(
+            command, capture_output=True, text=True, env=env | {"CATEMBED_BACKEND": "onnx"}
+        ),
+    ]
     assert runs[0].stdout.splitlines()[-1] == "0 True True"  # the base model's export
     assert runs[1].stdout.splitlines()[-1] == "0 False False", runs[1].stderr
     assert "out_of_domain" in runs[1].stdout and "malformed" in runs[1].stdout
