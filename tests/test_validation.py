@@ -1074,6 +1074,15 @@ def test_a_lone_surrogate_is_named_as_such_not_a_placeholder() -> None:
     assert profile.issues("Wool \udc80Socks") == ["not valid Unicode text: a lone surrogate"]
 
 
+def test_a_common_typo_holding_a_lone_surrogate_stays_malformed(validator: Validator) -> None:
+    # A typo as common as its reference value is judged by the model, which takes no lone
+    # surrogate: validate raised 'value 1 is not valid UTF-8 text' for the whole column.
+    assert "Sweaters" in validator.reference
+    reports = validator.validate(["Swe\ud800ters", "Sweaters", "Jeans"], rows=[60, 5, 40])
+    assert [r.verdict for r in reports] == [Verdict.MALFORMED, Verdict.VALID, Verdict.VALID]
+    assert reports[0].suggestion == "Sweaters"
+
+
 def test_the_shipped_embeddings_are_the_base_models_own(_base_model: object) -> None:
     # Fails after an edit of the vocabulary: python -m catembed.vocabulary_embeddings
     values = vocabulary_values()

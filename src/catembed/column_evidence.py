@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from catembed.backends import MAX_ENCODED_CHARACTERS
+from catembed.backends import MAX_ENCODED_CHARACTERS, unreadable_at
 from catembed.normalize import canonical
 from catembed.repair import MIN_TYPO_LENGTH, TRUNCATION_REASON, TYPO_REASON, digits_only_differ
 from catembed.verdicts import ValueReport, Verdict
@@ -94,7 +94,8 @@ def common_variants(
     validator: Validator, judged: dict[str, ValueReport], rows: Counter[str]
 ) -> dict[str, ValueReport]:
     """The model's reports for values called a typo or a cut-short form of a reference value
-    that fill at least as many rows as that value (and at least ``MIN_COMMON_VARIANT_ROWS``)."""
+    that fill at least as many rows as that value (and at least ``MIN_COMMON_VARIANT_ROWS``).
+    One holding a lone surrogate stays malformed: no model takes it."""
     if sum(rows.values()) < MIN_COLUMN_ROWS:
         return {}
     spelled = [
@@ -103,6 +104,7 @@ def common_variants(
         if r.verdict is Verdict.MALFORMED
         and r.reason in (TYPO_REASON, TRUNCATION_REASON)
         and rows[t] >= max(MIN_COMMON_VARIANT_ROWS, rows[r.suggestion])
+        and unreadable_at(t) is None
     ]
     found = {}
     for text, report in zip(spelled, validator.model_reports(spelled), strict=True):
