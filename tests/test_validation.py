@@ -420,6 +420,19 @@ def test_a_suffix_is_found_at_the_end_of_a_value() -> None:
     assert without_suffix("Gold") == "Gold" and without_suffix("Photocopy") == "Photocopy"
 
 
+def test_the_format_check_reads_a_long_run_of_separators_or_dotted_letters_once() -> None:
+    # Each searched all the text before it again: a 10,000-character value (all validate
+    # checks) took 4 s, these 100,000-character ones (a column with a long reference value)
+    # minutes.
+    profile = FormatProfile.learn(["Sweaters", "Wool Socks", "Denim Jackets"])
+    assert profile.word_check  # misspelt words are looked for, "O'Brien" is a name
+    assert "irregular whitespace" in profile.issues("Sweaters" + " " * 100_000 + "x")
+    strange = "characters never used in reference values: '-_'"
+    assert strange in profile.issues("Sweaters" + "_-" * 50_000 + "x")
+    assert "characters never used in reference values: '.'" in profile.issues("a." * 50_000)
+    assert profile.issues("Wool Socks O'Brien") == profile.issues("O'Brien Jackets") == []
+
+
 def test_each_distinct_value_is_encoded_once(validator: Validator) -> None:
     counting = CountingEncoder(validator.encoder)
     fresh = Validator(

@@ -301,8 +301,7 @@ class FormatProfile:
         if digits:  # a decimal point or comma in a number: '12.5 oz', '1,000 Pieces'
             checked = re.sub(r"(?<=\d)[.,](?=\d)", "", checked)
         else:  # numbers of names pass; a number after the value is a copy's suffix
-            suffix = _NOISE_SUFFIX.search(checked)
-            end = suffix.start() if suffix else len(checked)
+            end = len(without_suffix(checked))
             checked = _NAME_NUMBER.sub("", checked[:end]) + checked[end:]
         strange = sorted(
             {
@@ -492,7 +491,8 @@ class FormatProfile:
                 continue
             if _prefixed_name(word):  # 'eBook'
                 continue
-            if _ELIDED.search(cleaned[: match.start()]):  # "O'Brien", "d'Alene": a name
+            # "O'Brien", "d'Alene": a name (the three characters before the word decide)
+            if _ELIDED.search(cleaned[max(0, match.start() - 3) : match.start()]):
                 continue
             if len(word) < MIN_WORD_LENGTH:
                 # 'Board Ga': a value cut short inside its last word ('Yo-Yo' is not)
