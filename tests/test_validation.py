@@ -433,6 +433,19 @@ def test_the_format_check_reads_a_long_run_of_separators_or_dotted_letters_once(
     assert profile.issues("Wool Socks O'Brien") == profile.issues("O'Brien Jackets") == []
 
 
+def test_a_long_value_glued_from_reference_values_is_split_beside_a_long_reference(
+    base_model: object,
+) -> None:
+    # A long reference value lets long values through to every check; splitting one at its
+    # 1,800 joins compared every run of its pieces with the reference values, for hours.
+    long = "Soft cotton sweater with ribbed cuffs and a relaxed fit. " * 100
+    built = Validator.from_values(["Jeans", "Wool Socks", long], model=base_model)  # type: ignore[arg-type]
+    [report] = built.validate(["Jeans.Wool.Socks." * 600])
+    assert report.verdict is Verdict.MALFORMED
+    assert report.reason.startswith("joins Jeans and Wool Socks and Jeans and Wool Socks")
+    assert built.validate(["JeansWoolSocks"])[0].reason == "joins Jeans and Wool Socks"
+
+
 def test_each_distinct_value_is_encoded_once(validator: Validator) -> None:
     counting = CountingEncoder(validator.encoder)
     fresh = Validator(

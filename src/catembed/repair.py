@@ -38,6 +38,7 @@ MIN_WORD_LENGTH = 3  # shorter words ('tv', 'pc') are not spell-checked
 MAX_WORD_LENGTH = 40
 FAR_KEY_COST = 1.0  # ``_one_edits``: a letter replaced by one from across the keyboard
 SUFFIX_WINDOW = 64  # version and copy suffixes are shorter than this
+MAX_GLUED_SPAN = 32  # pieces of a value ``Repairer.glued`` compares with one reference value
 MIN_TYPO_LENGTH = 4  # values shorter than this are never called a typo of another
 # When this share of reference values lie one edit from another ('abp1', 'abp2'; 'marc',
 # 'mark'), one edit from a reference value is no sign of a typo.
@@ -729,13 +730,19 @@ class Repairer:
         self._order = {key: i for i, key in enumerate(self._keys)}
         self._codes = any(_APPENDED_CODE.fullmatch(v) for v in self.reference)
         self._leading_codes = any(_PREPENDED_CODE.fullmatch(v) for v in self.reference)
+        # More pieces than a reference value has words (a piece at either end of the value may
+        # clean away to nothing) spell no reference value.
+        words = max(len(key.split()) for key in self._keys) if self._keys else 0
+        self._glued_span = min(words + 2, MAX_GLUED_SPAN)
         self.dense = one_edit_share(self._keys) >= DENSE_SHARE
         self.prefixed = prefixed_share(self._sorted_keys) >= PREFIXED_SHARE
 
     def glued(self, text: str) -> list[str]:
         """The reference values (of 3 or more characters) glued into ``text`` at capitals,
         '_', '.' or '-' between letters ('JeansSocks', 'Jeans_Socks'), or []. Not at no
-        boundary at all: 'Football' may be a value of its own next to 'Foot' and 'Ball'."""
+        boundary at all: 'Football' may be a value of its own next to 'Foot' and 'Ball'.
+        Runs of up to ``MAX_GLUED_SPAN`` pieces are compared: comparing every run took hours
+        for a long value beside a long reference value."""
         if len(text) > 4 * max(self.profile.max_length, 1) or any(c.isspace() for c in text):
             return []
         # Between letters only: '1.5' is no '1' glued to '5'.
@@ -746,7 +753,7 @@ class Repairer:
         # best[i]: the fewest reference values that make up tokens[:i]
         best: list[list[str] | None] = [[]] + [None] * len(tokens)
         for end in range(1, len(tokens) + 1):
-            for start in range(end):
+            for start in range(max(0, end - self._glued_span), end):
                 head, now = best[start], best[end]
                 value = self._canonical.get(canonical(" ".join(tokens[start:end])))
                 if value is None or len(value) < MIN_WORD_LENGTH:  # 'US-CA': a code, maybe
