@@ -308,11 +308,9 @@ class _FastTokenizer:
     ``padding`` to the batch's longest text, ``truncation`` at ``max_length`` tokens."""
 
     def __init__(self, path: Path, pad_token: str | None) -> None:
-        from tokenizers import Tokenizer
-
         self._json = path.read_text(encoding="utf-8")
         self._pad_token = pad_token
-        self._tokenizers: dict[tuple[bool, int | None], Tokenizer] = {}
+        self._tokenizers: dict[tuple[bool, int | None], Any] = {}  # tokenizers.Tokenizer
 
     def _configured(self, padding: bool, max_length: int | None) -> Any:
         key = (padding, max_length)
