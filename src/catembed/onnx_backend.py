@@ -61,6 +61,11 @@ def onnx_path(folder: str | Path, quantized: bool = False) -> Path:
     return Path(folder) / ONNX_DIR / (ONNX_INT8_FILE if quantized else ONNX_FILE)
 
 
+def has_export(folder: Path) -> bool:
+    """Whether the fp32 export of ``folder`` exists, in it or in the user's cache."""
+    return onnx_path(folder).is_file() or onnx_path(_cache_folder(folder)).is_file()
+
+
 def ensure_onnx(folder: str | Path, quantized: bool = False) -> Path:
     """Return the ONNX file of ``folder``, exporting (and quantizing) it first if missing;
     a model folder that cannot be written (a read-only mount, another user's) or that a Python
@@ -72,7 +77,7 @@ def ensure_onnx(folder: str | Path, quantized: bool = False) -> Path:
     cache = _cache_folder(folder)
     if onnx_path(cache, quantized).is_file():
         return onnx_path(cache, quantized)
-    base = folder if not _installed(folder) and _can_write(folder / ONNX_DIR) else cache
+    base = folder if not installed(folder) and _can_write(folder / ONNX_DIR) else cache
     fp32 = next((onnx_path(b) for b in (folder, cache) if onnx_path(b).is_file()), None)
     if fp32 is None:
         fp32 = onnx_path(base)
@@ -95,7 +100,7 @@ def _cache_folder(folder: Path) -> Path:
     return root / "catembed" / ONNX_DIR / key.hexdigest()[:16]
 
 
-def _installed(folder: Path) -> bool:
+def installed(folder: Path) -> bool:
     """Whether ``folder`` lies inside an installed package (site-packages)."""
     return any(part in ("site-packages", "dist-packages") for part in folder.resolve().parts)
 

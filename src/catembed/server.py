@@ -36,7 +36,14 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess tes
 import numpy as np
 
 from catembed._http import ApiError, InFlight, RequestGuard, add_error_handlers, bind_sockets
-from catembed.backends import DEFAULT_BACKEND, Backend, Encoder, load_encoder, unreadable_at
+from catembed.backends import (
+    DEFAULT_BACKEND,
+    Backend,
+    Encoder,
+    load_encoder,
+    resolve_backend,
+    unreadable_at,
+)
 from catembed.batching import (
     BatchedEncoder,
     BatchingConfig,
@@ -148,7 +155,7 @@ def create_app(
     encoder = load_encoder(folder, backend)
     probe = np.asarray(encoder.encode(["catembed"], normalize_embeddings=True))  # warm-up
     batcher = MicroBatcher(encoder, batching)
-    backend = Backend(backend).value
+    backend = resolve_backend(backend, folder).value
     state = ServerState(
         encoder=encoder,
         batcher=batcher,

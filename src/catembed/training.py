@@ -193,7 +193,28 @@ def train(
         )
         _write_metadata(folder, result, config, data, name)
         write_model_card(folder, result, config, data, validator)
+        _export_onnx(folder, domain_model)
     return result
+
+
+def _export_onnx(folder: Path, domain_model: str) -> None:
+    """The ONNX exports that the default backend (``auto``) runs on: the model's into its
+    folder, a package's base model's into the user's cache. Without onnxruntime, or if the
+    export fails, validate runs on torch."""
+    from catembed.backends import onnx_available
+    from catembed.models import resolve_base_model
+
+    if not onnx_available():
+        return
+    from catembed.onnx_backend import ensure_onnx, installed
+
+    base = Path(resolve_base_model(domain_model))
+    try:
+        ensure_onnx(folder)
+        if base.is_dir() and installed(base):
+            ensure_onnx(base)
+    except Exception as error:  # an architecture the exporter cannot trace: torch still works
+        logger.warning("no ONNX export, inference will use torch: %s", error)
 
 
 def _output_folder(output: str | Path, overwrite: bool) -> Path:

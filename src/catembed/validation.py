@@ -45,6 +45,7 @@ import numpy as np
 from tqdm import tqdm
 
 from catembed.backends import (
+    DEFAULT_BACKEND,
     DEFAULT_BATCH_SIZE,
     MAX_ENCODED_CHARACTERS,
     check_backend,
@@ -181,7 +182,7 @@ class Validator:
 
     @classmethod
     def load(
-        cls, path: str | Path, backend: str = "torch", encoder: Encoder | None = None
+        cls, path: str | Path, backend: str = DEFAULT_BACKEND, encoder: Encoder | None = None
     ) -> Validator:
         """Load the validator of a trained model folder (with its own encoder unless given)."""
         from safetensors import SafetensorError
@@ -263,7 +264,7 @@ class Validator:
         model: str | Path | Encoder | None = None,
         threshold: float | None = None,
         out_of_domain: Iterable[object] | None = None,
-        backend: str = "torch",
+        backend: str = DEFAULT_BACKEND,
     ) -> Validator:
         """Build a validator from valid values with any model (default: the base model).
 
