@@ -1310,3 +1310,35 @@ def test_a_column_named_in_another_case_or_without_its_spaces_gets_a_hint(tmp_pa
     args = ["--valid", str(valid), "--valid-column", "category", str(source)]
     code, _, err = run("validate", *args, "--column", " Category")
     assert code == 1 and "(did you mean 'CATEGORY'?)" in err
+
+
+def test_a_compressed_parquet_input_is_decompressed_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Writing a Parquet output with the input's column types read the input's schema again,
+    # which for a compressed file meant decompressing all of it a second time.
+    source = tmp_path / "in.parquet.gz"
+    schema = pa.schema([pa.field("category", pa.large_string()), pa.field("id", pa.int64())])
+    table = pa.table([VALUES, range(6)], schema=schema)
+    with pa.CompressedOutputStream(str(source), "gzip") as stream:
+        pq.write_table(table, stream)
+    valid = tmp_path / "valid.txt"
+    valid.write_text("Sweaters\nJeans\nSocks\n", "utf-8")
+    opened: list[str] = []
+    real = pa.input_stream
+
+    def counted(name: str, **kwargs: str | None) -> pa.NativeFile:
+        opened.append(name)
+        return real(name, **kwargs)
+
+    monkeypatch.setattr(pa, "input_stream", counted)
+    output = tmp_path / "out.parquet"
+    code, _, err = run(
+        "validate", "--valid", str(valid), str(source), "--column", "category",
+        "--output", str(output),
+    )  # fmt: skip
+    assert code == 0, err
+    assert opened.count(str(source)) == 1
+    result = pq.read_table(output)
+    assert result.select(table.column_names) == table  # large_string as written
+    assert result.column("verdict").to_pylist() == VERDICTS

@@ -88,8 +88,14 @@ def read_table(
         if fmt == "text":
             return pa.table({TEXT_COLUMN: _read_lines(name)})
         if fmt == "parquet":
-            source = pa.BufferReader(_whole(name)) if compression(name) else name
-            names = pq.read_schema(source).names
+            source: str | pa.BufferReader = name
+            if compression(name):
+                identity, source = _identity(name), pa.BufferReader(_whole(name))
+            schema = pq.read_schema(source)
+            if compression(name):
+                _compressed_schemas.clear()  # the last file read only
+                _compressed_schemas[identity] = schema
+            names = schema.names
             _check_unique(names, shown)
             return pq.read_table(source, read_dictionary=[c for c in dictionary if c in names])
         if fmt == "jsonl":
@@ -103,9 +109,23 @@ def read_table(
         raise InputError(f"cannot read {shown}: {first_line(error)}") from None
 
 
+# The schema of the compressed Parquet file read last, by ``_identity``: finding it again to
+# write an output with the input's column types would decompress the whole file once more.
+_compressed_schemas: dict[tuple[str, int, int, int], pa.Schema] = {}
+
+
 def parquet_schema(name: str) -> pa.Schema:
     """The schema of the Parquet file ``name`` (decompressed), its columns' types as written."""
-    return pq.read_schema(pa.BufferReader(_whole(name)) if compression(name) else name)
+    if not compression(name):
+        return pq.read_schema(name)
+    known = _compressed_schemas.get(_identity(name))
+    return known if known is not None else pq.read_schema(pa.BufferReader(_whole(name)))
+
+
+def _identity(name: str) -> tuple[str, int, int, int]:
+    """``name`` and what changes when its file is replaced or written to."""
+    info = os.stat(name)
+    return name, info.st_ino, info.st_size, info.st_mtime_ns
 
 
 def input_stream(name: str) -> pa.NativeFile:
