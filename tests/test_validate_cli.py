@@ -1342,3 +1342,20 @@ def test_a_compressed_parquet_input_is_decompressed_once(
     result = pq.read_table(output)
     assert result.select(table.column_names) == table  # large_string as written
     assert result.column("verdict").to_pylist() == VERDICTS
+
+
+def test_a_csv_file_read_as_tsv_says_its_header_is_one_column(tmp_path: Path) -> None:
+    # Its columns were listed as 'id,category', which reads as two columns, both there.
+    source = tmp_path / "in.csv"
+    source.write_text("id,category\n1,Sweaters\n", "utf-8")
+    valid = tmp_path / "valid.txt"
+    valid.write_text("Sweaters\nJeans\n", "utf-8")
+    args = ["validate", "--valid", str(valid), str(source), "--column", "category"]
+    code, _, err = run(*args, "--format", "tsv")
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert err.strip() == (
+        f"Error: {source} has no column 'category': read as TSV, its header is one column, "
+        "'id,category' (comma-separated? pass --format csv)"
+    )
+    code, out, err = run(*args)
+    assert code == 0 and "column 'category': 1 row" in out, err

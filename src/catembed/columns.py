@@ -120,7 +120,8 @@ def read_input(path: str, column: str | None, fmt: str | None = None) -> tuple[p
             names = listed_columns(table)
             raise InputError(f"{source} has several columns ({names}); choose one with --column")
     elif column not in table.column_names:
-        raise no_column(table, column, source, stdin_as_text=path == STDIN and fmt is None)
+        read_as = fmt or ("text" if path == STDIN else table_format(path))
+        raise no_column(table, column, source, path == STDIN and fmt is None, read_as)
     if table.num_rows == 0:
         raise InputError(f"{source} has no rows to validate")
     check_one_value_per_cell(table, column)  # now, not once the model has loaded

@@ -250,11 +250,24 @@ def select_column(
     return table.column(column)
 
 
-def no_column(table: pa.Table, column: str, source: str, stdin_as_text: bool = False) -> InputError:
+def no_column(
+    table: pa.Table,
+    column: str,
+    source: str,
+    stdin_as_text: bool = False,
+    fmt: str | None = None,
+) -> InputError:
     """The error for a ``column`` that ``table`` lacks, with a hint when its one column's
-    name looks like a whole header with another delimiter ('category;id'), or when it was
+    name looks like a whole header with another delimiter ('category;id'; a comma-separated
+    one said to be so when ``fmt``, the format it was read as, is TSV), or when it was
     standard input read as text (``stdin_as_text``), or one differing only in case or the
     spaces around it ('id, category' has ' category')."""
+    names = table.column_names
+    if fmt == "tsv" and len(names) == 1 and "," in names[0]:
+        return InputError(
+            f"{source} has no column {column!r}: read as TSV, its header is one column, "
+            f"{names[0]!r} (comma-separated? pass --format csv)"
+        )
     message = f"{source} has no column {column!r}; its columns are: "
     message += listed_columns(table) or "none"
     alike = [n for n in table.column_names if n.strip().casefold() == column.strip().casefold()]
