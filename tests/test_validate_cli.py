@@ -1359,3 +1359,35 @@ def test_a_csv_file_read_as_tsv_says_its_header_is_one_column(tmp_path: Path) ->
     )
     code, out, err = run(*args)
     assert code == 0 and "column 'category': 1 row" in out, err
+
+
+def test_a_run_that_fails_shows_its_error_alone_and_one_that_succeeds_its_warnings(
+    tmp_path: Path,
+) -> None:
+    # The warning about the input came first, on a line of its own above the error.
+    valid = tmp_path / "valid.txt"
+    valid.write_text("Jeans\nSocks\n", "utf-8")
+    stray = tmp_path / "stray.tsv"  # quotes read as text, then a row of three cells
+    stray.write_text('id\tcat\n1\t"Jeans\n2\tSocks\textra\n', "utf-8")
+    code, _, err = run("validate", "--valid", str(valid), str(stray), "--column", "cat")
+    assert code == 1
+    assert err.splitlines() == [
+        f"Error: cannot read {stray} as tsv: CSV parse error: Expected 2 columns, got 3: "
+        "2\tSocks\textra"
+    ]
+    doubtful = tmp_path / "doubtful.txt"
+    doubtful.write_text("Jeans\nN/A\nSocks\n", "utf-8")
+    args = ["validate", "--valid", str(doubtful), "--model", str(tmp_path / "none"), str(valid)]
+    code, _, err = run(*args)
+    assert code == 1 and err.splitlines() == [
+        f"Error: model not found: {tmp_path / 'none'} is neither a folder nor a hub id"
+    ]
+    quoted = tmp_path / "quoted.tsv"
+    quoted.write_text('id\tcat\n1\t"Jeans\n2\tSocks\n', "utf-8")
+    code, out, err = run("validate", "--valid", str(doubtful), str(quoted), "--column", "cat")
+    assert code == 0 and "column 'cat': 2 rows" in out
+    assert err.splitlines() == [  # as they were logged
+        f"{quoted}: quotes read as text, as they do not quote values (the quote that opens a "
+        "value on line 2 never closes)",
+        "1 of the valid values looks like a mistake (kept as valid): 'N/A' (a placeholder)",
+    ]

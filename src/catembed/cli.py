@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 import warnings
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -59,14 +59,20 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except click.UsageError as error:  # an unknown command, option or bad value
+            _end_holding(show=False)
             raise _one_line(error) from None
         except CatembedError as error:
+            _end_holding(show=False)
             raise click.ClickException(str(error)) from None
+        except click.ClickException:
+            _end_holding(show=False)
+            raise
         except KeyboardInterrupt:
             raise click.ClickException("interrupted") from None
         except _Terminated:
             raise _TerminatedError("terminated") from None
         finally:
+            _end_holding(show=True)  # unless dropped above
             if main_thread:  # signal handlers can only be set there
                 signal.signal(signal.SIGTERM, previous)
 
@@ -81,14 +87,48 @@ def _terminate(signum: int, frame: object) -> None:
 def main(quiet: bool) -> None:
     """Train small embedding models that know what belongs in a categorical column,
     and use them to catch the values that don't."""
-    _setup_logging(quiet)
+    # A server runs until stopped: its warnings cannot wait for the end.
+    _setup_logging(quiet, hold=click.get_current_context().invoked_subcommand != "serve")
 
 
-def _setup_logging(quiet: bool) -> None:
+class _HoldingHandler(logging.StreamHandler[TextIO]):
+    """Writes to standard error, holding warnings back until the command logs progress or
+    ends: one that fails on bad input then shows its one-line error alone, not a warning
+    about that input first."""
+
+    def __init__(self, hold: bool) -> None:
+        super().__init__(sys.stderr)
+        self.setFormatter(logging.Formatter("%(message)s"))
+        self.held: list[logging.LogRecord] | None = [] if hold else None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.held is not None and record.levelno >= logging.WARNING:
+            self.held.append(record)
+            return
+        self.end_holding(show=True)
+        super().emit(record)
+
+    def end_holding(self, show: bool) -> None:
+        """Write the warnings held (``show``) or drop them; later ones are written at once."""
+        self.acquire()  # emit holds it already; the command's end does not
+        try:
+            held, self.held = self.held or [], None
+            for record in held if show else ():
+                super().emit(record)
+        finally:
+            self.release()
+
+
+def _end_holding(show: bool) -> None:
+    for handler in logging.getLogger("catembed").handlers:
+        if isinstance(handler, _HoldingHandler):
+            handler.end_holding(show)
+
+
+def _setup_logging(quiet: bool, hold: bool = False) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler = _HoldingHandler(hold)
     logger = logging.getLogger("catembed")
     logger.handlers[:] = [handler]
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
