@@ -1391,3 +1391,22 @@ def test_a_run_that_fails_shows_its_error_alone_and_one_that_succeeds_its_warnin
         "value on line 2 never closes)",
         "1 of the valid values looks like a mistake (kept as valid): 'N/A' (a placeholder)",
     ]
+
+
+def test_counted_missing_cells_are_one_row_of_the_worst_values(tmp_path: Path) -> None:
+    # An empty, a blank and a tab-only cell were each a '(missing)' row of their own.
+    source = tmp_path / "in.csv"
+    source.write_text("id,category\n1,Jeans\n2,\n3, \n4,Sokcs\n5,\t\n6,\n", "utf-8")
+    valid = tmp_path / "valid.txt"
+    valid.write_text("Jeans\nSocks\n", "utf-8")
+    args = ["validate", "--valid", str(valid), str(source), "--column", "category"]
+    code, out, err = run(*args, "--count-missing")
+    assert code == 0, err
+    assert "anomaly rate: 83.33% (out_of_domain + malformed + missing)" in out
+    worst = out.split("suggestion  nearest")[1].strip().splitlines()[1:]
+    assert [row.split()[:3] for row in worst] == [
+        ["(missing)", "4", "missing"],
+        ["Sokcs", "1", "malformed"],
+    ]
+    code, out, err = run(*args)
+    assert code == 0 and "(missing)" not in out, err

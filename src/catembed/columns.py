@@ -94,14 +94,13 @@ class ColumnReport:
         return [(r, n) for r, n in pairs if n and established_only(r)]
 
     def worst(self, limit: int = 10, count_missing: bool = False) -> list[tuple[ValueReport, int]]:
-        """The ``limit`` likeliest anomalies (missing cells too with ``count_missing``) and
-        their rows."""
-        shown = {*ANOMALIES, Verdict.MISSING} if count_missing else set(ANOMALIES)
-        pairs = [
-            (r, n)
-            for r, n in zip(self.reports, self.rows_per_report, strict=True)
-            if n and r.verdict in shown
-        ]
+        """The ``limit`` likeliest anomalies (missing cells too with ``count_missing``, as one
+        report: empty, blank and null cells alike) and their rows."""
+        reports = list(zip(self.reports, self.rows_per_report, strict=True))
+        pairs = [(r, n) for r, n in reports if n and r.verdict in ANOMALIES]
+        missing = sum(n for r, n in reports if r.verdict is Verdict.MISSING)
+        if count_missing and missing:
+            pairs.append((missing_report(None), missing))
         pairs.sort(key=lambda pair: (-pair[0].score, -pair[1]))
         return pairs[:limit]
 
