@@ -357,6 +357,51 @@ def test_dataset_build_with_a_bad_base_model_is_one_line_and_writes_nothing(
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("command", "option", "value", "message"),
+    [
+        ("train", "--epochs", "0", "epochs must be positive, got 0.0"),
+        ("train", "--epochs", "nan", "epochs must be positive, got nan"),
+        ("train", "--batch-size", "-1", "batch size must be at least 1, got -1"),
+        ("train", "--learning-rate", "-1", "learning rate must be in (0, 1), got -1.0"),
+        ("train", "--margin", "-0.1", "margin must be a non-negative number, got -0.1"),
+        ("train", "--warmup-ratio", "1", "warm-up ratio must be in [0, 1), got 1.0"),
+        ("train", "--max-steps", "0", "max steps must be positive (-1: all epochs), got 0"),
+        ("train", "--seed", "-1", "seed must be in [0, 4294967295], got -1"),
+        ("train", "--train-size", "0", "train size must be 1 to 1,000,000 triplets, got 0"),
+        ("train", "--eval-size", "-1", "eval size must be 0 to 1,000,000 triplets, got -1"),
+        ("train", "--heldout-fraction", "1", "held-out fraction must be in [0, 1), got 1.0"),
+        ("train", "--corruption-rate", "2", "corruption rate must be in [0, 1], got 2.0"),
+        ("train", "--corruption-kinds", "bogus", "unknown corruption kinds ['bogus']; known"),
+        ("dataset build", "--seed", "-1", "seed must be in [0, 4294967295], got -1"),
+        ("dataset build", "--train-size", "0", "train size must be 1 to 1,000,000 triplets"),
+    ],
+)
+def test_an_option_out_of_range_is_a_usage_error(
+    tmp_path: Path, command: str, option: str, value: str, message: str
+) -> None:
+    # They exited 1 with the range alone ('batch size must be at least 1'), no option named.
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, [*command.split(), "--output", str(out), option, value])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"Error: Invalid value for '{option}': {message}")
+    assert result.output.endswith(f" {command} --help')\n")
+    assert len(result.output.splitlines()) == 1, result.output
+    assert not out.exists()
+
+
+def test_train_with_a_config_value_out_of_range_names_the_key(tmp_path: Path) -> None:
+    # It said 'epochs must be positive, got 0.0': no file, no key, as if --epochs were given.
+    config = tmp_path / "recipe.toml"
+    config.write_text("[training]\nepochs = 0\n")
+    result = run("train", "--config", str(config), "--output", str(tmp_path / "out"))
+    assert result.exit_code == 1  # as for the file's other mistakes (a string for a number)
+    assert result.output.splitlines() == [
+        f"Error: config file {config}: training.epochs: epochs must be positive, got 0.0"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
 def test_train_refuses_to_overwrite_a_folder(tmp_path: Path) -> None:
     out = tmp_path / "model"
     out.mkdir()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from catembed.config import load_configs
+from catembed.config import OptionError, load_configs
 from catembed.errors import ConfigError
 
 
@@ -108,3 +108,41 @@ def test_seed_on_the_command_line_drives_the_data_of_a_card_config(tmp_path: Pat
     assert (training.seed, data.seed) == (42, 42)
     path.write_text(json.dumps({"training": {"seed": 5}, "dataset": {"seed": 9}}))
     assert [c.seed for c in load_configs(path)] == [5, 9]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        # A range error gave the dataclass's message alone: no file, no key.
+        ('{"training": {"epochs": 0}}', r"bad\.json: training\.epochs: epochs must be positive"),
+        ('{"training": {"margin": -1}}', r"bad\.json: training\.margin: margin must be a non-neg"),
+        ('{"training": {"max_seq_length": 0}}', r"training\.max_seq_length: .*, got 0$"),
+        ('{"training": {"lr_scheduler": "x"}}', r"training\.lr_scheduler: unknown lr scheduler"),
+        ('{"dataset": {"heldout_fraction": 1}}', r"dataset\.heldout_fraction: held-out fraction"),
+        ('{"training": {"seed": -1}}', r"bad\.json: training\.seed: seed must be in"),
+    ],
+)
+def test_a_config_value_out_of_range_names_the_file_and_key(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=message) as raised:
+        load_configs(path)
+    assert not isinstance(raised.value, OptionError)  # a file's mistake, as its other ones
+
+
+def test_a_command_line_value_out_of_range_names_the_option(tmp_path: Path) -> None:
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps({"training": {"epochs": 0}, "dataset": {"eval_size": -1}}))
+    with pytest.raises(OptionError, match="batch size must be at least 1") as raised:
+        load_configs(path, {"epochs": 2, "batch_size": 0})
+    assert raised.value.format_message().startswith("Invalid value for '--batch-size': ")
+    with pytest.raises(OptionError) as raised:
+        load_configs(None, None, {"corruption_kinds": ("bogus",)})
+    assert "'--corruption-kinds': unknown corruption kinds ['bogus']" in (
+        raised.value.format_message()
+    )
+    # Values the command line replaces are not checked: they are not used.
+    training, data = load_configs(path, {"epochs": 2}, {"eval_size": 5})
+    assert (training.epochs, data.eval_size) == (2, 5)

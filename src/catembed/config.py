@@ -4,17 +4,19 @@ The shape is the one written into every model card::
 
     {"training": {"epochs": 4, "batch_size": 64, ...}, "dataset": {"train_size": 2120, ...}}
 
-Values given on the command line win over the file, which wins over the defaults.
+Values given on the command line win over the file, which wins over the defaults. A value out
+of range is an error naming where it came from: a key of the file (a ConfigError, as the file's
+other mistakes), or an option (an OptionError, which the CLI shows as a usage error).
 """
 
 from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import click
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,8 +28,15 @@ from pydantic import (
 )
 
 from catembed.dataset import DatasetConfig
-from catembed.errors import CatembedError, ConfigError
+from catembed.errors import ConfigError
 from catembed.training import TrainingConfig
+
+C = TypeVar("C")
+
+
+class OptionError(ConfigError, click.BadParameter):
+    """A command-line value a configuration refuses: a ConfigError to the library, and to the
+    CLI a usage error naming the option (exit 2), as click's own for a value of a wrong type."""
 
 
 class _TrainingSection(BaseModel):
@@ -70,26 +79,49 @@ def load_configs(
     training: dict[str, Any] | None = None,
     dataset: dict[str, Any] | None = None,
 ) -> tuple[TrainingConfig, DatasetConfig]:
-    """Merge defaults, the optional file at ``path`` and explicit overrides (None = unset)."""
+    """Merge defaults, the optional file at ``path`` and explicit overrides (None = unset),
+    the values of command-line options named like the keys (``batch_size``: --batch-size)."""
     file = _read(Path(path)) if path else _ConfigFile()
     given_training, given_dataset = _set(training), _set(dataset)
-    train_values = {**file.training.model_dump(exclude_none=True), **given_training}
-    data_values = {**file.dataset.model_dump(exclude_none=True), **given_dataset}
+    # Each value with where it came from, which an error names.
+    train_values = {
+        **_from_file(file.training, f"config file {path}: training"),
+        **from_options(given_training),
+    }
+    data_values = {
+        **_from_file(file.dataset, f"config file {path}: dataset"),
+        **from_options(given_dataset),
+    }
     # One seed drives both the data and the training unless the dataset names its own; a seed
     # given explicitly (--seed) also beats the file's dataset seed, which every card's config has.
-    if "seed" in given_training and "seed" not in given_dataset:
-        data_values["seed"] = given_training["seed"]
-    elif "seed" in train_values and "seed" not in data_values:
+    explicit = "seed" in given_training and "seed" not in given_dataset
+    if explicit or ("seed" in train_values and "seed" not in data_values):
         data_values["seed"] = train_values["seed"]
-    try:
-        return (
-            replace(TrainingConfig(), **train_values),
-            replace(DatasetConfig(), **data_values),
-        )
-    except CatembedError:
-        raise
-    except (TypeError, ValueError) as error:
-        raise ConfigError(str(error)) from None
+    return build(TrainingConfig, train_values), build(DatasetConfig, data_values)
+
+
+def build(cls: type[C], values: dict[str, tuple[Any, str]]) -> C:
+    """``cls`` from ``(value, where)`` pairs: a value out of range raises an error naming its
+    ``where``, an option ('--epochs') or a key of a config file ('config file x: training')."""
+    for key, (value, where) in values.items():
+        try:
+            cls(**{key: value})  # each field is checked on its own, so the bad one is known
+        except ConfigError as error:
+            if where.startswith("--"):
+                raise OptionError(str(error), param_hint=f"'{where}'") from None
+            raise ConfigError(f"{where}.{key}: {error}") from None
+        except (TypeError, ValueError) as error:  # a wrong type from a Python caller
+            raise ConfigError(f"{key}: {error}") from None
+    return cls(**{key: value for key, (value, _) in values.items()})
+
+
+def _from_file(section: BaseModel, where: str) -> dict[str, tuple[Any, str]]:
+    return {key: (value, where) for key, value in section.model_dump(exclude_none=True).items()}
+
+
+def from_options(values: dict[str, Any]) -> dict[str, tuple[Any, str]]:
+    """Command-line values for ``build``, keyed like the fields they set (``max_wait_ms``)."""
+    return {key: (value, "--" + key.replace("_", "-")) for key, value in values.items()}
 
 
 def _read(path: Path) -> _ConfigFile:

@@ -80,7 +80,9 @@ class TrainingConfig:
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warm-up ratio must be in [0, 1), got {self.warmup_ratio}")
         if not 1 <= self.max_seq_length <= MAX_SEQ_LENGTH:
-            raise ConfigError(f"max sequence length must be in [1, {MAX_SEQ_LENGTH}]")
+            raise ConfigError(
+                f"max sequence length must be in [1, {MAX_SEQ_LENGTH}], got {self.max_seq_length}"
+            )
         if not 0 <= self.seed <= MAX_SEED:
             raise ConfigError(f"seed must be in [0, {MAX_SEED}], got {self.seed}")
         if self.lr_scheduler not in LR_SCHEDULERS:
