@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
 import click
 
 from catembed._cli_options import F, backend_option, model_option
+
+
+def _seconds(_ctx: click.Context, _param: click.Parameter, seconds: float) -> float:
+    if not 0 <= seconds < math.inf:  # NaN too
+        raise click.BadParameter(f"must be a number of seconds, at least 0, got {seconds}")
+    return seconds
 
 
 def serve_options(func: F) -> F:
@@ -31,7 +38,11 @@ def serve_options(func: F) -> F:
         ("--graceful-timeout", float, s.DEFAULT_GRACEFUL_SHUTDOWN_S, "Seconds to finish requests."),
     ]
     for name, kind, default, text in reversed(options):
-        func = click.option(name, type=kind, default=default, show_default=True, help=text)(func)
+        # The others' ranges are checked by ServerLimits and BatchingConfig, in serve.
+        callback = _seconds if name == "--graceful-timeout" else None
+        func = click.option(
+            name, type=kind, default=default, show_default=True, help=text, callback=callback
+        )(func)
     return func
 
 
@@ -56,10 +67,17 @@ def serve(
     except ImportError as error:
         raise click.ClickException(str(error)) from None
     from catembed.batching import BatchingConfig
+    from catembed.config import build, from_options
     from catembed.schemas import ServerLimits
 
-    limits = ServerLimits(**{k: params[k] for k in ServerLimits.__dataclass_fields__})
-    batching = BatchingConfig(**{k: params[k] for k in BatchingConfig.__dataclass_fields__})
+    # A value out of range is a usage error naming its option (exit 2), as --port's.
+    limits = build(ServerLimits, from_options(_fields(ServerLimits, params)))
+    batching = build(BatchingConfig, from_options(_fields(BatchingConfig, params)))
+    if batching.max_pending_texts < 2 * limits.max_inputs:  # else refused once the model loads
+        raise click.UsageError(
+            f"--max-pending-texts ({batching.max_pending_texts}) must be at least twice "
+            f"--max-inputs ({limits.max_inputs}), so that any valid request fits an idle server"
+        )
     run_server(
         model_dir,
         host=host,
@@ -71,3 +89,7 @@ def serve(
         graceful_shutdown_s=graceful_timeout,
         log_level="warning" if logging.getLogger("catembed").level >= logging.WARNING else "info",
     )
+
+
+def _fields(cls: Any, params: dict[str, Any]) -> dict[str, Any]:
+    return {key: params[key] for key in cls.__dataclass_fields__}
