@@ -20,7 +20,9 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from catembed._cli_options import check_output_folder
 from catembed.cli import main
+from catembed.errors import InputError
 
 
 def run(*args: str, input: str | bytes | None = None) -> click.testing.Result:
@@ -400,6 +402,36 @@ def test_train_with_a_config_value_out_of_range_names_the_key(tmp_path: Path) ->
         f"Error: config file {config}: training.epochs: epochs must be positive, got 0.0"
     ]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_an_output_folder_that_is_or_holds_an_input_is_refused(
+    tmp_path: Path, overwrite: bool
+) -> None:
+    # For train, whose --output X --valid X said 'X exists and is not a folder', and with
+    # --overwrite 'X lies inside X, which --overwrite replaces'.
+    (tmp_path / "data").mkdir()
+    values = tmp_path / "data" / "values.txt"
+    values.write_text("Parrots\nCanaries\n")
+    (tmp_path / "link").symlink_to(values)
+    inputs = {"--valid": str(values), "--config": None, "--out-of-domain": "-"}
+    with pytest.raises(InputError, match=r"^--output \S+ is the --valid file; name a new folder$"):
+        check_output_folder(values, overwrite, inputs)
+    with pytest.raises(InputError, match=r"\S+link is the --valid file"):  # through a link
+        check_output_folder(tmp_path / "link", overwrite, inputs)
+    held = f"holds the --valid file {values}" + (
+        ", which --overwrite would delete; move it or" if overwrite else ";"
+    )
+    for folder in (tmp_path / "data", tmp_path, tmp_path / "data" / ".."):
+        with pytest.raises(InputError, match=re.escape(f"--output {folder} {held} name a new")):
+            check_output_folder(folder, overwrite, inputs)
+    inside = {"--valid": str(tmp_path / "data" / "valid.txt")}  # a link there goes with it
+    (tmp_path / "data" / "valid.txt").symlink_to(tmp_path / "link")
+    with pytest.raises(InputError, match="holds the --valid file"):
+        check_output_folder(tmp_path / "data", overwrite, inside)
+    check_output_folder(tmp_path / "model", overwrite, inputs)  # a new folder beside them
+    check_output_folder(tmp_path / "data" / "model", overwrite, inputs)
+    assert values.read_text() == "Parrots\nCanaries\n"
 
 
 def test_train_refuses_to_overwrite_a_folder(tmp_path: Path) -> None:

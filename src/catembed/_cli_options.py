@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from catembed.errors import CatembedError
+from catembed.errors import CatembedError, InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -181,6 +182,27 @@ def _read_list(
     if not values:
         raise CatembedError(f"no {kind} values found in {path}")
     return values
+
+
+def check_output_folder(output: Path, overwrite: bool, inputs: dict[str, Any]) -> None:
+    """Refuse an --output folder that is one of ``inputs`` (option: path; None or - for none)
+    or holds one, so that no input is ever replaced: checked before the slow part."""
+    from catembed.tables import STDIN, same_file
+
+    for option, given in inputs.items():
+        if given is None or str(given) == STDIN:
+            continue
+        if same_file(output, str(given)):
+            raise InputError(f"--output {output} is the {option} file; name a new folder")
+        # Its own name too, not only where it leads: a link inside the folder goes with it.
+        inside = Path(given).resolve().is_relative_to(output.resolve()) or Path(
+            os.path.abspath(given)
+        ).is_relative_to(os.path.abspath(output))
+        if inside:
+            replaced = ", which --overwrite would delete; move it or" if overwrite else ";"
+            raise InputError(
+                f"--output {output} holds the {option} file {given}{replaced} name a new folder"
+            )
 
 
 def echo_table(rows: list[list[str]], header: list[str], err: bool = False) -> None:
