@@ -159,10 +159,63 @@ def test_train_overwrite_never_deletes_an_input_inside_the_model(
     result = CliRunner().invoke(main, argv)
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
-        f"Error: {given} lies inside {out}, which --overwrite replaces; "
-        "move it or choose another --output"
+        f"Error: --output {out} holds the {option} file {given}, which --overwrite would "
+        "delete; move it or name a new folder"
     ]
     assert sorted(p.name for p in out.iterdir()) == sorted(["catembed.json", given.name])
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+@pytest.mark.parametrize(
+    ("option", "output", "message"),
+    [
+        # It said 'values.txt exists and is not a folder', and with --overwrite
+        # 'values.txt lies inside values.txt, which --overwrite replaces'.
+        ("--valid", "{input}", "--output {output} is the --valid file; name a new folder"),
+        ("--out-of-domain", "{link}", "--output {output} is the --out-of-domain file; name a"),
+        ("--config", "{input}", "--output {output} is the --config file; name a new folder"),
+        # Without --overwrite it said to pass --overwrite, which would then be refused.
+        ("--valid", "{tmp}/data", "--output {output} holds the --valid file {input}"),
+        ("--valid", "{tmp}", "--output {output} holds the --valid file {input}"),
+        ("--config", "{tmp}/data/..", "--output {output} holds the --config file {input}"),
+    ],
+)
+def test_train_never_touches_an_input_that_output_names(
+    tmp_path: Path, option: str, output: str, message: str, overwrite: list[str]
+) -> None:
+    (tmp_path / "data").mkdir()
+    given = tmp_path / "data" / ("recipe.json" if option == "--config" else "values.txt")
+    content = "{}" if option == "--config" else "Parrots\nCanaries\nFinches\n"
+    given.write_text(content)
+    (tmp_path / "link").symlink_to(given)
+    out = output.format(input=given, tmp=tmp_path, link=tmp_path / "link")
+    argv = ["train", option, str(given), "--output", out, *overwrite, "--max-steps", "1"]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "Error: " + message.format(output=out, input=given)
+    ), result.output
+    if overwrite and "holds" in message:
+        assert lines[0].endswith(", which --overwrite would delete; move it or name a new folder")
+    assert given.read_text() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "link"]
+
+
+def test_train_refuses_an_output_holding_a_link_to_an_input(tmp_path: Path) -> None:
+    # The link would go with the folder: the name given as --valid would then be gone.
+    values = tmp_path / "values.txt"
+    values.write_text("Parrots\nCanaries\nFinches\n")
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "catembed.json").write_text("{}")
+    (out / "valid.txt").symlink_to(values)
+    argv = ["train", "--valid", str(out / "valid.txt"), "--output", str(out), "--overwrite"]
+    argv += ["--max-steps", "1"]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 1
+    assert f"holds the --valid file {out / 'valid.txt'}, which --overwrite" in result.output
+    assert (out / "valid.txt").read_text() == values.read_text()
 
 
 def test_sigterm_stops_a_command_even_inside_an_except_exception(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import click
 
 from catembed._cli_options import (
     check_domain,
+    check_output_folder,
     dataset_options,
     dataset_overrides,
     echo_table,
@@ -214,7 +215,6 @@ def train_command(
     With no arguments it trains on the built-in apparel domain.
     """
     from catembed.config import load_configs
-    from catembed.tables import STDIN
     from catembed.training import train
     from catembed.vocabulary import DEFAULT_DOMAIN, domain_values
 
@@ -239,12 +239,8 @@ def train_command(
         domain_values(domain or DEFAULT_DOMAIN)  # fail fast on an unknown domain
     name = "custom" if values is not None else (domain or DEFAULT_DOMAIN)
     output = output_dir or Path("models") / f"catembed-{name}"
-    for given in (valid_file, out_of_domain_file, config_file) if overwrite else ():
-        if given not in (None, STDIN) and Path(given).resolve().is_relative_to(output.resolve()):
-            raise click.ClickException(
-                f"{given} lies inside {output}, which --overwrite replaces; "
-                "move it or choose another --output"
-            )
+    inputs = {"--valid": valid_file, "--out-of-domain": out_of_domain_file, "--config": config_file}
+    check_output_folder(output, overwrite, inputs)
     result = train(
         values,
         output,
