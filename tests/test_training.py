@@ -62,6 +62,7 @@ def test_training_writes_the_onnx_export_the_default_backend_runs_on(model_dir: 
     stock = SentenceTransformer(str(model_dir), device="cpu").encode(texts)
     encoder = load_encoder(model_dir)
     assert onnx_path(model_dir).is_file() and isinstance(encoder, OnnxEncoder)
+    assert "`onnx/model.onnx`" in (model_dir / "README.md").read_text(encoding="utf-8")
     np.testing.assert_allclose(encoder.encode(texts, normalize_embeddings=True), stock, atol=1e-5)
 
 

@@ -65,7 +65,8 @@ def write_model_card(
     )
     sections = [_accuracy_section(result)]
     if validator is not None:
-        sections.append(_validator_section(validator, str(result.model_dir)))
+        onnx = (folder / "onnx" / "model.onnx").is_file()
+        sections.append(_validator_section(validator, str(result.model_dir), onnx))
     sections += [_dataset_section(result, data), _config_section(config, data)]
     extra = "\n".join(sections)
     if SECTION_ANCHOR in card:
@@ -112,7 +113,7 @@ def _accuracy_section(result: TrainingResult) -> str:
     )
 
 
-def _validator_section(validator: Validator, folder: str) -> str:
+def _validator_section(validator: Validator, folder: str, onnx: bool = False) -> str:
     report = validator.calibration or {}
     domain = validator.domain
     figures = [
@@ -155,6 +156,15 @@ def _validator_section(validator: Validator, folder: str) -> str:
             'print(validator.validate(["Hoodies", "<b>Sweaters</b>", "Toaster"]))',
             "```",
             "",
+            *(
+                [
+                    "`onnx/model.onnx` is this model exported to ONNX: catembed runs it by default "
+                    "where onnxruntime is installed (`--backend torch` runs the weights above).",
+                    "",
+                ]
+                if onnx
+                else []
+            ),
         ]
     )
 

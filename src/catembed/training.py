@@ -194,8 +194,8 @@ def train(
             log_history=log_history,
         )
         _write_metadata(folder, result, config, data, name)
-        write_model_card(folder, result, config, data, validator)
         _export_onnx(folder, domain_model)
+        write_model_card(folder, result, config, data, validator)
     return result
 
 
