@@ -310,12 +310,14 @@ def test_very_long_strings_are_judged(model_dir: Path, tmp_path: Path) -> None:
         (
             "semicolons",
             ["semi.csv", "--column", "category"],
-            "its columns are: category;id (another delimiter? CSV files are read with commas)",
+            "read as CSV, its header is one column, 'category;id' "
+            "(another delimiter? CSV files are read with commas)",
         ),
         (
             "tabs",
             ["tabs.csv", "--column", "category"],
-            "(tab-separated? name it .tsv or pass --format tsv)",
+            "read as CSV, its header is one column, 'category\\tid' "
+            "(tab-separated? pass --format tsv)",
         ),
     ],
 )
@@ -1359,6 +1361,45 @@ def test_a_csv_file_read_as_tsv_says_its_header_is_one_column(tmp_path: Path) ->
     )
     code, out, err = run(*args)
     assert code == 0 and "column 'category': 1 row" in out, err
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "fmt", "hint"),
+    [
+        ("in.csv", "id,category\n1,Sweaters\n", "tsv", "comma-separated? pass --format csv"),
+        # 'name it .tsv or pass --format tsv', of a file named .tsv.
+        ("in.tsv", "id\tcategory\n1\tSweaters\n", "csv", "tab-separated? pass --format tsv"),
+    ],
+)
+def test_every_command_says_a_header_read_with_the_wrong_delimiter_is_one_column(
+    tmp_path: Path, name: str, text: str, fmt: str, hint: str
+) -> None:
+    # encode and evaluate listed 'its columns are: id,category', or said 'no label column'.
+    source = tmp_path / name
+    source.write_text(text, "utf-8")
+    header = repr(text.split("\n")[0])
+    read_as = f"read as {fmt.upper()}, its header is one column, {header} ({hint})"
+    valid = tmp_path / "valid.txt"
+    valid.write_text("Sweaters\nJeans\n", "utf-8")
+    column = ["--column", "category", "--format", fmt]
+    code, _, err = run("validate", "--valid", str(valid), str(source), *column)
+    assert (code, err.strip()) == (1, f"Error: {source} has no column 'category': {read_as}")
+    code, _, err = run("encode", "--model", str(tmp_path), "--input", str(source), *column)
+    assert (code, err.strip()) == (1, f"Error: {source} has no column 'category': {read_as}")
+    labelled = tmp_path / f"labelled.{name.split('.')[1]}"
+    labelled.write_text(text.replace("id", "label").replace("category", "value"), "utf-8")
+    code, _, err = run("evaluate", "--valid", str(valid), "--data", str(labelled), "--format", fmt)
+    assert (code, err.strip()) == (
+        1,
+        f"Error: {labelled} holds neither labelled values nor triplets: "
+        + read_as.replace("id", "label").replace("category", "value"),
+    )
+    # A --valid file is read as its suffix says.
+    wrong = tmp_path / f"valid.{fmt}"
+    wrong.write_text(text, "utf-8")
+    args = ["--valid", str(wrong), "--valid-column", "category", str(valid)]
+    code, _, err = run("validate", *args)
+    assert (code, err.strip()) == (1, f"Error: {wrong} has no column 'category': {read_as}")
 
 
 def test_a_run_that_fails_shows_its_error_alone_and_one_that_succeeds_its_warnings(

@@ -69,7 +69,7 @@ def evaluate(
     AUROC and confusion matrix."""
     from catembed.backends import load_encoder
     from catembed.evaluation import triplet_table_accuracy
-    from catembed.tables import read_table, readable
+    from catembed.tables import misread_header, read_table, readable, table_format
 
     if valid_file == data_file == "-":
         raise click.UsageError("--valid and --data cannot both be standard input")
@@ -80,18 +80,23 @@ def evaluate(
     out_of_domain = _out_of_domain_for(valid_file, out_of_domain_file, data_file)
     with readable(data_file, input_format) as source:
         table = read_table(source, fmt=input_format)
+    shown = "standard input" if data_file == "-" else data_file
+    read_as = input_format or ("text" if data_file == "-" else table_format(data_file))
+    misread = misread_header(table, read_as)  # 'value,label' read as TSV: not 'no label column'
+    if misread:
+        raise CatembedError(f"{shown} holds neither labelled values nor triplets: {misread}")
     names = table.column_names
     alike = [n for n in names if n.strip().casefold() == "label"]
     if "label" not in names and alike and not {"anchor", "positive", "negative"} <= set(names):
         raise CatembedError(  # else read as triplets: 'needs columns anchor, positive, ...'
-            f"{'standard input' if data_file == '-' else data_file} has no column 'label' "
+            f"{shown} has no column 'label' "
             f"(did you mean {alike[0]!r}?): labelled values need a column named label"
         )
     if "label" in names:
         from catembed.metrics import evaluate_table, evaluation_tables, values_column
         from catembed.validation import Validator
 
-        column = values_column(table, data_file, column)
+        column = values_column(table, data_file, column, read_as)
         # --valid's column, unless named: the one named like the values', else value.
         valid = read_valid_values(valid_file, valid_column, "--valid-column", usual=column)
         if valid is not None:
@@ -373,7 +378,8 @@ def encode(
             table = read_table(source, fmt=input_format)
         shown = "standard input" if path == STDIN else path
         stdin_text = path == STDIN and input_format in (None, "text")
-        array = select_column(table, column, shown, stdin_as_text=stdin_text)
+        read_as = input_format or ("text" if path == STDIN else table_format(path))
+        array = select_column(table, column, shown, stdin_as_text=stdin_text, fmt=read_as)
         if pa.types.is_dictionary(array.type):  # a pandas category column, say
             array = array.cast(array.type.value_type)
     if array is not None and pa.types.is_nested(array.type):  # dates, booleans: as validate

@@ -156,9 +156,11 @@ def evaluate_table(
     return evaluate_labelled(labels, verdicts, [r.score for r in reports])
 
 
-def values_column(table: pa.Table, source: str, column: str | None = None) -> str:
+def values_column(
+    table: pa.Table, source: str, column: str | None = None, fmt: str | None = None
+) -> str:
     """The column of a labelled table holding its values: ``column`` when given, else
-    ``value``, or the only column besides ``label``."""
+    ``value``, or the only column besides ``label`` (``fmt``: the format it was read as)."""
     from catembed.tables import listed_columns, no_column
 
     others = [c for c in table.column_names if c != "label"]
@@ -173,7 +175,7 @@ def values_column(table: pa.Table, source: str, column: str | None = None) -> st
     elif column == "label":  # not 'has no column label' of a file that has one
         raise InputError(f"{source}: --column names the values' column, not the labels'")
     elif column not in others:
-        raise no_column(table, column, source)
+        raise no_column(table, column, source, fmt=fmt)
     return column
 
 

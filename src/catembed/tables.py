@@ -237,16 +237,17 @@ def select_column(
     source: str,
     option: str = "--column",
     stdin_as_text: bool = False,
+    fmt: str | None = None,
 ) -> pa.ChunkedArray:
     """Pick ``column`` from ``table``, or its only column when ``column`` is None (``option``
-    names the option that picks one; ``stdin_as_text``: see ``no_column``)."""
+    names the option that picks one; ``stdin_as_text`` and ``fmt``: see ``no_column``)."""
     if column is None:
         if table.num_columns == 1:
             return table.column(0)
         names = listed_columns(table)
         raise InputError(f"{source} has several columns ({names}); choose one with {option}")
     if column not in table.column_names:
-        raise no_column(table, column, source, stdin_as_text)
+        raise no_column(table, column, source, stdin_as_text, fmt)
     return table.column(column)
 
 
@@ -257,17 +258,13 @@ def no_column(
     stdin_as_text: bool = False,
     fmt: str | None = None,
 ) -> InputError:
-    """The error for a ``column`` that ``table`` lacks, with a hint when its one column's
-    name looks like a whole header with another delimiter ('category;id'; a comma-separated
-    one said to be so when ``fmt``, the format it was read as, is TSV), or when it was
-    standard input read as text (``stdin_as_text``), or one differing only in case or the
-    spaces around it ('id, category' has ' category')."""
-    names = table.column_names
-    if fmt == "tsv" and len(names) == 1 and "," in names[0]:
-        return InputError(
-            f"{source} has no column {column!r}: read as TSV, its header is one column, "
-            f"{names[0]!r} (comma-separated? pass --format csv)"
-        )
+    """The error for a ``column`` that ``table`` lacks, with a hint when its header, read as
+    ``fmt``, is one column holding another delimiter (see ``misread_header``), when it was
+    standard input read as text (``stdin_as_text``), or when a column differs only in case or
+    the spaces around it ('id, category' has ' category')."""
+    misread = misread_header(table, fmt)
+    if misread:
+        return InputError(f"{source} has no column {column!r}: {misread}")
     message = f"{source} has no column {column!r}; its columns are: "
     message += listed_columns(table) or "none"
     alike = [n for n in table.column_names if n.strip().casefold() == column.strip().casefold()]
@@ -275,11 +272,26 @@ def no_column(
         message += f" (did you mean {alike[0]!r}?)"
     elif stdin_as_text:
         message += "; standard input is read as text: name its format with --format"
-    elif table.num_columns == 1 and "\t" in table.column_names[0]:
-        message += " (tab-separated? name it .tsv or pass --format tsv)"
-    elif table.num_columns == 1 and any(d in table.column_names[0] for d in ";|"):
-        message += " (another delimiter? CSV files are read with commas)"
     return InputError(message)
+
+
+def misread_header(table: pa.Table, fmt: str | None) -> str | None:
+    """Why ``table``, read as ``fmt``, lacks the columns asked for, when its header is one
+    column holding another delimiter: "read as TSV, its header is one column, 'id,category'
+    (comma-separated? pass --format csv)"; else None."""
+    if fmt not in ("csv", "tsv") or table.num_columns != 1:
+        return None
+    name = table.column_names[0]
+    if fmt == "tsv" and "," in name:
+        hint = "comma-separated? pass --format csv"
+    elif fmt == "csv" and "\t" in name:
+        hint = "tab-separated? pass --format tsv"
+    elif any(d in name for d in ";|"):
+        hint = f"another delimiter? {fmt.upper()} files are read with "
+        hint += "commas" if fmt == "csv" else "tabs"
+    else:
+        return None
+    return f"read as {fmt.upper()}, its header is one column, {name!r} ({hint})"
 
 
 def read_values(
@@ -292,7 +304,8 @@ def read_values(
     if column is None and table.num_columns > 1:  # the usual name, else 'value'
         column = next((c for c in (usual, TEXT_COLUMN) if c in table.column_names), None)
     source = "standard input" if str(path) == STDIN else str(path)
-    array = select_column(table, column, source, option)
+    fmt = "text" if str(path) == STDIN else table_format(path)
+    array = select_column(table, column, source, option, fmt=fmt)
     seen: dict[str, None] = {}
     for item in widened(array).to_pylist():
         text = as_text(item)  # as a validator reads a cell: 35233.0 is '35233', NaN missing
