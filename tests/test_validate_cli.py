@@ -1451,3 +1451,25 @@ def test_counted_missing_cells_are_one_row_of_the_worst_values(tmp_path: Path) -
     ]
     code, out, err = run(*args)
     assert code == 0 and "(missing)" not in out, err
+
+
+def test_missing_cells_count_as_one_distinct_value(tmp_path: Path) -> None:
+    # A null, an empty, a blank and a tab-only cell counted as four distinct values, though
+    # the worst values show them as one '(missing)' row.
+    source = tmp_path / "in.jsonl"
+    cells = ["Jeans", None, "", "  ", "\t", "Socks", "Jeans", None]
+    source.write_text("".join(json.dumps({"category": c}) + "\n" for c in cells), "utf-8")
+    valid = tmp_path / "valid.txt"
+    valid.write_text("Jeans\nSocks\n", "utf-8")
+    args = ["validate", "--valid", str(valid), str(source), "--column", "category"]
+    code, out, err = run(*args, "--count-missing")
+    assert code == 0, err
+    assert "column 'category': 8 rows, 3 distinct values\n" in out
+    summary = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.strip()}
+    assert summary["valid"] == ["3", "37.50%", "2"]
+    assert summary["missing"] == ["5", "62.50%", "1"]
+    assert [line.split()[:2] for line in out.splitlines() if "(missing)" in line] == [
+        ["(missing)", "5"]
+    ]
+    code, out, err = run(*args, "--output", str(tmp_path / "out.csv"))
+    assert code == 0 and "column 'category': 8 rows, 3 distinct values\n" in out, err

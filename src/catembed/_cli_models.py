@@ -266,7 +266,7 @@ def validate(
             write_output(report, output_file, source, input_format)
             where = shown_path(output_file)
             click.echo(f"{plural(report.rows, 'row')} with verdicts written to {where}", err=True)
-    distinct = sum(1 for n in report.rows_per_report if n)
+    distinct = sum(report.distinct().values())
     click.echo(
         f"column {name!r}: {plural(report.rows, 'row')}, {plural(distinct, 'distinct value')}",
         err=summary_to_stderr,

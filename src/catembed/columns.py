@@ -83,6 +83,16 @@ class ColumnReport:
             counts[report.verdict] += rows
         return counts
 
+    def distinct(self) -> dict[Verdict, int]:
+        """Distinct values per verdict, missing cells (empty, blank, null) as one, as in
+        ``worst``."""
+        distinct = dict.fromkeys(Verdict, 0)
+        for report, rows in zip(self.reports, self.rows_per_report, strict=True):
+            if rows:
+                distinct[report.verdict] += 1
+        distinct[Verdict.MISSING] = min(distinct[Verdict.MISSING], 1)
+        return distinct
+
     def anomaly_rate(self, count_missing: bool = False) -> float:
         counts = self.counts()
         bad = sum(counts[v] for v in ANOMALIES) + (counts[Verdict.MISSING] if count_missing else 0)
@@ -317,11 +327,7 @@ def _append_to_jsonl(report: ColumnReport, source: str, target: str | Path) -> N
 
 def summary_lines(report: ColumnReport, count_missing: bool = False) -> list[list[str]]:
     """Rows of (verdict, rows, share, distinct values) for the summary table."""
-    counts = report.counts()
-    distinct = dict.fromkeys(Verdict, 0)
-    for r, n in zip(report.reports, report.rows_per_report, strict=True):
-        if n:
-            distinct[r.verdict] += 1
+    counts, distinct = report.counts(), report.distinct()
     rows = report.rows or 1
     return [
         [
