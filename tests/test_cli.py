@@ -616,7 +616,7 @@ def test_encode_reads_every_column_validate_reads(model_dir: Path, tmp_path: Pat
     }
     pq.write_table(pa.table(columns), data)
     args = ["encode", "--model", str(model_dir), "--input", str(data), "--column"]
-    for column, text in (("flag", "True"), ("day", "2024-03-01"), ("price", "2.50")):
+    for column, text in (("flag", "true"), ("day", "2024-03-01"), ("price", "2.50")):
         result = run(*args, column)
         assert result.exit_code == 0, result.output
         rows = [json.loads(line) for line in result.stdout.splitlines()]

@@ -1473,3 +1473,28 @@ def test_missing_cells_count_as_one_distinct_value(tmp_path: Path) -> None:
     ]
     code, out, err = run(*args, "--output", str(tmp_path / "out.csv"))
     assert code == 0 and "column 'category': 8 rows, 3 distinct values\n" in out, err
+
+
+def test_a_boolean_is_judged_as_json_writes_it_in_every_format(tmp_path: Path) -> None:
+    # A JSONL column of booleans, or a Parquet one, was judged as 'True', and a JSONL column
+    # mixing them with text as 'true': listed as true, they were 'same value, different
+    # spelling'. Text cells are judged as written.
+    valid = tmp_path / "valid.txt"
+    valid.write_text("true\nfalse\n", "utf-8")
+    booleans = tmp_path / "booleans.jsonl"
+    booleans.write_text('{"c": true}\n{"c": false}\n{"c": null}\n', "utf-8")
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text('{"c": true}\n{"c": "false"}\n{"c": null}\n', "utf-8")
+    parquet = tmp_path / "booleans.parquet"
+    pq.write_table(pa.table({"c": [True, False, None]}), parquet)
+    text = tmp_path / "text.csv"
+    text.write_text("c\ntrue\nFalse\n\n", "utf-8")
+    for source in (booleans, mixed, parquet, text):
+        output = tmp_path / f"{source.name}.out.jsonl"
+        args = ["validate", "--valid", str(valid), str(source), "--column", "c"]
+        code, _, err = run(*args, "--output", str(output))
+        assert code == 0, err
+        rows = [json.loads(line) for line in output.read_text("utf-8").splitlines()]
+        judged = [(r["verdict"], r["suggestion"]) for r in rows]
+        second = ("malformed", "false") if source == text else ("valid", "")
+        assert judged == [("valid", ""), second, ("missing", "")], source

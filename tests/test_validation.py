@@ -1043,6 +1043,27 @@ def test_numpy_float32_values_are_read_as_written() -> None:
     assert as_text(np.float32("nan")) is None
 
 
+def test_booleans_are_read_as_json_writes_them_whatever_holds_them(base_model: object) -> None:
+    # Python, numpy, pandas and pyarrow booleans were 'True', a JSONL text column's 'true'.
+    pd = pytest.importorskip("pandas")
+    columns = [
+        [True, False, None],
+        np.array([np.True_, np.False_, None], dtype=object),
+        pd.Series([True, False, None], dtype="boolean"),
+        pa.array([True, False, None]),
+    ]
+    built = Validator.from_values(np.array([True, False]), model=base_model)  # type: ignore[arg-type]
+    assert built.reference == ["true", "false"]
+    for column in columns:
+        reports = built.validate(column)  # type: ignore[arg-type]
+        assert [(r.verdict, r.nearest) for r in reports] == [
+            (Verdict.VALID, "true"), (Verdict.VALID, "false"), (Verdict.MISSING, "")
+        ], column  # fmt: skip
+    assert [as_text(v) for v in (np.bool_(True), pa.scalar(False), "True")] == [
+        "true", "false", "True"
+    ]  # fmt: skip
+
+
 def test_pyarrow_float32_values_are_judged_as_written(base_model: object) -> None:
     # A Parquet column handed to validate (or from_values) was judged as its float64
     # widening, '0.10000000149011612', which no listed value is; so was evaluate's column.

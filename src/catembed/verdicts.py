@@ -117,13 +117,16 @@ def cells(values: Iterable[object]) -> list[object]:
 
 def as_text(value: object) -> str | None:
     """The text a cell is judged as, or None when the cell is missing (None, NaN, pandas'
-    NA and NaT, numpy's NaT and masked value)."""
+    NA and NaT, numpy's NaT and masked value). A boolean is 'true' or 'false', as a JSONL
+    file writes it and as a JSONL column mixing it with text reads it, whatever holds it."""
     if hasattr(value, "as_py"):  # a pyarrow scalar; a float32 one as written, as widened's
         value = widened(value).as_py() if hasattr(value, "type") else value.as_py()
     if value is None or type(value).__name__ in _MISSING_TYPES:
         return None
     if isinstance(value, np.datetime64 | np.timedelta64):
         return None if np.isnat(value) else str(value)
+    if isinstance(value, bool | np.bool_):  # as JSON writes it, not Python's 'True'
+        return "true" if value else "false"
     if isinstance(value, np.integer):
         value = int(value)  # exactly: a float would round ids beyond 2**53
     if isinstance(value, np.float32 | np.float16):
@@ -138,7 +141,7 @@ def as_text(value: object) -> str | None:
         return bytes(value).decode("utf-8", errors="replace")
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int):
         try:
             return str(value)
         except ValueError:  # over Python's 4,300 digits: malformed whatever its digits
