@@ -7,15 +7,24 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from catembed.backends import Backend, load_encoder, physical_cores, resolve_backend
+from catembed.backends import (
+    CHARACTERS_PER_KEPT_TOKEN,
+    Backend,
+    TextClipper,
+    load_encoder,
+    physical_cores,
+    resolve_backend,
+)
 from catembed.cli import main
 from catembed.errors import ConfigError
 from catembed.evaluation import triplet_accuracy
+from catembed.models import load_model
 from catembed.onnx_backend import OnnxEncoder, onnx_path
 
 VALUES = [
@@ -62,7 +71,7 @@ def test_auto_runs_onnx_where_the_model_has_an_export(
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert onnx_path(model_dir).is_file()  # train wrote it
-    assert isinstance(load_encoder(model_dir), OnnxEncoder)
+    assert resolve_backend("auto", model_dir) is Backend.ONNX
     bare = tmp_path / "bare"
     shutil.copytree(model_dir, bare, ignore=shutil.ignore_patterns("onnx"))
     assert resolve_backend("auto", bare) is Backend.TORCH  # never exported: not written to
@@ -263,3 +272,56 @@ def test_cli_refuses_an_unknown_backend(onnx_dir: Path) -> None:
     )
     assert result.exit_code != 0
     assert "tensorrt" in result.output
+
+
+PROSE = "Wool socks, warm sweaters and denim jeans for the whole family. "
+
+
+def _past_the_bound(max_length: int, extra: int = 500) -> str:
+    """Realistic text just longer than what ``TextClipper`` first cuts it to."""
+    length = max_length * CHARACTERS_PER_KEPT_TOKEN + extra
+    return (PROSE * (length // len(PROSE) + 1))[:length]
+
+
+def test_a_long_text_is_cut_to_the_very_tokens_the_model_keeps(_base_model: Any) -> None:
+    # Tokenizing a 6 MB text took 11 s, for the model to keep its first 256 tokens.
+    tokenizer, max_length = _base_model.tokenizer, _base_model.max_seq_length
+    clipper = TextClipper(tokenizer, max_length)
+    bound = max_length * CHARACTERS_PER_KEPT_TOKEN
+    prose = _past_the_bound(max_length, extra=10 * bound)
+    texts = [
+        prose,
+        " " * bound + "Sweaters",  # tokens only after the cut
+        "x" * 2 * bound + " Sweaters",  # one word of thousands of letters: one '[UNK]'
+        ("Supercalifragilistic" * 6 + " ") * (bound // 50) + "Jeans",  # '[UNK]' after '[UNK]'
+        "\u200b\x00" * bound + "Wool Socks",  # invisible to the tokenizer
+        "e\u0301" * bound,  # accents it strips
+        "中文" * bound,  # a token a character
+        "<b>" * bound,
+        "A." * bound + "a",
+        " " * (bound - 2 * max_length - 2) + "a " * max_length + "[MASK]" * 9,  # across the cut
+        "Sweaters " * bound,
+        "Sweaters",
+        "",
+    ]
+    clipped = clipper(texts)
+    options = {"truncation": True, "max_length": max_length}
+    assert tokenizer(clipped, **options)["input_ids"] == tokenizer(texts, **options)["input_ids"]
+    assert len(clipped[0]) == bound < len(prose)  # cut at the first try
+    assert clipped[1] == texts[1] and clipped[2] == texts[2]  # nothing shorter gives their tokens
+    assert clipped[-2:] == texts[-2:]
+
+
+def test_a_long_text_embeds_as_stock_sentence_transformers_embeds_it(
+    model_dir: Path, onnx_dir: Path
+) -> None:
+    stock = load_model(str(model_dir))
+    text = _past_the_bound(stock.max_seq_length)
+    encoder = load_encoder(model_dir, "torch")
+    assert len(encoder.clipper([text])[0]) < len(text)
+    ours = encoder.encode([text, "Sweaters"], normalize_embeddings=True)
+    theirs = stock.encode([text, "Sweaters"], normalize_embeddings=True)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6)
+    onnx = load_encoder(onnx_dir, "onnx")
+    whole = OnnxEncoder(onnx_dir).encode([text], normalize_embeddings=True)
+    np.testing.assert_allclose(onnx.encode(text, normalize_embeddings=True), whole[0], atol=1e-6)

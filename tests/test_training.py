@@ -55,13 +55,13 @@ def test_folder_loads_in_stock_sentence_transformers(model_dir: Path) -> None:
 
 
 def test_training_writes_the_onnx_export_the_default_backend_runs_on(model_dir: Path) -> None:
-    from catembed.backends import load_encoder
-    from catembed.onnx_backend import OnnxEncoder, onnx_path
+    from catembed.backends import Backend, load_encoder, resolve_backend
+    from catembed.onnx_backend import onnx_path
 
     texts = ["Sweaters", "Hoodies", "Toaster", "<b>Sweaters</b>"]
     stock = SentenceTransformer(str(model_dir), device="cpu").encode(texts)
     encoder = load_encoder(model_dir)
-    assert onnx_path(model_dir).is_file() and isinstance(encoder, OnnxEncoder)
+    assert onnx_path(model_dir).is_file() and resolve_backend("auto", model_dir) is Backend.ONNX
     assert "`onnx/model.onnx`" in (model_dir / "README.md").read_text(encoding="utf-8")
     np.testing.assert_allclose(encoder.encode(texts, normalize_embeddings=True), stock, atol=1e-5)
 

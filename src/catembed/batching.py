@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from catembed.backends import Encoder
+from catembed.backends import Encoder, TextClipper
 from catembed.errors import CatembedError, ConfigError, first_line
 
 logger = logging.getLogger(__name__)
@@ -133,17 +133,23 @@ class LRUCache:
 def token_counter(encoder: Encoder) -> tuple[Callable[[list[str]], list[int]], str]:
     """Return a function counting the tokens the model sees per text, and how it counts.
 
-    Uses the encoder's tokenizer (truncated to its ``max_seq_length``) when it has one, else
-    estimates one token per four characters.
+    Uses the encoder's tokenizer (truncated to its ``max_seq_length``; a long text is cut
+    first, as the encoder cuts it) when it has one, else estimates one token per four
+    characters.
     """
     tokenizer = getattr(encoder, "tokenizer", None)
     max_length = getattr(encoder, "max_seq_length", None)
     if callable(tokenizer):
+        clipper = getattr(encoder, "clipper", None)
+        if not isinstance(clipper, TextClipper):
+            clipper = TextClipper(tokenizer, max_length)
 
         def count(texts: list[str]) -> list[int]:
             if not texts:
                 return []
-            ids = tokenizer(texts, truncation=max_length is not None, max_length=max_length)
+            ids = tokenizer(
+                clipper(texts), truncation=max_length is not None, max_length=max_length
+            )
             return [len(row) for row in ids["input_ids"]]
 
         return count, "tokenizer"

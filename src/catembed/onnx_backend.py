@@ -334,6 +334,11 @@ class _FastTokenizer:
             self._tokenizers[key] = found
         return found
 
+    @property
+    def backend_tokenizer(self) -> Any:
+        """The ``tokenizers.Tokenizer``, cutting and padding nothing (as transformers names it)."""
+        return self._configured(False, None)
+
     def __call__(
         self,
         texts: list[str],
