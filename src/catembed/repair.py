@@ -73,7 +73,11 @@ _WORD = re.compile(r"[^\W\d_]+")
 _ELIDED = re.compile(r"(?<![^\W\d_])[^\W\d_]['\u2019]$")  # the "O'" of "O'Brien", "d'" of "d'Alene"
 # Dots real names use: a short word abbreviated before the next ('St. Louis', 'Mt. Vernon')
 # and initials ('Washington D.C.', 'J.R.R. Tolkien'); a dot at either end alone is noise.
-_ABBREVIATION = re.compile(r"\b(?:[A-Z][a-z]?\.(?= [A-Z])|(?:[A-Z]\.){2,}(?!\w))")
+# Initials take linear time: a run is taken whole (giving a letter back leaves a letter
+# next, which fails) and not tried again from its later letters once tried from its first (it
+# ends where it did). Trying every letter, each giving letters back one by one, took 0.5 s
+# for 'A.' * 5000 + 'a'.
+_ABBREVIATION = re.compile(r"\b(?:[A-Z][a-z]?\.(?= [A-Z])|(?<!\b[A-Z]\.)(?:[A-Z]\.){2,}+(?!\w))")
 _INITIALISM = re.compile(r"(?:[A-Z]\.){2,}")  # a value that is initials alone: 'U.S.A.', 'D.C.'
 # Punctuation real names use: 'Pull-Up Bar', "Chef's Pants", 'Saris & Lehengas', 'and/or'.
 _BENIGN_PUNCTUATION = re.compile(r"(?<=[^\W\d_])[-'\u2019/](?=[^\W\d_])| & ")
@@ -172,14 +176,24 @@ def _one_letter_prefix(text: str, match: re.Match[str]) -> bool:
     return after in ("'", "\u2019") and text[match.end() + 1 : match.end() + 2].isupper()
 
 
-def _after_capital_hyphen(text: str, match: re.Match[str]) -> bool:
+def _after_capital_hyphen(text: str, match: re.Match[str], spaces: list[int]) -> bool:
     """Whether ``match`` follows a hyphen in a compound that starts with a capital: 'ray' of
-    'Blu-ray', 'au' of 'Port-au-Prince' (not 'paid' of 'pre-paid')."""
-    if text[match.start() - 1 : match.start()] != "-":
+    'Blu-ray', 'au' of 'Port-au-Prince' (not 'paid' of 'pre-paid'). ``spaces``: where
+    ``text`` has spaces, in order (searching back for the last one is quadratic in a long
+    text of hyphens)."""
+    hyphen = match.start() - 1
+    if text[hyphen : hyphen + 1] != "-":
         return False
-    head = text[: match.start() - 1]
-    compound = head[head.rfind(" ") + 1 :]
-    return compound[:1].isupper() and _WORD.fullmatch(compound.split("-")[-1]) is not None
+    before = bisect.bisect_left(spaces, hyphen)
+    start = spaces[before - 1] + 1 if before else 0  # of the compound
+    part = text.rfind("-", start, hyphen) + 1 or start  # the compound's last part
+    return text[start:hyphen][:1].isupper() and _WORD.fullmatch(text, part, hyphen) is not None
+
+
+def _one_word(text: str) -> bool:
+    """Whether ``text`` holds one word (``_WORD``), found without listing them all."""
+    first = _WORD.search(text)
+    return first is not None and _WORD.search(text, first.end()) is None
 
 
 def _camel_case_name(word: str) -> str:
@@ -322,39 +336,44 @@ class FormatProfile:
         # hyphen in a capitalised compound: 'Blu-ray', 'Add-ons', 'Port-au-Prince'.
         cleaned = _NAME_NUMBER.sub(" ", clean(text))  # the 'K' of '4K' is no word
         every = list(_WORD.finditer(cleaned))
-        prefixes = [m for m in every if _one_letter_prefix(cleaned, m)]
+        prefixes = {m.start() for m in every if _one_letter_prefix(cleaned, m)}
         end = len(without_suffix(cleaned))  # not a copy's suffix: 'Tennis Racket-final'
-        compounds = [m for m in every if m.end() <= end and m.group().islower()
-                     and _after_capital_hyphen(cleaned, m)]  # fmt: skip
+        spaces = [i for i, c in enumerate(cleaned) if c == " "]
+        compounds = {m.start() for m in every if m.end() <= end and m.group().islower()
+                     and _after_capital_hyphen(cleaned, m, spaces)}  # fmt: skip
         # A value of initials alone ('U.S.A.') is cased as an acronym is, in any column.
+        skipped = prefixes | compounds
         words = (
             []
             if _INITIALISM.fullmatch(text)
             else (
-                [m.group() for m in every if m not in prefixes and m not in compounds]
-                or [m.group() for m in every if m not in compounds]
+                [m.group() for m in every if m.start() not in skipped]
+                or [m.group() for m in every if m.start() not in compounds]
                 or [m.group() for m in every]
             )
         )
-        if any(not self._cased_like_references(i, words, text) for i in range(len(words))):
+        alone = _one_word(text)
+        if any(not self._cased_like_references(i, words, text, alone) for i in range(len(words))):
             found.append("unusual casing")
         unknown = self.unknown_words(text)
         if unknown:
             found.append("unknown word " + ", ".join(repr(w) for w in unknown))
         return found
 
-    def _cased_like_references(self, position: int, words: list[str], text: str) -> bool:
-        """Whether ``words[position]``, a word of ``text``, is cased as the reference values'
-        words are, or as acronyms and prefixed names are in any text ('HDMI Cables', 'iPhone
-        Cases'). In a value all in capitals only a lone acronym is; a place or size code after
-        a value is appended to it ('Canton MA', 'Hoodies XL'), not an acronym ('Smart TV')."""
+    def _cased_like_references(
+        self, position: int, words: list[str], text: str, alone: bool
+    ) -> bool:
+        """Whether ``words[position]``, a word of ``text`` (``alone``: its one word), is cased
+        as the reference values' words are, or as acronyms and prefixed names are in any text
+        ('HDMI Cables', 'iPhone Cases'). In a value all in capitals only a lone acronym is; a
+        place or size code after a value is appended to it ('Canton MA', 'Hoodies XL'), not an
+        acronym ('Smart TV')."""
         word = words[position]
         if _shape(word) in (self.word_shapes if position else self.first_shapes):
             return True
         if position and word in CONNECTORS:
             return True
         acronym = _ACRONYM_WORD.fullmatch(word)
-        alone = len(_WORD.findall(text)) == 1
         # Next to other words, short capitals are an acronym even when they spell a word
         # ('ID Cards', 'AV Receivers', 'MIDI Controllers'), not a word shouted.
         short = not alone and acronym and len(word) <= 4 and word.casefold() not in CONNECTORS
@@ -486,6 +505,7 @@ class FormatProfile:
         known = self._known
         matches = list(_WORD.finditer(cleaned))
         unknown = []
+        misspelt: dict[str, bool] = {}  # a word repeated is spell-checked once
         for position, match in enumerate(matches):
             word = match.group()
             if word.casefold() in known or not word.isascii() or _ACRONYM_WORD.fullmatch(word):
@@ -503,10 +523,14 @@ class FormatProfile:
                 )
                 if last and word.casefold() not in SHORT_WORDS and not word.isupper():
                     unknown.append(match)
-            elif not _is_word(word.casefold(), english, known) and _misspells(
-                word.casefold(), english, known
-            ):
-                unknown.append(match)
+            else:
+                folded = word.casefold()
+                if folded not in misspelt:
+                    misspelt[folded] = not _is_word(folded, english, known) and _misspells(
+                        folded, english, known
+                    )
+                if misspelt[folded]:
+                    unknown.append(match)
         return unknown
 
 
