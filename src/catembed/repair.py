@@ -51,6 +51,10 @@ DENSITY_MAX_LENGTH = 200  # longer reference values are left out of it
 WORD_CHECK_COVERAGE = 0.9  # spell-check only columns whose reference words are this often English
 TYPO_REASON = "one edit away from a reference value"
 TRUNCATION_REASON = "cut short"
+# A reason names this many pieces or words of a value, each cut to this many characters, and
+# counts the rest: a value of a thousand pieces gets a line, not a page.
+MAX_NAMED = 5
+MAX_NAMED_LENGTH = 80
 # A short upper-case code after a value: 'Madison WI', 'Hoodies, XL', 'Jeans - UK'.
 _APPENDED_CODE = re.compile(r"(?P<base>.*[^\W_])(?:\s*[,/]\s*|\s+-\s+|\s+)[A-Z]{2,3}")
 _PREPENDED_CODE = re.compile(r"(?P<code>[A-Z]{2,3})(?:\s*[,/]\s*|\s+-\s+|\s+)(?P<base>[^\W_].*)")
@@ -357,7 +361,7 @@ class FormatProfile:
             found.append("unusual casing")
         unknown = self.unknown_words(text)
         if unknown:
-            found.append("unknown word " + ", ".join(repr(w) for w in unknown))
+            found.append("unknown word " + named(unknown, ", ", quoted=True))
         return found
 
     def _cased_like_references(
@@ -532,6 +536,20 @@ class FormatProfile:
                 if misspelt[folded]:
                     unknown.append(match)
         return unknown
+
+
+def named(items: Sequence[str], joiner: str, quoted: bool = False) -> str:
+    """``items`` joined for a reason: the first ``MAX_NAMED``, each cut to ``MAX_NAMED_LENGTH``
+    characters, and how many more there are ('Jeans and Socks and ... (12 more)'; one more is
+    named)."""
+    shown = items if len(items) <= MAX_NAMED + 1 else items[:MAX_NAMED]
+    cut = [
+        item if len(item) <= MAX_NAMED_LENGTH else item[: MAX_NAMED_LENGTH - 3] + "..."
+        for item in shown
+    ]
+    text = joiner.join(repr(item) if quoted else item for item in cut)
+    more = len(items) - len(cut)
+    return f"{text}{joiner}... ({more} more)" if more else text
 
 
 def without_suffix(text: str) -> str:

@@ -55,7 +55,7 @@ from catembed.column_evidence import revised_by_column
 from catembed.domain import probabilities
 from catembed.errors import InputError, ModelError, first_line
 from catembed.normalize import doubtful_values
-from catembed.repair import FormatProfile, Repairer, split_joined
+from catembed.repair import FormatProfile, Repairer, named, split_joined
 from catembed.tables import atomic_file
 from catembed.verdicts import (
     Thresholds,
@@ -562,7 +562,7 @@ class Validator:
             or self._repairer.joined_in(text)
         )
         if joined:
-            return self._malformed(text, "format", "", "joins " + " and ".join(joined))
+            return self._malformed(text, "format", "", "joins " + named(joined, " and "))
         issues = self.profile.issues(text)
         if not issues:
             return None
