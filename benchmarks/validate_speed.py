@@ -95,13 +95,13 @@ def main() -> int:
             rows.append((backend, done["seconds"], done["cpu"], done["peak_mb"]))
         baseline, baseline_cpu = stock_encoding_seconds(folder, values, args.rows)
     print()
-    print(f"{'method':<60}  {'seconds':>9}  {'CPU s':>9}  {'peak MB':>9}")
-    print(f"{'-' * 60}  {'-' * 9}  {'-' * 9}  {'-' * 9}")
+    print(f"{'method':<66}  {'seconds':>9}  {'CPU s':>9}  {'peak MB':>9}")
+    print(f"{'-' * 66}  {'-' * 9}  {'-' * 9}  {'-' * 9}")
     for backend, seconds, cpu, peak in rows:
-        name = f"catembed validate --backend {backend} ({written:,} rows written)"
-        print(f"{name:<60}  {seconds:>9.1f}  {cpu:>9.1f}  {peak:>9,.0f}")
+        name = f"catembed validate, {backend} ({written:,} rows written)"
+        print(f"{name:<66}  {seconds:>9.1f}  {cpu:>9.1f}  {peak:>9,.0f}")
     name = "stock sentence-transformers, every row (estimated)"
-    print(f"{name:<60}  {baseline:>9.1f}  {baseline_cpu:>9.1f}")
+    print(f"{name:<66}  {baseline:>9.1f}  {baseline_cpu:>9.1f}")
     print(
         "\nCPU s: processor time over all threads; wall time is inflated when the machine is shared."
         "\npeak MB: max RSS of the run."
