@@ -66,7 +66,7 @@ def has_export(folder: Path) -> bool:
     return onnx_path(folder).is_file() or onnx_path(_cache_folder(folder)).is_file()
 
 
-def ensure_onnx(folder: str | Path, quantized: bool = False) -> Path:
+def ensure_onnx(folder: str | Path, quantized: bool = False, shown_as: str = "") -> Path:
     """Return the ONNX file of ``folder``, exporting (and quantizing) it first if missing;
     a model folder that cannot be written (a read-only mount, another user's) or that a Python
     package installed (the base model) gets its exports in the user's cache instead."""
@@ -81,7 +81,7 @@ def ensure_onnx(folder: str | Path, quantized: bool = False) -> Path:
     fp32 = next((onnx_path(b) for b in (folder, cache) if onnx_path(b).is_file()), None)
     if fp32 is None:
         fp32 = onnx_path(base)
-        _export(folder, fp32)
+        _export(folder, fp32, shown_as)
     target = onnx_path(base, quantized)
     if quantized:
         _quantize(fp32, target)
@@ -115,7 +115,7 @@ def _can_write(folder: Path) -> bool:
         return False
 
 
-def _export(folder: Path, target: Path) -> None:
+def _export(folder: Path, target: Path, shown_as: str = "") -> None:
     import torch
 
     from catembed.models import load_model
@@ -124,7 +124,7 @@ def _export(folder: Path, target: Path) -> None:
         import onnx  # noqa: F401  (the exporter needs it)
     except ImportError:
         raise ModelError(f"exporting to ONNX needs the onnx package: {INSTALL_HINT}") from None
-    logger.info("exporting %s to %s", folder, target)
+    logger.info("exporting %s to %s", "the model" if shown_as else folder, shown_as or target)
     model = load_model(str(folder)).eval()
     names = _input_names(model.tokenizer)
     example = model.preprocess(["Sweaters", "Car Battery"])

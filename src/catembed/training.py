@@ -194,12 +194,12 @@ def train(
             log_history=log_history,
         )
         _write_metadata(folder, result, config, data, name)
-        _export_onnx(folder, domain_model)
+        _export_onnx(folder, Path(output), domain_model)
         write_model_card(folder, result, config, data, validator)
     return result
 
 
-def _export_onnx(folder: Path, domain_model: str) -> None:
+def _export_onnx(folder: Path, output: Path, domain_model: str) -> None:
     """The ONNX exports that the default backend (``auto``) runs on: the model's into its
     folder, a package's base model's into the user's cache. Without onnxruntime, or if the
     export fails, validate runs on torch."""
@@ -212,7 +212,7 @@ def _export_onnx(folder: Path, domain_model: str) -> None:
 
     base = Path(resolve_base_model(domain_model))
     try:
-        ensure_onnx(folder)
+        ensure_onnx(folder, shown_as=str(output / "onnx" / "model.onnx"))
         if base.is_dir() and installed(base):
             ensure_onnx(base)
     except Exception as error:  # an architecture the exporter cannot trace: torch still works
