@@ -1,7 +1,7 @@
 """Load-test `catembed serve` against a naive one-request-at-a-time FastAPI endpoint.
 
-Both servers run as subprocesses on loopback with the same model and the same torch thread
-count; the levels alternate between them (only one is under load at a time). A bounded async httpx load
+Both servers run as subprocesses on loopback with the same model, backend (``--backend``,
+default auto, as `catembed serve`) and thread count; the levels alternate between them (only one is under load at a time). A bounded async httpx load
 generator sends a fixed number of POST /v1/embeddings requests (float JSON) per concurrency
 level, each with 16 short category strings from the built-in vocabulary, and prints
 requests/s, texts/s, p50/p99 latency, errors and the server's peak RSS (VmHWM).
@@ -44,7 +44,7 @@ STARTUP_TIMEOUT_S = 180
 REQUEST_TIMEOUT_S = 60
 
 
-def baseline_server(model_dir: str, port: int) -> None:
+def baseline_server(model_dir: str, port: int, backend: str) -> None:
     """The naive baseline: a plain FastAPI endpoint calling `model.encode`, one request at a
     time. It encodes on one dedicated thread, as catembed does, so that both see the same
     torch threading and the comparison measures batching and caching only."""
@@ -61,7 +61,7 @@ def baseline_server(model_dir: str, port: int) -> None:
 
     warnings.filterwarnings("ignore")  # as the catembed CLI does
     configure_threads()
-    model = load_encoder(model_dir)
+    model = load_encoder(model_dir, backend)
     # Warm up on the main thread, as catembed's create_app does: torch's first encode on the
     # main thread makes later encodes on other threads ~20x faster here (measured: ~1.3 s vs
     # ~55 ms for 16 texts); without it the baseline would be handicapped.
@@ -236,6 +236,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="Requests per level.")
     parser.add_argument("--levels", default="1,8,32", help="Concurrency levels.")
     parser.add_argument("--workloads", default="repeated,unique")
+    parser.add_argument("--backend", default="auto", help="Of both servers (auto: as serve's).")
     parser.add_argument("--baseline-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -244,12 +245,15 @@ def main() -> None:
 
         args.model = resolve_base_model(DEFAULT_BASE_MODEL)
     if args.baseline_server:
-        baseline_server(args.model, args.port)
+        baseline_server(args.model, args.port, args.backend)
         return
     levels = [int(x) for x in args.levels.split(",")]
     workloads = args.workloads.split(",")
+    from catembed.backends import resolve_backend
+
     print(
-        f"model {args.model}; {args.requests} requests per level, {TEXTS_PER_REQUEST} texts each;"
+        f"model {args.model} ({resolve_backend(args.backend, args.model).value} backend, both "
+        f"servers); {args.requests} requests per level, {TEXTS_PER_REQUEST} texts each;"
     )
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start\n")
     header = [
@@ -265,8 +269,10 @@ def main() -> None:
     ]
     print("  " + "  ".join(header))
     python = sys.executable
-    catembed = [python, "-m", "catembed.cli", "--quiet", "serve", "--model", args.model]
+    catembed = [python, "-m", "catembed.cli", "-q", "serve", "--model", args.model]
     baseline = [python, str(Path(__file__).resolve()), "--baseline-server", "--model", args.model]
+    catembed += ["--backend", args.backend]
+    baseline += ["--backend", args.backend]
     servers = {"catembed": catembed, "baseline": baseline}
     results, rss = measure(servers, levels, args.requests, workloads)
     ours = [x for x in results if x.server == "catembed"]
