@@ -52,7 +52,7 @@ class DomainModel:
         """Weights and bias of a class-balanced, L2-regularised logistic regression.
 
         Newton's method in numpy: the loss is strictly convex and, so regularised, nearly
-        quadratic, so a few steps reach the optimum (to 1e-9), and validating with the onnx
+        quadratic, so a few steps reach the optimum, and validating with the onnx
         backend never imports torch for it.
         """
         x = np.c_[
@@ -67,19 +67,23 @@ class DomainModel:
             z = x @ theta
             return float(share @ (np.logaddexp(0.0, z) - y * z) + penalty @ (theta * theta))
 
+        narrow = x.astype(np.float32)
         theta = np.zeros(x.shape[1])
         current = loss(theta)
         for _ in range(NEWTON_STEPS):
             p = 1.0 / (1.0 + np.exp(-(x @ theta)))
             gradient = x.T @ (share * (p - y)) + 2 * penalty * theta
-            hessian = (x * (share * p * (1 - p))[:, None]).T @ x
+            # float32 is precise enough for the direction, and twice as fast
+            hessian = (
+                (narrow * (share * p * (1 - p))[:, None].astype(np.float32)).T @ narrow
+            ).astype(np.float64)
             hessian[np.diag_indices_from(hessian)] += 2 * penalty
             step = np.linalg.solve(hessian, gradient)
             scale = 1.0
             while (trial := loss(theta - scale * step)) > current and scale > 1e-6:
                 scale /= 2  # a damped step, should a full one overshoot
             theta, current = theta - scale * step, trial
-            if np.abs(scale * step).max() < 1e-9:
+            if np.abs(scale * step).max() < 1e-7:
                 break
         return theta[:-1].astype(np.float32), float(theta[-1])
 
