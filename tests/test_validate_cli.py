@@ -281,11 +281,6 @@ def test_very_long_strings_are_judged(model_dir: Path, tmp_path: Path) -> None:
             ["in.csv", "--column", "category", "--output", "in.csv"],
             "must not be the input",
         ),
-        (
-            "table",
-            ["in.csv", "--column", "category", "--output", "out.txt"],
-            "--output must end in",
-        ),
         ("duplicate", ["dup.csv", "--column", "category"], "more than one column named 'category'"),
         ("utf16", ["utf16.csv"], "is not valid UTF-8"),
         (
@@ -366,6 +361,40 @@ def test_bad_input_gives_a_one_line_error(
     assert message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_an_output_of_no_table_format_is_a_usage_error(model_dir: Path, tmp_path: Path) -> None:
+    # As encode's: exit 2, naming the option; it was exit 1 with an input error.
+    (tmp_path / "in.txt").write_text("Sweaters\n", encoding="utf-8")
+    code, _, err = run(
+        "validate", "--model", str(model_dir), str(tmp_path / "in.txt"),
+        "--output", str(tmp_path / "out.xlsx"),
+    )  # fmt: skip
+    assert code == 2 and "Invalid value for '--output': must end in .csv, .tsv" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out.xlsx").exists()
+
+
+def test_a_comma_separated_tsv_read_whole_is_named_in_a_warning(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    # Read as TSV, 'id,category' is one column and '1,Sweaters' its value: every verdict
+    # was wrong without a word. Every row holding the header's commas is named; a column of
+    # 'City, State' values is as regular, so it is a warning, and --format silences it.
+    (tmp_path / "prod.tsv").write_text("id,category\n1,Sweaters\n2,Toaster\n", "utf-8")
+    (tmp_path / "valid.tsv").write_text("id,name\n1,Sweaters\n2,Jeans\n3,Socks\n", "utf-8")
+    (tmp_path / "mixed.tsv").write_text("id,category\n1,Sweaters\nJeans\n", "utf-8")
+    code, _, err = run("validate", "--model", str(model_dir), str(tmp_path / "prod.tsv"))
+    warning = (
+        "prod.tsv: read as TSV, its header is one column, 'id,category' (comma-separated? "
+        "pass --format csv); every row holds its comma too"
+    )
+    assert code == 0 and warning in err
+    valid, data = str(tmp_path / "valid.tsv"), str(tmp_path / "prod.tsv")
+    code, _, err = run("validate", "--valid", valid, data, "--format", "tsv")
+    assert code == 0 and "valid.tsv: read as TSV" in err and "name it .csv" in err
+    assert "prod.tsv" not in err  # --format said so
+    code, _, err = run("validate", "--model", str(model_dir), str(tmp_path / "mixed.tsv"))
+    assert code == 0 and "read as TSV" not in err
 
 
 def test_csv_cells_are_judged_and_written_as_the_text_they_hold(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from catembed.tables import (
     same_file,
     starts_with_bom,
     table_format,
+    warn_if_misread,
     writable,
     write_table,
 )
@@ -123,6 +124,8 @@ def read_input(path: str, column: str | None, fmt: str | None = None) -> tuple[p
     if column is None:
         if table.num_columns == 1:
             column = table.column_names[0]
+            if fmt is None and path != STDIN:  # a format named is taken at its word
+                warn_if_misread(table, source, table_format(path))
         elif TEXT_COLUMN in table.column_names:
             column = TEXT_COLUMN
         else:
@@ -227,9 +230,12 @@ def output_format(
         return "csv" if source_format == "text" else source_format
     fmt = table_format(path)
     if fmt not in OUTPUT_FORMATS:
-        raise InputError(
-            "--output must end in .csv, .tsv, .parquet or .jsonl (and may add .gz, .bz2, .zst "
-            f"or .lz4), got {path}"
+        from catembed.config import OptionError  # pydantic: only when needed
+
+        raise OptionError(  # a usage error in the CLI, as encode's
+            "must end in .csv, .tsv, .parquet or .jsonl (and may add .gz, .bz2, .zst or .lz4), "
+            f"got {path}",
+            param_hint="'--output'",
         )
     target = writable(path, stdout=True)
     if source != STDIN and same_file(target, source):

@@ -279,19 +279,49 @@ def misread_header(table: pa.Table, fmt: str | None) -> str | None:
     """Why ``table``, read as ``fmt``, lacks the columns asked for, when its header is one
     column holding another delimiter: "read as TSV, its header is one column, 'id,category'
     (comma-separated? pass --format csv)"; else None."""
+    delimiter = _other_delimiter(table, fmt)
+    if delimiter is None or fmt is None:
+        return None
+    name = table.column_names[0]
+    if delimiter == ",":
+        hint = "comma-separated? pass --format csv"
+    elif delimiter == "\t":
+        hint = "tab-separated? pass --format tsv"
+    else:
+        hint = f"another delimiter? {fmt.upper()} files are read with "
+        hint += "commas" if fmt == "csv" else "tabs"
+    return f"read as {fmt.upper()}, its header is one column, {name!r} ({hint})"
+
+
+def _other_delimiter(table: pa.Table, fmt: str | None) -> str | None:
+    """The delimiter other than ``fmt``'s that the header of a one-column CSV or TSV holds."""
     if fmt not in ("csv", "tsv") or table.num_columns != 1:
         return None
     name = table.column_names[0]
-    if fmt == "tsv" and "," in name:
-        hint = "comma-separated? pass --format csv"
-    elif fmt == "csv" and "\t" in name:
-        hint = "tab-separated? pass --format tsv"
-    elif any(d in name for d in ";|"):
-        hint = f"another delimiter? {fmt.upper()} files are read with "
-        hint += "commas" if fmt == "csv" else "tabs"
-    else:
-        return None
-    return f"read as {fmt.upper()}, its header is one column, {name!r} ({hint})"
+    others = ("," if fmt == "tsv" else "\t", ";", "|")
+    return next((d for d in others if d in name), None)
+
+
+def warn_if_misread(table: pa.Table, source: str, fmt: str | None, renamed: bool = False) -> None:
+    """Warn when a one-column CSV or TSV, its format told by its suffix, holds another
+    delimiter as often in every row as in its header: a comma-separated '.tsv' read whole.
+    Only a warning: a one-column 'City, State' file is just as regular. ``renamed``: its
+    format has no option, so the advice is to rename it."""
+    delimiter = _other_delimiter(table, fmt)
+    if delimiter is None or table.num_rows == 0:
+        return
+    expected = table.column_names[0].count(delimiter)
+    try:
+        counts = pc.min_max(pc.count_substring(table.column(0).cast(pa.string()), delimiter))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return
+    if counts["min"].as_py() == counts["max"].as_py() == expected:
+        shown = {",": "comma", "\t": "tab"}.get(delimiter, repr(delimiter))
+        plural = "s" if expected > 1 else ""
+        misread = str(misread_header(table, fmt))
+        if renamed:
+            misread = misread.replace("pass --format ", "name it .")
+        logger.warning("%s: %s; every row holds its %s%s too", source, misread, shown, plural)
 
 
 def read_values(
@@ -306,6 +336,8 @@ def read_values(
     source = "standard input" if str(path) == STDIN else str(path)
     fmt = "text" if str(path) == STDIN else table_format(path)
     array = select_column(table, column, source, option, fmt=fmt)
+    if column is None:
+        warn_if_misread(table, source, fmt, renamed=True)
     seen: dict[str, None] = {}
     for item in widened(array).to_pylist():
         text = as_text(item)  # as a validator reads a cell: 35233.0 is '35233', NaN missing
