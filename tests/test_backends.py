@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from catembed.backends import (
@@ -149,6 +150,27 @@ def test_the_onnx_tokenizer_gives_the_ids_transformers_gives(onnx_dir: Path) -> 
     assert padded["input_ids"].shape == (len(texts), 512)  # the longest text, cut at 512
 
 
+def test_an_export_older_than_its_model_is_not_used(model_dir: Path, tmp_path: Path) -> None:
+    # A model saved again over a trained folder (by sentence-transformers, say) left its
+    # export behind: auto would have encoded with the old weights, without a word.
+    from sentence_transformers import SentenceTransformer
+
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    assert resolve_backend("auto", folder) is Backend.ONNX
+    model = SentenceTransformer(str(folder), device="cpu")
+    with torch.no_grad():
+        model[0].auto_model.embeddings.word_embeddings.weight.mul_(1.5)
+    model.save(str(folder))
+    exported = onnx_path(folder).stat().st_mtime_ns
+    assert resolve_backend("auto", folder) is Backend.TORCH
+    vectors = load_encoder(folder, "onnx").encode(VALUES[:4], normalize_embeddings=True)
+    assert onnx_path(folder).stat().st_mtime_ns != exported  # exported again
+    assert resolve_backend("auto", folder) is Backend.ONNX
+    stock = model.encode(VALUES[:4], normalize_embeddings=True)
+    np.testing.assert_allclose(vectors, stock, atol=1e-5)
+
+
 def test_validating_with_onnx_needs_neither_torch_nor_transformers(
     onnx_dir: Path, tmp_path: Path
 ) -> None:
@@ -219,6 +241,7 @@ def test_export_happens_once_and_is_reused(onnx_dir: Path) -> None:
     assert sorted(p.name for p in (onnx_dir / "onnx").iterdir()) == [
         "model.onnx",
         "model_qint8.onnx",
+        "source.json",  # the model files it was made from
     ]
     assert (
         onnx_path(onnx_dir).stat().st_size

@@ -45,6 +45,11 @@ EMBEDDING_OUTPUT = "sentence_embedding"
 TOKEN_OUTPUT = "last_hidden_state"
 # Only the matrix multiplications are quantized: int8 embeddings and attention cost accuracy.
 QUANTIZED_OPS = ("MatMul",)
+SOURCE_FILE = "source.json"  # beside the exports: the model files they were made from
+# Files of a model folder that do not change its embeddings: exports, card, catembed's data.
+NOT_EXPORTED = frozenset(
+    {ONNX_DIR, "README.md", "validator.json", "validator.safetensors", "catembed.json"}
+)
 INSTALL_HINT = "pip install 'catembed[onnx]'"
 
 
@@ -62,8 +67,36 @@ def onnx_path(folder: str | Path, quantized: bool = False) -> Path:
 
 
 def has_export(folder: Path) -> bool:
-    """Whether the fp32 export of ``folder`` exists, in it or in the user's cache."""
-    return onnx_path(folder).is_file() or onnx_path(_cache_folder(folder)).is_file()
+    """Whether an fp32 export of ``folder`` as it is now exists, in it or in the user's cache."""
+    return _current(folder) or onnx_path(_cache_folder(folder)).is_file()
+
+
+def _source(folder: Path) -> dict[str, list[int]]:
+    """Size and modification time of each model file an export is made from (all but the
+    exports, the card and catembed's own files, which do not change the embeddings)."""
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        name = path.relative_to(folder).as_posix()
+        if path.is_file() and name.split("/")[0] not in NOT_EXPORTED:
+            status = path.stat()
+            found[name] = [status.st_size, status.st_mtime_ns]
+    return found
+
+
+def _current(folder: Path) -> bool:
+    """Whether ``folder`` holds an fp32 export made from its model files as they are now: a
+    model saved again over it (by sentence-transformers, say) makes its export stale."""
+    if not onnx_path(folder).is_file():
+        return False
+    try:
+        recorded = json.loads((folder / ONNX_DIR / SOURCE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    # A file removed since (the weights, by a deployment that keeps the export alone) is no
+    # sign of a change; one changed or added is.
+    return isinstance(recorded, dict) and all(
+        recorded.get(name) == status for name, status in _source(folder).items()
+    )
 
 
 def ensure_onnx(folder: str | Path, quantized: bool = False, shown_as: str = "") -> Path:
@@ -72,16 +105,22 @@ def ensure_onnx(folder: str | Path, quantized: bool = False, shown_as: str = "")
     package installed (the base model) gets its exports in the user's cache instead."""
     _require_onnxruntime()
     folder = Path(folder)
-    if onnx_path(folder, quantized).is_file():  # the usual case: no cache key to compute
+    current = _current(folder)
+    if current and onnx_path(folder, quantized).is_file():  # the usual case: no cache key
         return onnx_path(folder, quantized)
     cache = _cache_folder(folder)
     if onnx_path(cache, quantized).is_file():
         return onnx_path(cache, quantized)
     base = folder if not installed(folder) and _can_write(folder / ONNX_DIR) else cache
-    fp32 = next((onnx_path(b) for b in (folder, cache) if onnx_path(b).is_file()), None)
+    fp32 = onnx_path(folder) if current else None
+    fp32 = fp32 or (onnx_path(cache) if onnx_path(cache).is_file() else None)
     if fp32 is None:
         fp32 = onnx_path(base)
+        if base == folder:  # a stale int8 export would outlive its source
+            onnx_path(folder, quantized=True).unlink(missing_ok=True)
         _export(folder, fp32, shown_as)
+        with _atomic_path(base / ONNX_DIR / SOURCE_FILE) as tmp:
+            tmp.write_text(json.dumps(_source(folder)), encoding="utf-8")
     target = onnx_path(base, quantized)
     if quantized:
         _quantize(fp32, target)
