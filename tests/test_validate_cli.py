@@ -760,6 +760,23 @@ def test_a_table_on_standard_input_read_as_text_gets_a_hint(model_dir: Path) -> 
     )
 
 
+def test_a_table_piped_as_a_file_without_suffix_gets_the_same_hint(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    # <(zcat products.csv.gz) is a path without a suffix: it was told its only column is
+    # 'value', and not why.
+    piped = tmp_path / "63"
+    piped.write_text("id,category\n1,Jeans\n", "utf-8")
+    code, _, err = run("validate", "--model", str(model_dir), str(piped), "--column", "category")
+    assert code == 1
+    assert err.strip().endswith(f"{piped} is read as text: name its format with --format")
+    code, _, err = run(
+        "validate", "--model", str(model_dir), str(piped), "--column", "category",
+        "--format", "csv",
+    )  # fmt: skip
+    assert code == 0, err
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 def test_reasons_adds_why_each_value_got_its_verdict(
     model_dir: Path, tmp_path: Path, suffix: str

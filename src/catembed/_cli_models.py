@@ -377,8 +377,8 @@ def encode(
         with readable(path, input_format) as source:
             table = read_table(source, fmt=input_format)
         shown = "standard input" if path == STDIN else path
-        stdin_text = path == STDIN and input_format in (None, "text")
         read_as = input_format or ("text" if path == STDIN else table_format(path))
+        stdin_text = input_format is None and read_as == "text"  # a pipe, <(zcat f.csv.gz)
         array = select_column(table, column, shown, stdin_as_text=stdin_text, fmt=read_as)
         if pa.types.is_dictionary(array.type):  # a pandas category column, say
             array = array.cast(array.type.value_type)

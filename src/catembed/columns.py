@@ -133,7 +133,7 @@ def read_input(path: str, column: str | None, fmt: str | None = None) -> tuple[p
             raise InputError(f"{source} has several columns ({names}); choose one with --column")
     elif column not in table.column_names:
         read_as = fmt or ("text" if path == STDIN else table_format(path))
-        raise no_column(table, column, source, path == STDIN and fmt is None, read_as)
+        raise no_column(table, column, source, fmt is None and read_as == "text", read_as)
     if table.num_rows == 0:
         raise InputError(f"{source} has no rows to validate")
     check_one_value_per_cell(table, column)  # now, not once the model has loaded

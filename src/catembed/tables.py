@@ -260,7 +260,7 @@ def no_column(
 ) -> InputError:
     """The error for a ``column`` that ``table`` lacks, with a hint when its header, read as
     ``fmt``, is one column holding another delimiter (see ``misread_header``), when it was
-    standard input read as text (``stdin_as_text``), or when a column differs only in case or
+    standard input or a file without a table suffix (a pipe) read as text (``stdin_as_text``), or when a column differs only in case or
     the spaces around it ('id, category' has ' category')."""
     misread = misread_header(table, fmt)
     if misread:
@@ -271,7 +271,7 @@ def no_column(
     if alike:
         message += f" (did you mean {alike[0]!r}?)"
     elif stdin_as_text:
-        message += "; standard input is read as text: name its format with --format"
+        message += f"; {source} is read as text: name its format with --format"
     return InputError(message)
 
 
