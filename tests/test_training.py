@@ -346,6 +346,31 @@ def test_a_relative_local_base_model_is_recorded_so_it_loads_from_anywhere(
     assert "\nbase_model:" not in card.split("\n---\n", 1)[0]
 
 
+def test_a_local_base_model_gets_its_export_in_the_cache_never_in_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The validator's domain classifier encodes with the base model: without an export of it
+    # the default backend fell back to torch for every validate of a model trained on a local
+    # base; and the user's base folder is theirs, not ours to write into.
+    import shutil
+
+    from catembed import DatasetConfig, train
+    from catembed.backends import Backend, resolve_backend
+    from catembed.models import DEFAULT_BASE_MODEL, resolve_base_model
+    from catembed.vocabulary import domain_values
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    base = tmp_path / "base"
+    shutil.copytree(resolve_base_model(DEFAULT_BASE_MODEL), base)
+    assert resolve_backend("auto", base) is Backend.TORCH  # no export, not a package's
+    config = TrainingConfig(base_model=str(base), max_steps=1)
+    data = DatasetConfig(train_size=16, eval_size=8)
+    train(list(domain_values("toys")), tmp_path / "m", config, data, show_progress=False)
+    assert not (base / "onnx").exists()
+    assert resolve_backend("auto", base) is Backend.ONNX
+    assert len(list((tmp_path / "cache").rglob("model.onnx"))) == 1
+
+
 def test_a_model_trained_from_a_catembed_model_keeps_the_base_models_domain_classifier(
     model_dir: Path, tmp_path: Path
 ) -> None:

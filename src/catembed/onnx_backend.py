@@ -99,10 +99,13 @@ def _current(folder: Path) -> bool:
     )
 
 
-def ensure_onnx(folder: str | Path, quantized: bool = False, shown_as: str = "") -> Path:
+def ensure_onnx(
+    folder: str | Path, quantized: bool = False, shown_as: str = "", cached: bool = False
+) -> Path:
     """Return the ONNX file of ``folder``, exporting (and quantizing) it first if missing;
-    a model folder that cannot be written (a read-only mount, another user's) or that a Python
-    package installed (the base model) gets its exports in the user's cache instead."""
+    a model folder that cannot be written (a read-only mount, another user's), that a Python
+    package installed (the base model) or that is not to be written (``cached``: a base model
+    train read) gets its exports in the user's cache instead."""
     _require_onnxruntime()
     folder = Path(folder)
     current = _current(folder)
@@ -111,7 +114,8 @@ def ensure_onnx(folder: str | Path, quantized: bool = False, shown_as: str = "")
     cache = _cache_folder(folder)
     if onnx_path(cache, quantized).is_file():
         return onnx_path(cache, quantized)
-    base = folder if not installed(folder) and _can_write(folder / ONNX_DIR) else cache
+    writable = not cached and not installed(folder) and _can_write(folder / ONNX_DIR)
+    base = folder if writable else cache
     fp32 = onnx_path(folder) if current else None
     fp32 = fp32 or (onnx_path(cache) if onnx_path(cache).is_file() else None)
     if fp32 is None:

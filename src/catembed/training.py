@@ -201,20 +201,21 @@ def train(
 
 def _export_onnx(folder: Path, output: Path, domain_model: str) -> None:
     """The ONNX exports that the default backend (``auto``) runs on: the model's into its
-    folder, a package's base model's into the user's cache. Without onnxruntime, or if the
-    export fails, validate runs on torch."""
+    folder, the base model's (its domain classifier's encoder) into the user's cache, never
+    into the base model's folder. Without onnxruntime, or if the export fails, validate runs
+    on torch."""
     from catembed.backends import onnx_available
     from catembed.models import resolve_base_model
 
     if not onnx_available():
         return
-    from catembed.onnx_backend import ensure_onnx, installed
+    from catembed.onnx_backend import ensure_onnx
 
     base = Path(resolve_base_model(domain_model))
     try:
         ensure_onnx(folder, shown_as=str(output / "onnx" / "model.onnx"))
-        if base.is_dir() and installed(base):
-            ensure_onnx(base)
+        if base.is_dir():
+            ensure_onnx(base, cached=True)
     except Exception as error:  # an architecture the exporter cannot trace: torch still works
         logger.warning("no ONNX export, inference will use torch: %s", error)
 
