@@ -71,32 +71,51 @@ def has_export(folder: Path) -> bool:
     return _current(folder) or onnx_path(_cache_folder(folder)).is_file()
 
 
-def _source(folder: Path) -> dict[str, list[int]]:
-    """Size and modification time of each model file an export is made from (all but the
-    exports, the card and catembed's own files, which do not change the embeddings)."""
+def _model_files(folder: Path) -> dict[str, Path]:
+    """The model files an export is made from: all but the exports, the card and catembed's
+    own files, which do not change the embeddings."""
     found = {}
     for path in sorted(folder.rglob("*")):
         name = path.relative_to(folder).as_posix()
         if path.is_file() and name.split("/")[0] not in NOT_EXPORTED:
-            status = path.stat()
-            found[name] = [status.st_size, status.st_mtime_ns]
+            found[name] = path
     return found
+
+
+def _source(folder: Path) -> dict[str, list[Any]]:
+    """Size, modification time and SHA-256 of each model file of ``folder``."""
+    return {
+        name: [path.stat().st_size, path.stat().st_mtime_ns, _digest(path)]
+        for name, path in _model_files(folder).items()
+    }
+
+
+def _digest(path: Path) -> str:
+    with path.open("rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def _current(folder: Path) -> bool:
     """Whether ``folder`` holds an fp32 export made from its model files as they are now: a
-    model saved again over it (by sentence-transformers, say) makes its export stale."""
+    model saved again over it (by sentence-transformers, say) makes its export stale. A file
+    of the same size but another time (a copy that did not keep times) is compared by its
+    SHA-256; one removed since (the weights, by a deployment that keeps the export alone) is
+    no sign of a change."""
     if not onnx_path(folder).is_file():
         return False
     try:
         recorded = json.loads((folder / ONNX_DIR / SOURCE_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    # A file removed since (the weights, by a deployment that keeps the export alone) is no
-    # sign of a change; one changed or added is.
-    return isinstance(recorded, dict) and all(
-        recorded.get(name) == status for name, status in _source(folder).items()
-    )
+    if not isinstance(recorded, dict):
+        return False
+    for name, path in _model_files(folder).items():
+        status, known = path.stat(), recorded.get(name)
+        if not isinstance(known, list) or len(known) != 3 or known[0] != status.st_size:
+            return False
+        if known[1] != status.st_mtime_ns and known[2] != _digest(path):
+            return False
+    return True
 
 
 def ensure_onnx(
