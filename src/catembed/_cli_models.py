@@ -69,7 +69,7 @@ def evaluate(
     AUROC and confusion matrix."""
     from catembed.backends import load_encoder
     from catembed.evaluation import triplet_table_accuracy
-    from catembed.tables import misread_header, read_table, readable, table_format
+    from catembed.tables import misread_header, read_format, read_table, readable
 
     if valid_file == data_file == "-":
         raise click.UsageError("--valid and --data cannot both be standard input")
@@ -81,7 +81,7 @@ def evaluate(
     with readable(data_file, input_format) as source:
         table = read_table(source, fmt=input_format)
     shown = "standard input" if data_file == "-" else data_file
-    read_as = input_format or ("text" if data_file == "-" else table_format(data_file))
+    read_as = read_format(data_file, input_format)
     misread = misread_header(table, read_as)  # 'value,label' read as TSV: not 'no label column'
     if misread:
         raise CatembedError(f"{shown} holds neither labelled values nor triplets: {misread}")
@@ -344,6 +344,7 @@ def encode(
     from catembed.tables import (
         STDIN,
         output_stream,
+        read_format,
         read_table,
         readable,
         same_file,
@@ -377,7 +378,7 @@ def encode(
         with readable(path, input_format) as source:
             table = read_table(source, fmt=input_format)
         shown = "standard input" if path == STDIN else path
-        read_as = input_format or ("text" if path == STDIN else table_format(path))
+        read_as = read_format(path, input_format)
         stdin_text = input_format is None and read_as == "text"  # a pipe, <(zcat f.csv.gz)
         array = select_column(table, column, shown, stdin_as_text=stdin_text, fmt=read_as)
         if pa.types.is_dictionary(array.type):  # a pandas category column, say

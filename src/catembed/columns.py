@@ -31,6 +31,7 @@ from catembed.tables import (
     no_column,
     output_stream,
     parquet_schema,
+    read_format,
     read_table,
     same_file,
     starts_with_bom,
@@ -132,7 +133,7 @@ def read_input(path: str, column: str | None, fmt: str | None = None) -> tuple[p
             names = listed_columns(table)
             raise InputError(f"{source} has several columns ({names}); choose one with --column")
     elif column not in table.column_names:
-        read_as = fmt or ("text" if path == STDIN else table_format(path))
+        read_as = read_format(path, fmt)
         raise no_column(table, column, source, fmt is None and read_as == "text", read_as)
     if table.num_rows == 0:
         raise InputError(f"{source} has no rows to validate")
@@ -225,7 +226,7 @@ def output_format(
     input file nor the files of valid values ``valid`` or of negatives ``out_of_domain``, a
     file in an existing folder; ``-`` (standard output) takes the input's format (a text
     input's is CSV)."""
-    source_format = source_format or ("text" if source == STDIN else table_format(source))
+    source_format = read_format(source, source_format)
     if str(path) == STDIN:
         return "csv" if source_format == "text" else source_format
     fmt = table_format(path)
@@ -250,8 +251,8 @@ def write_output(
     report: ColumnReport, path: str | Path, source: str, source_format: str | None = None
 ) -> None:
     """Write the validated table atomically (see ``output_format``)."""
-    fmt = output_format(path, source, source_format)
-    if fmt == "jsonl" and source != STDIN and (source_format or table_format(source)) == "jsonl":
+    fmt, read_as = output_format(path, source, source_format), read_format(source, source_format)
+    if fmt == "jsonl" and source != STDIN and read_as == "jsonl":
         _append_to_jsonl(report, source, path)
         return
     table = report.table
@@ -260,7 +261,7 @@ def write_output(
         # of the write together; keep them for the plain columns only (the validated column
         # was read dictionary-encoded, whatever its type in the file).
         plain = [f.name for f in table.schema if not pa.types.is_dictionary(f.type)]
-        if (source_format or table_format(source)) == "parquet":
+        if read_as == "parquet":
             table = _as_written(table, report.column, parquet_schema(source))
         write_table(table, path, fmt, write_statistics=plain, row_group_size=2**20)
         return
@@ -269,7 +270,7 @@ def write_output(
         if fmt != "jsonl" and name in report.names:
             column = _empty_as_null(column)
         columns.append(column)
-    text_input = source != STDIN and (source_format or table_format(source)) in ("csv", "tsv")
+    text_input = source != STDIN and read_as in ("csv", "tsv")
     style = TextStyle.of(source) if text_input else None  # CRLF and a BOM kept
     write_table(pa.table(columns, names=table.column_names), path, fmt, style)
 

@@ -16,6 +16,7 @@ skips seconds of imports.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -91,7 +92,15 @@ def _source(folder: Path) -> dict[str, list[Any]]:
 
 
 def _digest(path: Path) -> str:
-    with path.open("rb") as stream:
+    status = path.stat()
+    return _file_digest(str(path), status.st_size, status.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _file_digest(name: str, size: int, mtime_ns: int) -> str:
+    """SHA-256 of a file, read once per process while its size and time stay (choosing the
+    backend and loading the export both check a copied folder's files)."""
+    with open(name, "rb") as stream:
         return hashlib.file_digest(stream, "sha256").hexdigest()
 
 

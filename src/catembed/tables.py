@@ -67,6 +67,12 @@ def table_format(path: str | Path) -> str:
     }.get(suffix, "text")
 
 
+def read_format(path: str | Path, fmt: str | None = None) -> str:
+    """The format ``path`` is read as: ``fmt`` when named, else its suffix's (standard input:
+    text)."""
+    return fmt or ("text" if str(path) == STDIN else table_format(path))
+
+
 def read_table(
     path: str | Path, dictionary: tuple[str, ...] = (), fmt: str | None = None
 ) -> pa.Table:
@@ -76,7 +82,7 @@ def read_table(
     named in ``dictionary`` stay dictionary-encoded (one copy per distinct value).
     """
     name = str(path)
-    fmt = fmt or ("text" if name == STDIN else table_format(name))
+    fmt = read_format(name, fmt)
     if name == STDIN and fmt != "text":
         raise ValueError("standard input other than text is read through readable()")
     if name != STDIN:
@@ -91,11 +97,8 @@ def read_table(
             source: str | pa.BufferReader = name
             if compression(name):
                 identity, source = _identity(name), pa.BufferReader(_whole(name))
-            schema = pq.read_schema(source)
-            if compression(name):
-                _compressed_schemas.clear()  # the last file read only
-                _compressed_schemas[identity] = schema
-            names = schema.names
+                _last_compressed[:] = [identity, pq.read_schema(source)]
+            names = pq.read_schema(source).names
             _check_unique(names, shown)
             return pq.read_table(source, read_dictionary=[c for c in dictionary if c in names])
         if fmt == "jsonl":
@@ -109,17 +112,19 @@ def read_table(
         raise InputError(f"cannot read {shown}: {first_line(error)}") from None
 
 
-# The schema of the compressed Parquet file read last, by ``_identity``: finding it again to
-# write an output with the input's column types would decompress the whole file once more.
-_compressed_schemas: dict[tuple[str, int, int, int], pa.Schema] = {}
+# The compressed Parquet file read last, by ``_identity``, and its schema: finding it again
+# to write an output with the input's column types would decompress the whole file once more.
+_last_compressed: list[Any] = [None, None]
 
 
 def parquet_schema(name: str) -> pa.Schema:
     """The schema of the Parquet file ``name`` (decompressed), its columns' types as written."""
     if not compression(name):
         return pq.read_schema(name)
-    known = _compressed_schemas.get(_identity(name))
-    return known if known is not None else pq.read_schema(pa.BufferReader(_whole(name)))
+    identity, schema = _last_compressed
+    if identity == _identity(name):
+        return schema  # type: ignore[no-any-return]
+    return pq.read_schema(pa.BufferReader(_whole(name)))
 
 
 def _identity(name: str) -> tuple[str, int, int, int]:
@@ -260,8 +265,9 @@ def no_column(
 ) -> InputError:
     """The error for a ``column`` that ``table`` lacks, with a hint when its header, read as
     ``fmt``, is one column holding another delimiter (see ``misread_header``), when it was
-    standard input or a file without a table suffix (a pipe) read as text (``stdin_as_text``), or when a column differs only in case or
-    the spaces around it ('id, category' has ' category')."""
+    standard input or a file without a table suffix (a pipe) read as text
+    (``stdin_as_text``), or when a column differs only in case or the spaces around it
+    ('id, category' has ' category')."""
     misread = misread_header(table, fmt)
     if misread:
         return InputError(f"{source} has no column {column!r}: {misread}")
@@ -334,7 +340,7 @@ def read_values(
     if column is None and table.num_columns > 1:  # the usual name, else 'value'
         column = next((c for c in (usual, TEXT_COLUMN) if c in table.column_names), None)
     source = "standard input" if str(path) == STDIN else str(path)
-    fmt = "text" if str(path) == STDIN else table_format(path)
+    fmt = read_format(path)
     array = select_column(table, column, source, option, fmt=fmt)
     if column is None:
         warn_if_misread(table, source, fmt, renamed=True)
