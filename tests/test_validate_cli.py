@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 from safetensors.numpy import load_file, save_file
 
-from catembed.cli import GATE_EXIT_CODE, main
+from catembed.cli import GATE_EXIT_CODE, _Terminated, main
 from catembed.tables import read_table
 from catembed.validation import VALIDATOR_FILE
 
@@ -1544,3 +1544,25 @@ def test_a_boolean_is_judged_as_json_writes_it_in_every_format(tmp_path: Path) -
         judged = [(r["verdict"], r["suggestion"]) for r in rows]
         second = ("malformed", "false") if source == text else ("valid", "")
         assert judged == [("valid", ""), second, ("missing", "")], source
+
+
+@pytest.mark.parametrize(
+    ("stop", "code", "message"),
+    [(KeyboardInterrupt, 1, "interrupted"), (_Terminated, 143, "terminated")],
+)
+def test_a_run_stopped_by_ctrl_c_or_sigterm_drops_its_warnings_as_a_failed_one_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: type, code: int, message: str
+) -> None:
+    # The warnings held until the end were printed above 'Error: interrupted' (SIGTERM's
+    # handler raises _Terminated where Ctrl-C raises KeyboardInterrupt).
+    import catembed.columns
+
+    def judging(*args: object, **kwargs: object) -> None:
+        raise stop
+
+    doubtful = tmp_path / "doubtful.txt"
+    doubtful.write_text("Jeans\nN/A\nSocks\n", "utf-8")
+    args = ["validate", "--valid", str(doubtful), str(doubtful)]
+    assert "'N/A'" in run(*args)[2]  # the warning held back, shown once the run succeeds
+    monkeypatch.setattr(catembed.columns, "validate_table", judging)
+    assert run(*args)[::2] == (code, f"Error: {message}\n")

@@ -68,8 +68,10 @@ class _Group(click.Group):
             _end_holding(show=False)
             raise
         except KeyboardInterrupt:
+            _end_holding(show=False)  # a stopped command's warnings are as moot as a failed one's
             raise click.ClickException("interrupted") from None
         except _Terminated:
+            _end_holding(show=False)
             raise _TerminatedError("terminated") from None
         finally:
             _end_holding(show=True)  # unless dropped above
@@ -93,8 +95,8 @@ def main(quiet: bool) -> None:
 
 class _HoldingHandler(logging.StreamHandler[TextIO]):
     """Writes to standard error, holding warnings back until the command logs progress or
-    ends: one that fails on bad input then shows its one-line error alone, not a warning
-    about that input first."""
+    ends: one that fails on bad input, or is stopped (Ctrl-C, SIGTERM), then shows its one-line
+    error alone, not a warning about that input first."""
 
     def __init__(self, hold: bool) -> None:
         super().__init__(sys.stderr)
