@@ -1566,3 +1566,44 @@ def test_a_run_stopped_by_ctrl_c_or_sigterm_drops_its_warnings_as_a_failed_one_d
     assert "'N/A'" in run(*args)[2]  # the warning held back, shown once the run succeeds
     monkeypatch.setattr(catembed.columns, "validate_table", judging)
     assert run(*args)[::2] == (code, f"Error: {message}\n")
+
+
+def test_a_validator_saved_with_booleans_as_python_wrote_them_still_accepts_booleans(
+    tmp_path: Path,
+) -> None:
+    # catembed read a boolean as Python's 'True' before it read it as 'true', so a validator
+    # saved then from a boolean column lists 'True' and 'False': loaded now, every boolean of
+    # a boolean column was malformed, 'true' for 'True'. Text cells stay as written, and a
+    # reference holding 'True' among other values judges booleans as JSON writes them.
+    from catembed.validation import Validator
+
+    folders = {}
+    for name, values in (("booleans", ["True", "False"]), ("texts", ["True", "False", "Maybe"])):
+        folders[name] = tmp_path / name
+        Validator.from_values(values).save(folders[name])
+        saved = json.loads((folders[name] / VALIDATOR_FILE).read_text("utf-8"))
+        assert saved["reference"] == values  # as an earlier catembed saved it from booleans
+    parquet = tmp_path / "flags.parquet"
+    pq.write_table(pa.table({"flag": [True, False, None, True]}), parquet)
+    jsonl = tmp_path / "flags.jsonl"
+    jsonl.write_text('{"flag": false}\n{"flag": true}\n{"flag": false}\n', "utf-8")
+    text = tmp_path / "flags.csv"
+    text.write_text("flag\nTrue\ntrue\nFalse\n", "utf-8")
+
+    def judged(folder: Path, source: Path) -> list[tuple[str, str, str]]:
+        output = tmp_path / f"{folder.name}-{source.name}.out.jsonl"
+        args = ["validate", "--model", str(folder), str(source), "--column", "flag"]
+        code, _, err = run(*args, "--output", str(output))
+        assert code == 0, err
+        rows = [json.loads(line) for line in output.read_text("utf-8").splitlines()]
+        return [(r["verdict"], r["nearest"], r["suggestion"]) for r in rows]
+
+    true, false = ("valid", "True", ""), ("valid", "False", "")
+    assert judged(folders["booleans"], parquet) == [true, false, ("missing", "", ""), true]
+    assert judged(folders["booleans"], jsonl) == [false, true, false]
+    case_noise = ("malformed", "True", "True")  # the text 'true', as before
+    assert judged(folders["booleans"], text) == [true, case_noise, false]
+    assert judged(folders["texts"], text) == [true, case_noise, false]
+    assert [v for v, _, _ in judged(folders["texts"], parquet)] == [
+        "malformed", "malformed", "missing", "malformed"
+    ]  # fmt: skip

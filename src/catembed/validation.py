@@ -58,6 +58,8 @@ from catembed.normalize import doubtful_values
 from catembed.repair import FormatProfile, Repairer, named, split_joined
 from catembed.tables import atomic_file
 from catembed.verdicts import (
+    BOOLEAN_TEXTS,
+    PYTHON_BOOLEAN_TEXTS,
     Thresholds,
     ValueReport,
     Verdict,
@@ -179,6 +181,12 @@ class Validator:
         self._domain_embeddings: np.ndarray | None = None
         self._repairer = Repairer(self.reference, self.profile)
         self._index = {v: i for i, v in enumerate(self.reference)}
+        # A validator of booleans saved by a catembed that read them as Python writes them
+        # lists 'True' and 'False' (or one of them) and nothing else: its boolean cells are
+        # judged as it lists them. Text cells are judged as written whatever the reference,
+        # and any other reference ('True' among other values) judges booleans as JSON does.
+        legacy = set(self.reference) <= set(PYTHON_BOOLEAN_TEXTS)
+        self.booleans = PYTHON_BOOLEAN_TEXTS if legacy else BOOLEAN_TEXTS
 
     @classmethod
     def load(
@@ -398,7 +406,7 @@ class Validator:
         per_value = None if rows is None else _row_counts(rows)
         if per_value is not None and len(per_value) != len(column):
             raise InputError(f"rows has {len(per_value)} counts for {len(column)} values")
-        keys = [as_text(v) for v in column]
+        keys = [as_text(v, self.booleans) for v in column]
         distinct = list(dict.fromkeys(k for k in keys if k is not None))
         judged: dict[str, ValueReport] = {}
         known: dict[str, ValueReport] = {}  # every text judged in this run, rewrites too

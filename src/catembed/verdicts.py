@@ -16,6 +16,10 @@ import pyarrow as pa
 from catembed.errors import ConfigError
 
 DEFAULT_SCALE = 0.03  # similarity units per logit of the out-of-domain score
+BOOLEAN_TEXTS = ("false", "true")  # a boolean cell's text: as JSON writes it
+# A boolean's text before catembed read booleans as JSON writes them: a validator saved then
+# from a boolean column lists these as its reference values (see Validator.booleans).
+PYTHON_BOOLEAN_TEXTS = ("False", "True")
 
 
 class Verdict(StrEnum):
@@ -115,10 +119,11 @@ def cells(values: Iterable[object]) -> list[object]:
     return values if isinstance(values, list) else list(values)
 
 
-def as_text(value: object) -> str | None:
+def as_text(value: object, booleans: tuple[str, str] = BOOLEAN_TEXTS) -> str | None:
     """The text a cell is judged as, or None when the cell is missing (None, NaN, pandas'
     NA and NaT, numpy's NaT and masked value). A boolean is 'true' or 'false', as a JSONL
-    file writes it and as a JSONL column mixing it with text reads it, whatever holds it."""
+    file writes it and as a JSONL column mixing it with text reads it, whatever holds it
+    (``booleans``: the texts of False and True, for a validator that lists them otherwise)."""
     if hasattr(value, "as_py"):  # a pyarrow scalar; a float32 one as written, as widened's
         value = widened(value).as_py() if hasattr(value, "type") else value.as_py()
     if value is None or type(value).__name__ in _MISSING_TYPES:
@@ -126,7 +131,7 @@ def as_text(value: object) -> str | None:
     if isinstance(value, np.datetime64 | np.timedelta64):
         return None if np.isnat(value) else str(value)
     if isinstance(value, bool | np.bool_):  # as JSON writes it, not Python's 'True'
-        return "true" if value else "false"
+        return booleans[bool(value)]
     if isinstance(value, np.integer):
         value = int(value)  # exactly: a float would round ids beyond 2**53
     if isinstance(value, np.float32 | np.float16):
