@@ -572,6 +572,26 @@ def test_validate_needs_a_model_or_valid_values(
     assert err.strip() == "Error: need at least 2 distinct valid values to build a validator"
 
 
+def test_the_gate_shows_a_rate_and_the_limit_it_exceeds_as_different_numbers(
+    model_dir: Path,
+) -> None:
+    # 1 row of 3 over 0.3333 said 'anomaly rate 33.33% exceeds --max-anomaly-rate 33.33%',
+    # and over -0, 'exceeds -0.00%'. A rate equal to the limit passes, as the README says.
+    stdin = "Sweaters\nJeans\nCar Battery\n"
+    args = ["validate", "--model", str(model_dir), "-", "--max-anomaly-rate"]
+    told = {
+        "0.3333": "33.333% exceeds --max-anomaly-rate 33.330%",
+        "0.333333333": "33.33333333% exceeds --max-anomaly-rate 33.33333330%",
+        "-0": "33.33% exceeds --max-anomaly-rate 0.00%",
+    }
+    for limit, shown in told.items():
+        code, out, err = run(*args, limit, stdin=stdin)
+        assert "anomaly rate: 33.33% (out_of_domain + malformed)" in out
+        assert (code, err.splitlines()[-1]) == (GATE_EXIT_CODE, f"anomaly rate {shown}"), limit
+    code, _, err = run(*args, str(1 / 3), stdin=stdin)
+    assert code == 0 and "exceeds" not in err
+
+
 def test_evaluate_labelled_values(model_dir: Path, tmp_path: Path) -> None:
     labelled = tmp_path / "labelled.csv"
     labels = ["valid", "malformed", "out_of_domain", "valid", "malformed", "valid"]

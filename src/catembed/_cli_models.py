@@ -25,7 +25,7 @@ from catembed.errors import CatembedError
 def _a_number(_ctx: click.Context, _param: click.Parameter, rate: float | None) -> float | None:
     if rate is not None and math.isnan(rate):
         raise click.BadParameter("must be a number in [0, 1], not nan")
-    return rate
+    return None if rate is None else rate + 0.0  # -0 as 0: 'exceeds -0.00%' read as a typo
 
 
 def _out_of_domain_for(
@@ -307,10 +307,19 @@ def validate(
             + (["reason"] if reasons else []),
         )
     if max_anomaly_rate is not None and rate > max_anomaly_rate:
-        click.echo(
-            f"anomaly rate {rate:.2%} exceeds --max-anomaly-rate {max_anomaly_rate:.2%}", err=True
-        )
+        shown_rate, shown_limit = _told_apart(rate, max_anomaly_rate)
+        click.echo(f"anomaly rate {shown_rate} exceeds --max-anomaly-rate {shown_limit}", err=True)
         sys.exit(GATE_EXIT_CODE)
+
+
+def _told_apart(rate: float, limit: float) -> tuple[str, str]:
+    """``rate`` and ``limit`` as percentages with the decimals it takes to tell them apart (2
+    at least): 1 row of 3 over a limit of 0.3333 was '33.33% exceeds 33.33%'."""
+    for digits in range(2, 21):
+        shown = f"{rate:.{digits}%}", f"{limit:.{digits}%}"
+        if shown[0] != shown[1]:
+            return shown
+    return f"{rate!r}", f"{limit!r}"
 
 
 @click.command()
