@@ -1627,3 +1627,27 @@ def test_a_validator_saved_with_booleans_as_python_wrote_them_still_accepts_bool
     assert [v for v, _, _ in judged(folders["texts"], parquet)] == [
         "malformed", "malformed", "missing", "malformed"
     ]  # fmt: skip
+
+
+def test_evaluate_says_a_file_without_a_label_column_holds_neither_labels_nor_triplets(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    # A labelled file whose label column was misnamed was told 'triplet data needs columns
+    # anchor, positive, negative; it has: value, lab', as if triplets had been meant.
+    data = tmp_path / "labelled.csv"
+    data.write_text("value,lab\nJeans,valid\n", "utf-8")
+    for source in (["--model", str(model_dir)], ["--valid", str(data)]):
+        code, _, err = run("evaluate", *source, "--data", str(data))
+        assert (code, err.splitlines()) == (
+            1,
+            [
+                f"Error: {data} holds neither labelled values (a label column) nor triplets "
+                "(columns anchor, positive, negative); it has: value, lab"
+            ],
+        )
+    partial = tmp_path / "partial.csv"  # some triplet columns: named as missing
+    partial.write_text("anchor,positive\nJeans,Skirts\n", "utf-8")
+    code, _, err = run("evaluate", "--model", str(model_dir), "--data", str(partial))
+    assert code == 1 and err.endswith(
+        "needs columns anchor, positive, negative; it has: anchor, positive\n"
+    )

@@ -119,13 +119,21 @@ def evaluate(
         raise click.UsageError(
             f"--column names the column of labelled values, and {found} has no label column"
         )
+    if text:  # one column, value: 'triplet data needs columns anchor, ...' hid the cause
+        raise click.UsageError(f"{found} holds neither a label column nor triplets")
+    if not {"anchor", "positive", "negative"} & set(names):
+        from catembed.tables import listed_columns
+
+        # 'value,lab' was told 'triplet data needs columns anchor, ...', of labelled values
+        raise CatembedError(
+            f"{shown} holds neither labelled values (a label column) nor triplets (columns "
+            f"anchor, positive, negative); it has: {listed_columns(table)}"
+        )
     if model_dir is None or valid_file is not None:
         raise click.UsageError(
             f"{found} holds no label column, so triplets: they are scored with --model alone"
             + (", not --valid" if valid_file is not None else "")
         )
-    if text:  # one column, value: 'triplet data needs columns anchor, ...' hid the cause
-        raise click.UsageError(f"{found} holds neither a label column nor triplets")
     results = triplet_table_accuracy(load_encoder(model_dir, backend), table)
     echo_table(
         [[part, str(n), f"{acc:.4f}"] for part, (n, acc) in results.items()],
