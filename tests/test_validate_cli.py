@@ -1651,3 +1651,22 @@ def test_evaluate_says_a_file_without_a_label_column_holds_neither_labels_nor_tr
     assert code == 1 and err.endswith(
         "needs columns anchor, positive, negative; it has: anchor, positive\n"
     )
+
+
+def test_evaluate_names_standard_input_as_such_in_its_errors_and_warnings(
+    model_dir: Path,
+) -> None:
+    # They named it '-': "-: unknown labels ['OOD']", "- has a header but no rows".
+    args = ["evaluate", "--model", str(model_dir), "--data", "-", "--format", "csv"]
+    code, _, err = run(*args, stdin="a,label,b\nJeans,valid,1\n")
+    assert (code, err.splitlines()[-1]) == (
+        1,
+        "Error: standard input needs a value and a label column; it has: a, label, b "
+        "(choose the values' column with --column)",
+    )
+    code, _, err = run(*args, stdin="value,label\nJeans,valid\nToaster,OOD\n")
+    assert (code, err.splitlines()[-1]) == (
+        1,
+        "Error: standard input: unknown labels ['OOD']; labels must be one of: valid, "
+        "out_of_domain, malformed (or missing)",
+    )

@@ -96,7 +96,7 @@ def evaluate(
         from catembed.metrics import evaluate_table, evaluation_tables, values_column
         from catembed.validation import Validator
 
-        column = values_column(table, data_file, column, read_as)
+        column = values_column(table, shown, column, read_as)
         # --valid's column, unless named: the one named like the values', else value.
         valid = read_valid_values(valid_file, valid_column, "--valid-column", usual=column)
         if valid is not None:
@@ -105,7 +105,7 @@ def evaluate(
             )
         else:
             validator = Validator.load(cast(Path, model_dir), backend)
-        evaluation = evaluate_table(validator, table, data_file, column)
+        evaluation = evaluate_table(validator, table, shown, column)
         for header, rows in evaluation_tables(evaluation):
             echo_table(rows, header)
             click.echo("")
