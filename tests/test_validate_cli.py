@@ -1670,3 +1670,28 @@ def test_evaluate_names_standard_input_as_such_in_its_errors_and_warnings(
         "Error: standard input: unknown labels ['OOD']; labels must be one of: valid, "
         "out_of_domain, malformed (or missing)",
     )
+
+
+def test_evaluate_reads_a_blank_or_nan_label_as_none_and_names_a_few_unknown_ones(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    # A blank label was "unknown labels ['  ']", a NaN one in a Parquet column of numbers
+    # "unknown labels ['1.0', 'nan']" (JSONL's NaN was already no label), and a column of
+    # 500 categories read as labels named all 500 in one line.
+    blank = tmp_path / "blank.csv"
+    blank.write_text("value,label\nJeans,valid\nSocks,  \nToaster,\n", "utf-8")
+    numbers = tmp_path / "numbers.parquet"
+    pq.write_table(pa.table({"value": ["Jeans", "Toaster"], "label": [1.0, float("nan")]}), numbers)
+    many = write(
+        tmp_path / "many.csv",
+        pa.table({"value": [f"v{i}" for i in range(500)], "label": [f"c{i}" for i in range(500)]}),
+    )
+    told = {
+        blank: f"{blank}: 2 rows have no label, row 2 first",
+        numbers: f"{numbers}: row 2 has no label",
+        many: f"{many}: unknown labels {[f'c{i}' for i in range(10)]} and 490 more; labels must "
+        "be one of: valid, out_of_domain, malformed (or missing)",
+    }
+    for data, message in told.items():
+        code, _, err = run("evaluate", "--model", str(model_dir), "--data", str(data))
+        assert (code, err.splitlines()) == (1, [f"Error: {message}"])

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from catembed.errors import InputError
+from catembed.verdicts import as_text, cells
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 LABELS = ("valid", "out_of_domain", "malformed")
 ANOMALY = "anomaly"  # out_of_domain or malformed, as one class
 MISSING = "missing"
+SHOWN_UNKNOWN = 10  # unknown labels an error names: a column of values read as labels has many
 
 
 def auroc(labels: Sequence[bool], scores: Sequence[float]) -> float:
@@ -133,16 +135,22 @@ def evaluate_table(
     check_one_value_per_cell(table, column)
     if table.num_rows == 0:
         raise InputError(f"{source} has a header but no rows")
-    raw = table.column("label").to_pylist()
-    if any(label is None for label in raw):
-        raise InputError(f"{source} has rows without a label")
+    # Read as a value is: NaN, like null, is no label, and a Parquet 1.0 is '1'.
+    raw = [as_text(label) for label in cells(table.column("label"))]
+    unlabelled = [row for row, label in enumerate(raw, 1) if label is None or not label.strip()]
+    if unlabelled:  # a blank label was an unknown one, '  '
+        first = f"row {unlabelled[0]:,}"
+        rows = f"{first} has" if len(unlabelled) == 1 else f"{len(unlabelled):,} rows have"
+        more = f", {first} first" if len(unlabelled) > 1 else ""
+        raise InputError(f"{source}: {rows} no label{more}")
     labels = [normal_label(label) for label in raw]
-    unknown = {
-        str(r): None for r, n in zip(raw, labels, strict=True) if n not in (*LABELS, MISSING)
-    }
-    if unknown:  # named as written ('OOD'), not as normalised ('ood')
+    unknown = list(
+        dict.fromkeys(r for r, n in zip(raw, labels, strict=True) if n not in (*LABELS, MISSING))
+    )
+    if unknown:  # named as written ('OOD'), not as normalised ('ood'); a few of them
+        more = f" and {len(unknown) - SHOWN_UNKNOWN:,} more" if len(unknown) > SHOWN_UNKNOWN else ""
         raise InputError(
-            f"{source}: unknown labels {list(unknown)}; labels must be one of: "
+            f"{source}: unknown labels {unknown[:SHOWN_UNKNOWN]}{more}; labels must be one of: "
             f"{', '.join(LABELS)} (or {MISSING})"
         )
     reports = validator.validate(table.column(column))  # a float32 0.1 as 0.1
