@@ -621,6 +621,9 @@ def test_evaluate_labelled_values(model_dir: Path, tmp_path: Path) -> None:
     write(bad, pa.table({"value": ["Sweaters", "Toaster"], "label": ["Valid", "OOD"]}))
     code, _, err = run("evaluate", "--model", str(model_dir), "--data", str(bad))
     assert code == 1 and "bad.csv: unknown labels ['OOD']" in err  # as written, not 'ood'
+    # Labels are checked before the model loads: a folder that is no model is not the error.
+    code, _, err = run("evaluate", "--model", str(tmp_path), "--data", str(bad))
+    assert code == 1 and "bad.csv: unknown labels ['OOD']" in err
 
 
 def test_evaluate_says_the_label_column_cannot_be_the_values_column(

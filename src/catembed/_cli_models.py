@@ -93,10 +93,11 @@ def evaluate(
             f"(did you mean {alike[0]!r}?): labelled values need a column named label"
         )
     if "label" in names:
-        from catembed.metrics import evaluate_table, evaluation_tables, values_column
+        from catembed.metrics import evaluate_table, evaluation_tables, read_labels, values_column
         from catembed.validation import Validator
 
         column = values_column(table, shown, column, read_as)
+        read_labels(table, shown, column)  # a bad label fails before the model loads
         # --valid's column, unless named: the one named like the values', else value.
         valid = read_valid_values(valid_file, valid_column, "--valid-column", usual=column)
         if valid is not None:

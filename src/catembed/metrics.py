@@ -129,9 +129,24 @@ def evaluate_table(
 ) -> LabelledEvaluation:
     """Validate a labelled table (a ``label`` column and the values' ``column``: by default
     ``value``, or the only other column) and score it."""
+    column = values_column(table, source, column)
+    labels = read_labels(table, source, column)
+    reports = validator.validate(table.column(column))  # a float32 0.1 as 0.1
+    verdicts = [r.verdict.value for r in reports]
+    empty = sum(
+        v == MISSING and label != MISSING for v, label in zip(verdicts, labels, strict=True)
+    )
+    if empty:
+        rows = "1 row has" if empty == 1 else f"{empty} rows have"
+        logger.warning("%s: %s no value, judged missing, which counts as an anomaly", source, rows)
+    return evaluate_labelled(labels, verdicts, [r.score for r in reports])
+
+
+def read_labels(table: pa.Table, source: str, column: str) -> list[str]:
+    """The labels of a labelled table, normalised ('Out of domain' as out_of_domain), or an
+    error naming what is wrong with them: checked before a model is loaded for them."""
     from catembed.columns import check_one_value_per_cell
 
-    column = values_column(table, source, column)
     check_one_value_per_cell(table, column)
     if table.num_rows == 0:
         raise InputError(f"{source} has a header but no rows")
@@ -153,15 +168,7 @@ def evaluate_table(
             f"{source}: unknown labels {unknown[:SHOWN_UNKNOWN]}{more}; labels must be one of: "
             f"{', '.join(LABELS)} (or {MISSING})"
         )
-    reports = validator.validate(table.column(column))  # a float32 0.1 as 0.1
-    verdicts = [r.verdict.value for r in reports]
-    empty = sum(
-        v == MISSING and label != MISSING for v, label in zip(verdicts, labels, strict=True)
-    )
-    if empty:
-        rows = "1 row has" if empty == 1 else f"{empty} rows have"
-        logger.warning("%s: %s no value, judged missing, which counts as an anomaly", source, rows)
-    return evaluate_labelled(labels, verdicts, [r.score for r in reports])
+    return labels
 
 
 def values_column(
