@@ -773,8 +773,10 @@ class Repairer:
         self._codes = any(_APPENDED_CODE.fullmatch(v) for v in self.reference)
         self._leading_codes = any(_PREPENDED_CODE.fullmatch(v) for v in self.reference)
         # More pieces than a reference value has words (a piece at either end of the value may
-        # clean away to nothing) spell no reference value.
-        words = max(len(key.split()) for key in self._keys) if self._keys else 0
+        # clean away to nothing) spell no reference value. One of more words than runs have
+        # pieces is never found: it does not lengthen the runs (a paragraph made them 32).
+        counts = [len(key.split()) for key in self._keys]
+        words = max((n for n in counts if n <= MAX_GLUED_SPAN), default=0)
         self._glued_span = min(words + 2, MAX_GLUED_SPAN)
         self.dense = one_edit_share(self._keys) >= DENSE_SHARE
         self.prefixed = prefixed_share(self._sorted_keys) >= PREFIXED_SHARE
@@ -792,18 +794,28 @@ class Repairer:
         tokens = re.sub(boundary, " ", text).split()
         if len(tokens) < 2:
             return []
-        # best[i]: the fewest reference values that make up tokens[:i]
-        best: list[list[str] | None] = [[]] + [None] * len(tokens)
+        # fewest[i]: the fewest reference values that make up tokens[:i]; last[i]: where the
+        # last of them starts, and which it is (a list of them each copied took square time)
+        fewest: list[int | None] = [0] + [None] * len(tokens)
+        last: list[tuple[int, str]] = [(0, "")] * (len(tokens) + 1)
         for end in range(1, len(tokens) + 1):
             for start in range(max(0, end - self._glued_span), end):
-                head, now = best[start], best[end]
-                value = self._canonical.get(canonical(" ".join(tokens[start:end])))
+                head, now = fewest[start], fewest[end]
+                if head is None or (now is not None and head + 1 >= now):
+                    continue  # no fewer values, whatever the run spells
+                run = " ".join(tokens[start:end])
+                plain = run.isascii() and run.replace(" ", "").isalnum()  # nothing to clean
+                value = self._canonical.get(run.lower() if plain else canonical(run))
                 if value is None or len(value) < MIN_WORD_LENGTH:  # 'US-CA': a code, maybe
                     continue
-                if head is not None and (now is None or len(head) + 1 < len(now)):
-                    best[end] = [*head, value]
-        found = best[len(tokens)]
-        return found if found is not None and len(found) > 1 else []
+                fewest[end], last[end] = head + 1, (start, value)
+        if (fewest[-1] or 0) < 2:
+            return []
+        found, at = [], len(tokens)
+        while at:
+            at, value = last[at]
+            found.append(value)
+        return found[::-1]
 
     def joined_in(self, text: str) -> list[str]:
         """A name and its bracketed qualifier that the format check lets pass, when the
