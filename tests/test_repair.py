@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import itertools
+import random
 import re
 
 import pytest
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
 
-from catembed.repair import _ABBREVIATION, FormatProfile, named
+from catembed import repair
+from catembed.corruptions import CORRUPTIONS
+from catembed.repair import (
+    _ABBREVIATION,
+    MIN_TYPO_LENGTH,
+    FormatProfile,
+    Repairer,
+    _one_edit_apart,
+    named,
+)
+from catembed.vocabulary import domain_values
 
 # The pattern before it was made linear: initials were matched again from each of their
 # letters on, each try giving letters back one by one ('A.' * 5000 + 'a' took 0.5 s).
@@ -85,3 +98,36 @@ def test_a_reason_names_a_few_pieces_and_counts_the_rest() -> None:
     assert named(six, ", ") == "v0, v1, v2, v3, v4, v5"  # '... (1 more)' says no less
     assert named([*six, "v6"], ", ", quoted=True) == "'v0', 'v1', 'v2', 'v3', 'v4', ... (2 more)"
     assert named(["x" * 1000, "Jeans"], " and ") == "x" * 77 + "... and Jeans"
+
+
+def test_one_edit_apart_is_an_osa_distance_of_one() -> None:
+    texts = ["".join(p) for n in range(5) for p in itertools.product("abc", repeat=n)]
+    for a, b in itertools.product(texts, repeat=2):
+        assert _one_edit_apart(a, b) == (OSA.distance(a, b) == 1), (a, b)
+
+
+def _typos(value: str, seed: int) -> list[str]:
+    kinds = ["typo_insert", "typo_delete", "typo_swap", "typo_double", "typo_replace"]
+    return [CORRUPTIONS[kind](value, random.Random(seed)) for kind in kinds]
+
+
+def test_long_keys_are_compared_in_one_pass_to_the_same_repairs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each long key in one pass, not by an edit distance (0.3 s a key of 50,000 characters).
+    rng = random.Random(0)
+    words = ["Wool", "Socks", "Denim", "Jackets", "Sweaters", "Hoodies"]
+    # Keys about as long as the bound, the longest shorter than it, the shortest longer.
+    near = [" ".join(rng.choice(words) for _ in range(n // 5))[:n] for n in (1999, 2000, 2001)]
+    reference = [*domain_values("apparel"), *near, near[1][:-1] + "x"]
+    profile = FormatProfile.learn(reference)
+    repairer = Repairer(reference, profile)
+    forms = [t.casefold() for i, v in enumerate(reference) for t in _typos(v, i)]
+    for form in forms:
+        if form not in repairer._canonical:
+            match = process.extractOne(form, repairer._keys, scorer=OSA.distance, score_cutoff=1)
+            assert repairer._one_edit_key(form) == (match[0] if match else None)
+    values = [t for i, v in enumerate(domain_values("apparel")) for t in _typos(v, i)]
+    repairs = [repairer.repair(v) for v in values]
+    monkeypatch.setattr(repair, "LONG_TEXT", MIN_TYPO_LENGTH)  # every key in one pass
+    assert [Repairer(reference, profile).repair(v) for v in values] == repairs
