@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import shutil
 from collections import Counter
 from dataclasses import replace
@@ -14,15 +15,17 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from catembed import TrainingResult, Validator, ValueReport, Verdict, validation
+from catembed import TrainingResult, Validator, ValueReport, Verdict, repair, validation
 from catembed.backends import encode_normalized
 from catembed.columns import validate_table
+from catembed.corruptions import CORRUPTIONS
 from catembed.errors import ConfigError, InputError, ModelError
 from catembed.metrics import auroc, class_scores, evaluate_labelled, evaluation_tables
 from catembed.models import DEFAULT_BASE_MODEL
 from catembed.normalize import canonical, clean, fix_mojibake
 from catembed.repair import (
     TRUNCATION_REASON,
+    TYPO_REASON,
     FormatProfile,
     Repairer,
     one_edit_share,
@@ -447,6 +450,44 @@ def test_a_long_value_glued_from_reference_values_is_split_beside_a_long_referen
     assert report.reason == five + "... (1195 more)"
     assert built.validate([";".join(["Jeans", "Wool Socks"] * 600)])[0].reason == report.reason
     assert built.validate(["JeansWoolSocks"])[0].reason == "joins Jeans and Wool Socks"
+
+
+def test_a_long_value_beside_a_long_reference_is_judged_by_linear_checks_alone(
+    base_model: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Values of 10 to 100 kB beside a reference value of 50,000 characters took 1 to 12 s
+    # each: edit distances between the two, every word spell-checked, each rewrite judged.
+    rng = random.Random(0)
+    words = [w for v in APPAREL for w in v.split()]
+    long = " ".join(rng.choice(words) for _ in range(12_000))[:50_000]
+    built = Validator.from_values([*APPAREL, long], model=base_model, threshold=0.5)  # type: ignore[arg-type]
+    typo = long[:30_000] + "q" + long[30_001:]
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    prose = " ".join("".join(rng.choice(letters) for _ in range(7)) for _ in range(12_500))
+    glued = "".join(rng.choice(APPAREL).replace(" ", "") for _ in range(12_000))[:100_000]
+    values = [long, f"<b>{long}</b>", typo, prose, glued]
+    reports = built.validate(values, column_evidence=False)
+    assert [r.verdict for r in reports] == [Verdict.VALID] + [Verdict.MALFORMED] * 4
+    assert [r.suggestion for r in reports[1:3]] == [long, long]
+    assert reports[2].reason == TYPO_REASON
+    assert reports[3].suggestion == reports[3].nearest == ""  # none close, none compared
+    assert reports[4].reason.startswith("joins ")
+    # Values of up to 2,000 characters are judged as they were before the bound.
+    values = [
+        *(
+            CORRUPTIONS[kind](v, random.Random(i))
+            for i, v in enumerate(APPAREL)
+            for kind in CORRUPTIONS
+        ),
+        long[:2_000],
+        long[:1_000] + "q" + long[1_000:1_999],
+        "<b>" + long[:1_990] + "</b>",
+    ]
+    bounded = built.validate(values)
+    for module in (repair, validation):
+        monkeypatch.setattr(module, "LONG_TEXT", 10**9)
+    unbounded = Validator(built.encoder, built.reference, built.thresholds, built.embeddings)
+    assert unbounded.validate(values) == bounded
 
 
 def test_each_distinct_value_is_encoded_once(validator: Validator) -> None:

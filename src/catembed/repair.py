@@ -40,9 +40,12 @@ FAR_KEY_COST = 1.0  # ``_one_edits``: a letter replaced by one from across the k
 SUFFIX_WINDOW = 64  # version and copy suffixes are shorter than this
 MAX_GLUED_SPAN = 32  # pieces of a value ``Repairer.glued`` compares with one reference value
 MIN_TYPO_LENGTH = 4  # values shorter than this are never called a typo of another
-# A key this long is compared with a value in one pass: an edit distance costs the product of
-# the two lengths (0.3 s for 100,000 and 50,000 characters).
+# A value longer than this (let through by a reference value about as long) is compared with
+# reference values in linear time: an edit distance costs the product of the two lengths
+# (0.3 s for 100,000 and 50,000 characters). It gets no closest value in spelling, and is
+# spell-checked (50 us a letter) in its first distinct words of SPELL_CHECKED_LETTERS letters.
 LONG_TEXT = 2_000  # characters
+SPELL_CHECKED_LETTERS = 2_000
 # When this share of reference values lie one edit from another ('abp1', 'abp2'; 'marc',
 # 'mark'), one edit from a reference value is no sign of a typo.
 DENSE_SHARE = 0.1
@@ -422,7 +425,7 @@ class FormatProfile:
     def unknown_words(self, text: str) -> list[str]:
         """Words of ``text`` that look misspelt: neither English nor used by a reference value,
         but one edit away from such a word. Rare real words ('Micellar', 'Yukata') pass."""
-        return [m.group().casefold() for m in self._unknown_matches(clean(text))]
+        return [m.group().casefold() for m in self._unknown_matches(clean(text), len(text))]
 
     def far_longer(self, text: str) -> bool:
         """Whether ``text`` is far longer than any reference value: no single value broke."""
@@ -469,7 +472,7 @@ class FormatProfile:
         keys; then reference words, then common English words): 'Denim Shrots' -> 'Denim
         Shorts', 'Denim Shots'; at most ``MAX_RESPELLINGS``, empty when nothing is misspelt."""
         cleaned = clean(text)
-        matches = self._unknown_matches(cleaned)
+        matches = self._unknown_matches(cleaned, len(text))
         if not matches or len(matches) > MAX_MISSPELT_WORDS:
             return []
         final = matches[-1].group().casefold()
@@ -505,9 +508,12 @@ class FormatProfile:
             texts.append("".join([*pieces, cleaned[last:]]))
         return texts
 
-    def _unknown_matches(self, cleaned: str) -> list[re.Match[str]]:
+    def _unknown_matches(self, cleaned: str, length: int) -> list[re.Match[str]]:
+        """The misspelt words of ``cleaned``, a value of ``length`` characters cleaned."""
         if not self.word_check:
             return []
+        budget = SPELL_CHECKED_LETTERS if length > LONG_TEXT else float("inf")
+        spent = 0  # letters of the distinct words checked
         english = english_words()
         known = self._known
         matches = list(_WORD.finditer(cleaned))
@@ -533,6 +539,9 @@ class FormatProfile:
             else:
                 folded = word.casefold()
                 if folded not in misspelt:
+                    if spent >= budget:
+                        break
+                    spent += len(folded)
                     misspelt[folded] = not _is_word(folded, english, known) and _misspells(
                         folded, english, known
                     )
@@ -942,9 +951,12 @@ class Repairer:
         return self._truncation(form)
 
     def closest(self, text: str, min_ratio: float = 0.8) -> str:
-        """The reference value nearest in spelling when it is close enough, else ''."""
+        """The reference value nearest in spelling when it is close enough, else ''; '' for a
+        long value too (see ``LONG_TEXT``)."""
         form = canonical(text)
         if not form or len(form) > 4 * max(self.profile.max_length, 1):
+            return ""
+        if min(len(text), len(form)) > LONG_TEXT:
             return ""
         match = process.extractOne(
             form, self._keys, scorer=OSA.normalized_similarity, score_cutoff=min_ratio

@@ -55,7 +55,7 @@ from catembed.column_evidence import revised_by_column
 from catembed.domain import probabilities
 from catembed.errors import InputError, ModelError, first_line
 from catembed.normalize import doubtful_values
-from catembed.repair import FormatProfile, Repairer, named, split_joined
+from catembed.repair import LONG_TEXT, FormatProfile, Repairer, named, split_joined
 from catembed.tables import atomic_file
 from catembed.verdicts import (
     BOOLEAN_TEXTS,
@@ -455,12 +455,14 @@ class Validator:
         reports = self._judge_batch(texts, known)
         if not repair_unseen:
             return reports
+        # Not long values: each of their rewrites would be judged, as costly as the value.
         broken = {
             str(r.value)
             for r in reports
             if r.verdict is Verdict.MALFORMED
             and not r.suggestion
             and not self.profile.far_longer(str(r.value))
+            and len(str(r.value)) <= LONG_TEXT
         }
         best = self._first_valid(broken, broken, self._repairer.rewrites, 1.0, known)
         rest = broken - best.keys()
