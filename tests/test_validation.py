@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 
 from catembed import TrainingResult, Validator, ValueReport, Verdict, repair, validation
-from catembed.backends import encode_normalized
+from catembed.backends import MAX_ENCODED_CHARACTERS, clip_texts, encode_normalized
 from catembed.columns import validate_table
 from catembed.corruptions import CORRUPTIONS
 from catembed.errors import ConfigError, InputError, ModelError
@@ -501,6 +501,23 @@ def test_each_distinct_value_is_encoded_once(validator: Validator) -> None:
     # References are never encoded, nor values the spelling rules already decide.
     assert sorted(counting.texts) == ["Denim Shorts", "Toaster"]
     assert reports[3] == reports[0]
+
+
+def test_a_value_led_by_what_the_tokenizer_drops_is_encoded_as_its_words(
+    validator: Validator, base_model: object
+) -> None:
+    # Cut at 2,000 characters, a value led by 2,100 spaces was encoded as an empty text.
+    padded = [" " * 2_100 + "Board Shorts", "\u200b\x00" * 1_100 + "Bomber Jacket"]
+    built = Validator.from_values(APPAREL, model=base_model, threshold=0.5)  # type: ignore[arg-type]
+    # An encoder of load_encoder cuts texts itself; a SentenceTransformer is cut for it.
+    for judge in (validator, built):
+        reports = judge.model_reports(padded)
+        assert [r.nearest for r in reports] == ["Board Shorts", "Bomber Jacket"]
+        assert [r.verdict for r in reports] == [Verdict.VALID] * 2
+    assert "similarity 1.000" in built.model_reports(padded)[0].reason
+    # Nothing tells what an encoder without a tokenizer sees: it gets the first characters.
+    counting = CountingEncoder(base_model)
+    assert clip_texts(counting, padded) == [t[:MAX_ENCODED_CHARACTERS] for t in padded]
 
 
 def test_values_judged_in_chunks_get_the_reports_of_one_batch(

@@ -9,8 +9,10 @@ and a process that only validates never imports torch.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import weakref
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -30,7 +32,8 @@ class Backend(StrEnum):
 
 
 DEFAULT_BACKEND = Backend.AUTO
-MAX_ENCODED_CHARACTERS = 2000  # of a value; the tokenizer keeps 512 tokens anyway
+# Of a value, for an encoder without a tokenizer to cut it exactly (see clip_texts).
+MAX_ENCODED_CHARACTERS = 2000
 DEFAULT_BATCH_SIZE = 128
 # A long text is first cut to this many characters per token the model keeps (4,096 for 256
 # tokens): text averages 4 to 5 characters a token, so the cut keeps several times the tokens
@@ -121,6 +124,11 @@ class TextClipper:
         added = plain.get_added_tokens_decoder().values()
         self._margin = max((len(token.content) for token in added), default=0)
 
+    @property
+    def clips(self) -> bool:
+        """Whether it cuts long texts: it has a fast tokenizer that truncates at the right."""
+        return self._tokenizer is not None
+
     def __call__(self, texts: Sequence[str]) -> list[str]:
         if self._tokenizer is None:
             return list(texts)
@@ -169,6 +177,35 @@ class ClippedEncoder:
         elif isinstance(inputs, list | tuple) and all(isinstance(i, str) for i in inputs):
             inputs = self.clipper(inputs)
         return self._encoder.encode(inputs, *args, **kwargs)
+
+
+_CLIPPERS: weakref.WeakKeyDictionary[Any, TextClipper] = weakref.WeakKeyDictionary()
+
+
+def clip_texts(encoder: Encoder, texts: Sequence[str]) -> list[str]:
+    """``texts`` cut to what ``encoder`` sees of them, sparing its tokenizer the rest of a long
+    one: by a :class:`TextClipper` of its tokenizer, to a prefix of the very same tokens (the
+    encoders of ``load_encoder`` cut them so themselves: they get them whole). An encoder
+    with no tokenizer to ask gets ``MAX_ENCODED_CHARACTERS`` of each."""
+    own = getattr(encoder, "clipper", None)
+    clipper = own if isinstance(own, TextClipper) else _clipper_of(encoder)
+    if not clipper.clips:
+        return [text[:MAX_ENCODED_CHARACTERS] for text in texts]
+    return list(texts) if clipper is own else clipper(texts)
+
+
+def _clipper_of(encoder: Encoder) -> TextClipper:
+    """A :class:`TextClipper` of ``encoder``'s tokenizer, made once per encoder (copying the
+    tokenizer takes 80 ms) unless it takes no weak reference."""
+    max_length = getattr(encoder, "max_seq_length", None)
+    with contextlib.suppress(TypeError):
+        clipper = _CLIPPERS.get(encoder)
+        if clipper is not None and clipper.max_length == (max_length or 0):
+            return clipper
+    clipper = TextClipper(getattr(encoder, "tokenizer", None), max_length)
+    with contextlib.suppress(TypeError):
+        _CLIPPERS[encoder] = clipper
+    return clipper
 
 
 def unreadable_at(text: str) -> int | None:

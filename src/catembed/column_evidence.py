@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from catembed.backends import MAX_ENCODED_CHARACTERS, unreadable_at
+from catembed.backends import clip_texts, unreadable_at
 from catembed.normalize import canonical
 from catembed.repair import MIN_TYPO_LENGTH, TRUNCATION_REASON, TYPO_REASON, digits_only_differ
 from catembed.verdicts import ValueReport, Verdict
@@ -137,7 +137,7 @@ def established(
     if not doubted:
         return {}
     floor = ESTABLISHED_PROBABILITY_SHARE * validator.domain.thresholds.similarity
-    inside = validator.domain.probabilities([t[:MAX_ENCODED_CHARACTERS] for t in doubted])
+    inside = validator.domain.probabilities(clip_texts(validator.domain.encoder, doubted))
     found = {}
     for text, probability in zip(doubted, inside, strict=True):
         if probability >= floor:

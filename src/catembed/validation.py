@@ -47,8 +47,8 @@ from tqdm import tqdm
 from catembed.backends import (
     DEFAULT_BACKEND,
     DEFAULT_BATCH_SIZE,
-    MAX_ENCODED_CHARACTERS,
     check_backend,
+    clip_texts,
     encode_normalized,
 )
 from catembed.column_evidence import revised_by_column
@@ -85,11 +85,6 @@ RESPELLING_MAX_SCORE = 0.25  # a respelling is suggested only when it is clearly
 _RULE_SCORES = {"placeholder": 0.99, "repair": 0.95, "format": 0.9, "word": 0.8}
 IN_REFERENCE_WORDS_SCORE = 0.45  # a doubted value written in the reference values' words
 LONGEST_CHECKED = 10_000  # characters; a longer value far longer than any reference is malformed
-
-
-def _clipped(texts: Sequence[str]) -> list[str]:
-    """``texts`` cut to what is worth encoding (the tokenizer keeps 512 tokens anyway)."""
-    return [t[:MAX_ENCODED_CHARACTERS] for t in texts]
 
 
 def _load_encoder(name: str, backend: str) -> Encoder:
@@ -170,7 +165,7 @@ class Validator:
         self.profile = profile or FormatProfile.learn(self.reference)
         self.calibration = calibration or {}
         if embeddings is None:
-            embeddings = encode_normalized(encoder, _clipped(self.reference), batch_size)
+            embeddings = encode_normalized(encoder, clip_texts(encoder, self.reference), batch_size)
         if embeddings.shape[0] != len(self.reference):
             raise ModelError(
                 f"validator has {len(self.reference)} reference values "
@@ -303,14 +298,14 @@ class Validator:
                 name = str(Path(name).resolve())
         else:
             encoder = model
-        embeddings = encode_normalized(encoder, _clipped(reference), DEFAULT_BATCH_SIZE)
+        embeddings = encode_normalized(encoder, clip_texts(encoder, reference), DEFAULT_BATCH_SIZE)
         if threshold is not None:
             return cls(encoder, reference, Thresholds(threshold), embeddings=embeddings, model=name)
         given = None if out_of_domain is None else _listed(out_of_domain, "out_of_domain")
         negatives = negative_pool(
             reference, given, "need at least 1 out-of-domain value to calibrate a validator"
         )
-        pool = encode_values(encoder, _clipped(negatives))
+        pool = encode_values(encoder, clip_texts(encoder, negatives))
         thresholds = calibrate_threshold(
             leave_one_out(embeddings), similarities(pool, embeddings)[0]
         )
@@ -320,8 +315,10 @@ class Validator:
             domain = fit_domain_vectors(
                 domain_encoder,
                 base,
-                encode_normalized(domain_encoder, _clipped(reference), DEFAULT_BATCH_SIZE),
-                encode_values(domain_encoder, _clipped(negatives)),
+                encode_normalized(
+                    domain_encoder, clip_texts(domain_encoder, reference), DEFAULT_BATCH_SIZE
+                ),
+                encode_values(domain_encoder, clip_texts(domain_encoder, negatives)),
                 negatives,
             )
         else:
@@ -525,13 +522,14 @@ class Validator:
         """Reports from the embedding model alone, without string rules, for ``texts``."""
         if not texts:
             return []
-        clipped = _clipped(texts)
         if self.domain is not None and self.domain.encoder is not self.encoder:
             # The classifier's own (base) encoder decides and gives the nearest value too:
             # fine-tuning pulls a domain's values together, so its nearest value is near chance.
+            clipped = clip_texts(self.domain.encoder, texts)
             vectors = encode_normalized(self.domain.encoder, clipped, self.batch_size)
             references = self._domain_references()
         else:
+            clipped = clip_texts(self.encoder, texts)
             vectors = encode_normalized(self.encoder, clipped, self.batch_size)
             if vectors.shape[1] != self.embeddings.shape[1]:
                 raise ModelError(
@@ -552,8 +550,9 @@ class Validator:
         """The reference values' embeddings by the domain classifier's encoder (computed once)."""
         if self._domain_embeddings is None:
             assert self.domain is not None
+            encoder = self.domain.encoder
             self._domain_embeddings = encode_normalized(
-                self.domain.encoder, _clipped(self.reference), self.batch_size
+                encoder, clip_texts(encoder, self.reference), self.batch_size
             )
         return self._domain_embeddings
 
