@@ -282,7 +282,10 @@ def _as_written(table: pa.Table, column: str, schema: pa.Schema) -> pa.Table:
     if table.schema.field(column).type == field.type:
         return table
     index = table.column_names.index(column)
-    return table.set_column(index, field, table.column(column).cast(field.type))
+    cells = table.column(column)
+    if pa.types.is_dictionary(cells.type) and not pa.types.is_dictionary(field.type):
+        cells = cells.cast(cells.type.value_type)  # no cast from a dictionary to string_view
+    return table.set_column(index, field, cells.cast(field.type))
 
 
 def _empty_as_null(column: pa.ChunkedArray) -> pa.ChunkedArray:
