@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import shutil
 from collections import Counter
 from dataclasses import replace
@@ -674,6 +675,59 @@ def test_a_megabyte_reference_value_is_built_and_recognised(base_model: object) 
     built = Validator.from_values(["Sweaters", "Cardigan", long], model=base_model)  # type: ignore[arg-type]
     assert built.reference[-1] == long
     assert built.validate([long])[0].verdict is Verdict.VALID
+
+
+def test_every_column_container_gives_the_verdicts_of_its_texts(validator: Validator) -> None:
+    pd = pytest.importorskip("pandas")
+    texts = ["Sweaters", "Car Battery", None, "Swaeters", "", "Sweaters"]
+    expected = [(r.verdict, r.nearest, r.suggestion) for r in validator.validate(texts)]
+    assert [v for v, _, _ in expected] == [
+        Verdict.VALID, Verdict.OUT_OF_DOMAIN, Verdict.MISSING, Verdict.MALFORMED,
+        Verdict.MISSING, Verdict.VALID,
+    ]  # fmt: skip
+    categories = ["Sweaters", "Car Battery", "Swaeters", "", "Unused"]
+    columns = {
+        "tuple": tuple(texts),
+        "numpy object": np.array(texts, dtype=object),
+        "numpy masked": np.ma.masked_array(np.array(texts, dtype=object), mask=[0, 0, 1, 0, 0, 0]),
+        "pandas object": pd.Series(texts, dtype=object, index=[9, 8, 7, 6, 5, 4]),
+        "pandas string[python]": pd.Series(texts, dtype="string[python]"),
+        "pandas string[pyarrow]": pd.Series(texts, dtype="string[pyarrow]"),
+        "pandas category": pd.Series(pd.Categorical(texts, categories=categories)),
+        "pyarrow string": pa.array(texts),
+        "pyarrow large_string": pa.array(texts, pa.large_string()),
+        "pyarrow string_view": pa.array(texts, pa.string_view()),
+        "pyarrow dictionary": pa.array(texts).dictionary_encode(),
+        "pyarrow chunks": pa.chunked_array([pa.array(texts[:3]), pa.array(texts[3:])]),
+    }
+    for name, column in columns.items():
+        reports = validator.validate(column)
+        assert [(r.verdict, r.nearest, r.suggestion) for r in reports] == expected, name
+    assert [r.verdict for r in validator.validate(np.array(["Sweaters", ""]))] == [
+        Verdict.VALID, Verdict.MISSING,
+    ]  # fmt: skip
+    for empty in (pd.Series([], dtype="category"), pa.chunked_array([], pa.string()), iter([])):
+        assert validator.validate(empty) == []
+    # Lists and objects were judged as Python writes them: "['Sweaters']", malformed and
+    # repaired to 'Sweaters', as if the cell held that text.
+    nested = {
+        "list<item: string>": pa.array([["Sweaters"], ["Jeans"]]),
+        "struct<name: string>": pa.chunked_array([pa.array([{"name": "Sweaters"}])]),
+        "value 1 is a list: ['Jeans']": ["Sweaters", ["Jeans"]],
+        "value 0 is a dict: {'name': 'Sweaters'}": pd.Series([{"name": "Sweaters"}]),
+        "value 0 is a ndarray": [np.array(["Sweaters", "Jeans"])],
+    }
+    for message, column in nested.items():
+        with pytest.raises(TypeError, match=re.escape(message)):
+            validator.validate(column)
+        with pytest.raises(
+            TypeError, match=f"values takes one value per cell.*{re.escape(message)}"
+        ):
+            Validator.from_values(column, model=validator.encoder)
+    with pytest.raises(TypeError, match=r"for one value, pass \[value\]"):
+        validator.validate(np.array("Sweaters"))  # was 'not a table or a matrix'
+    with pytest.raises(TypeError, match="not a table or a matrix"):
+        validator.validate(pd.DataFrame({"category": texts}))
 
 
 def test_thresholds_are_plain_floats() -> None:

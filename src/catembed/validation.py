@@ -65,6 +65,7 @@ from catembed.verdicts import (
     Verdict,
     as_text,
     cells,
+    check_one_value_per_cell,
     missing_report,
     report_fields,
     sigmoid_score,
@@ -115,9 +116,13 @@ def _listed(values: Iterable[object], name: str) -> list[str]:
     """The distinct non-empty texts of ``values`` (missing cells skipped), in order."""
     if isinstance(values, str | bytes):
         raise TypeError(f"{name} takes a list of values, not one string")
+    if getattr(values, "ndim", 1) == 0:  # numpy's one value
+        raise TypeError(f"{name} takes a list of values, not one value")
     if hasattr(values, "columns") or getattr(values, "ndim", 1) != 1:  # not its column names
         raise TypeError(f"{name} takes one column of values, not a table or a matrix")
-    texts = (as_text(v) for v in cells(values))
+    column = cells(values)
+    check_one_value_per_cell(values, column, name)
+    texts = (as_text(v) for v in column)
     return list(dict.fromkeys(t.strip() for t in texts if t is not None and t.strip()))
 
 
@@ -391,6 +396,8 @@ class Validator:
         """
         if isinstance(values, str | bytes | bytearray | memoryview):
             raise TypeError("validate takes a list of values; for one value, pass [value]")
+        if getattr(values, "ndim", 1) == 0:  # numpy's one value, not a table
+            raise TypeError("validate takes a list of values; for one value, pass [value]")
         if hasattr(values, "columns") or getattr(values, "ndim", 1) != 1:
             raise TypeError("validate takes one column of values, not a table or a matrix")
         if isinstance(values, Mapping):  # its counts would be dropped without a word
@@ -400,6 +407,7 @@ class Validator:
             )
         # Any iterable: a generator, numpy array, pandas Series, pyarrow array.
         column = cells(values)  # a float32 one as written: 0.1, not 0.10000000149
+        check_one_value_per_cell(values, column, "validate")
         per_value = None if rows is None else _row_counts(rows)
         if per_value is not None and len(per_value) != len(column):
             raise InputError(f"rows has {len(per_value)} counts for {len(column)} values")

@@ -119,6 +119,33 @@ def cells(values: Iterable[object]) -> list[object]:
     return values if isinstance(values, list) else list(values)
 
 
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+_SHOWN_CELL = 60  # characters of a refused cell in its error
+
+
+def check_one_value_per_cell(values: object, column: list[object], name: str) -> None:
+    """Raise TypeError when ``values`` (whose cells are ``column``) is a column of lists,
+    objects or maps, whose text would be their Python spelling ("['Jeans']", judged malformed
+    and repaired to 'Jeans'): a nested pyarrow column, or cells that are lists, tuples,
+    dicts, sets or arrays."""
+    kind = getattr(values, "type", None)
+    if isinstance(kind, pa.DataType):
+        inner = kind.value_type if pa.types.is_dictionary(kind) else kind
+        if pa.types.is_nested(inner):
+            raise TypeError(f"{name} takes one value per cell, not a column of {kind}")
+    for index, cell in enumerate(column):
+        if type(cell) is not str and (
+            isinstance(cell, _CONTAINERS) or (isinstance(cell, np.ndarray) and cell.ndim > 0)
+        ):
+            shown = repr(cell)
+            if len(shown) > _SHOWN_CELL:
+                shown = shown[: _SHOWN_CELL - 1] + "…"
+            raise TypeError(
+                f"{name} takes one value per cell; value {index} is a "
+                f"{type(cell).__name__}: {shown}"
+            )
+
+
 def as_text(value: object, booleans: tuple[str, str] = BOOLEAN_TEXTS) -> str | None:
     """The text a cell is judged as, or None when the cell is missing (None, NaN, pandas'
     NA and NaT, numpy's NaT and masked value). A boolean is 'true' or 'false', as a JSONL
