@@ -1024,6 +1024,27 @@ def test_a_jsonl_output_holds_no_nan_or_infinity(model_dir: Path, tmp_path: Path
     assert [r["verdict"] for r in rows] == VERDICTS
 
 
+def test_a_jsonl_output_writes_float32_cells_as_they_are_written(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    # 0.1 in a float32 column came out as its float64 widening, 0.10000000149011612, in the
+    # validated column as in the others, though it was judged as '0.1' and CSV wrote 0.1.
+    weights = pa.array([0.1, 2.5, None, 0.3, float("nan"), 1.0], pa.float32())
+    table = pa.table({"category": VALUES, "weight": weights, "size": weights})
+    source = write(tmp_path / "in.parquet", table)
+    for column in ("category", "size"):
+        output = tmp_path / f"out-{column}.jsonl"
+        code, _, err = run(
+            "validate", "--model", str(model_dir), str(source), "--column", column,
+            "--output", str(output),
+        )  # fmt: skip
+        assert code == 0, err
+        rows = [json.loads(line) for line in output.read_text("utf-8").splitlines()]
+        assert [r["weight"] for r in rows] == [0.1, 2.5, None, 0.3, None, 1.0]
+        assert [r["size"] for r in rows] == [0.1, 2.5, None, 0.3, None, 1.0]
+        assert [r["category"] for r in rows] == VALUES
+
+
 def test_valid_values_are_read_as_the_validated_cells_are(tmp_path: Path) -> None:
     # Zip codes in a float column (pandas' integers with gaps): 35233.0 is the cell '35233'.
     valid = tmp_path / "valid.parquet"

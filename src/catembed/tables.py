@@ -442,6 +442,8 @@ def _write(
                 "write .parquet or .jsonl instead"
             ) from None
     elif fmt == "jsonl":
+        # A float32 cell as written, 0.1, not its float64 widening 0.10000000149011612.
+        table = pa.table([widened(c) for c in table.columns], names=table.column_names)
         for row in table.to_pylist():
             try:
                 line = json.dumps(row, ensure_ascii=False, default=_json_default, allow_nan=False)
