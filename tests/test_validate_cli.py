@@ -9,6 +9,7 @@ import re
 import shutil
 import stat
 import threading
+import uuid
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,7 +21,7 @@ from safetensors.numpy import load_file, save_file
 
 from catembed.cli import GATE_EXIT_CODE, _Terminated, main
 from catembed.tables import read_table
-from catembed.validation import VALIDATOR_FILE
+from catembed.validation import VALIDATOR_FILE, Validator
 
 VALUES = ["Sweaters", "<b>Sweaters</b>", "Car Battery", "Jeans", "Swaeters", "Sweaters"]
 VERDICTS = ["valid", "malformed", "out_of_domain", "valid", "malformed", "valid"]
@@ -1043,6 +1044,27 @@ def test_a_jsonl_output_writes_float32_cells_as_they_are_written(
         assert [r["weight"] for r in rows] == [0.1, 2.5, None, 0.3, None, 1.0]
         assert [r["size"] for r in rows] == [0.1, 2.5, None, 0.3, None, 1.0]
         assert [r["category"] for r in rows] == VALUES
+
+
+def test_a_uuid_column_is_judged_as_its_text(model_dir: Path, tmp_path: Path) -> None:
+    # It was refused once the model had loaded, as if it held lists: "holds
+    # extension<arrow.uuid> values; validate needs one value per cell".
+    ids = [uuid.UUID(int=n).bytes for n in (1, 2)] + [None]
+    cells = pa.ExtensionArray.from_storage(pa.uuid(), pa.array(ids, pa.binary(16)))
+    table = pa.table({"category": cells, "n": [1, 2, 3]})
+    source = write(tmp_path / "in.parquet", table)
+    output = tmp_path / "out.parquet"
+    code, _, err = run(
+        "validate", "--model", str(model_dir), str(source), "--output", str(output),
+        "--column", "category",
+    )  # fmt: skip
+    assert code == 0, err
+    result = pq.read_table(output)
+    assert result.select(table.column_names) == table
+    texts = [str(u) for u in cells.to_pylist()[:2]] + [None]
+    expected = [r.verdict.value for r in Validator.load(model_dir).validate(texts)]
+    assert result.column("verdict").to_pylist() == expected
+    assert expected[2] == "missing" and "missing" not in expected[:2]
 
 
 def test_valid_values_are_read_as_the_validated_cells_are(tmp_path: Path) -> None:

@@ -387,6 +387,11 @@ def _as_text(array: pa.ChunkedArray) -> pa.ChunkedArray:
     dictionary-encoded alike; bytes that are not UTF-8 stay bytes, judged as
     ``Validator.validate`` judges them (decoded with replacement characters)."""
     kind = array.type.value_type if pa.types.is_dictionary(array.type) else array.type
+    if isinstance(kind, pa.BaseExtensionType) and not pa.types.is_nested(kind.storage_type):
+        # A UUID column: its cells as Python writes them, as Validator.validate judges them,
+        # not 'holds extension<arrow.uuid> values; validate needs one value per cell'.
+        texts = [None if v is None else as_text(v) for v in array.to_pylist()]
+        return pa.chunked_array([pa.array(texts, pa.string())])
     text = {pa.binary(): pa.string(), pa.large_binary(): pa.large_string()}.get(kind)
     if text is None:
         return array
