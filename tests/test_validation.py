@@ -35,6 +35,7 @@ from catembed.repair import (
 )
 from catembed.validation import EMBEDDINGS_FILE, IN_REFERENCE_WORDS_SCORE, VALIDATOR_FILE
 from catembed.verdicts import Thresholds, as_text
+from catembed.verdicts import cells as cells_of
 from catembed.vocabulary import domain_values, out_of_domain_values
 from catembed.vocabulary_embeddings import (
     PROBES,
@@ -728,6 +729,28 @@ def test_every_column_container_gives_the_verdicts_of_its_texts(validator: Valid
         validator.validate(np.array("Sweaters"))  # was 'not a table or a matrix'
     with pytest.raises(TypeError, match="not a table or a matrix"):
         validator.validate(pd.DataFrame({"category": texts}))
+
+
+def test_times_are_judged_alike_in_numpy_pandas_and_pyarrow(validator: Validator) -> None:
+    # numpy wrote '2024-01-02T03:04:05.000000' where pandas and pyarrow write
+    # '2024-01-02 03:04:05': a validator built from a column rejected its to_numpy().
+    pd = pytest.importorskip("pandas")
+    texts = ["2024-01-02", None, "2024-01-02 03:04:05.5", "2024-01-02 03:04:05.000000001"]
+    column = pd.Series(pd.to_datetime(texts, format="ISO8601"))
+    expected = ["2024-01-02 00:00:00", None, "2024-01-02 03:04:05.500000"]
+    expected.append("2024-01-02 03:04:05.000000001")
+    built = Validator.from_values(column, model=validator.encoder, threshold=0.9)
+    assert built.reference == [t for t in expected if t]
+    for cells in (column, column.to_numpy(), pa.array(column), column.astype("datetime64[us]")):
+        texts_of = [as_text(v) for v in cells_of(cells)]
+        assert texts_of[:3] == expected[:3]
+        assert [r.verdict for r in built.validate(cells)][:3] == [
+            Verdict.VALID, Verdict.MISSING, Verdict.VALID,
+        ]  # fmt: skip
+    assert [r.verdict for r in built.validate(column.to_numpy())] == [
+        Verdict.VALID, Verdict.MISSING, Verdict.VALID, Verdict.VALID,
+    ]  # fmt: skip
+    assert as_text(np.datetime64("2024-01-02", "D")) == "2024-01-02"  # a date stays a date
 
 
 def test_thresholds_are_plain_floats() -> None:

@@ -6,6 +6,7 @@ import math
 import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -155,7 +156,9 @@ def as_text(value: object, booleans: tuple[str, str] = BOOLEAN_TEXTS) -> str | N
         value = widened(value).as_py() if hasattr(value, "type") else value.as_py()
     if value is None or type(value).__name__ in _MISSING_TYPES:
         return None
-    if isinstance(value, np.datetime64 | np.timedelta64):
+    if isinstance(value, np.datetime64):
+        return None if np.isnat(value) else _datetime_text(value)
+    if isinstance(value, np.timedelta64):
         return None if np.isnat(value) else str(value)
     if isinstance(value, bool | np.bool_):  # as JSON writes it, not Python's 'True'
         return booleans[bool(value)]
@@ -179,6 +182,22 @@ def as_text(value: object, booleans: tuple[str, str] = BOOLEAN_TEXTS) -> str | N
         except ValueError:  # over Python's 4,300 digits: malformed whatever its digits
             return f"{value:x}"
     return str(value)
+
+
+_DAYS_OR_LONGER = frozenset({"D", "W", "M", "Y"})
+
+
+def _datetime_text(value: np.datetime64) -> str:
+    """A numpy time as pandas and pyarrow write it, '2024-01-31 09:30:00', so a column's
+    ``to_numpy()`` is judged as the column is; not numpy's '2024-01-31T09:30:00.000000'. A
+    date stays '2024-01-31'."""
+    unit = np.datetime_data(value.dtype)[0]
+    if unit in _DAYS_OR_LONGER:
+        return str(value)
+    if unit in ("ns", "ps", "fs", "as") and value.astype("datetime64[ns]").astype(np.int64) % 1000:
+        return str(value).replace("T", " ", 1)  # finer than datetime holds: pandas' spelling
+    moment = value.astype("datetime64[us]").item()
+    return str(moment) if isinstance(moment, datetime) else str(value).replace("T", " ", 1)
 
 
 def missing_report(value: object) -> ValueReport:
