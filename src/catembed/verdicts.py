@@ -134,6 +134,10 @@ def check_one_value_per_cell(values: object, column: list[object], name: str) ->
         inner = kind.value_type if pa.types.is_dictionary(kind) else kind
         if pa.types.is_nested(inner):
             raise TypeError(f"{name} takes one value per cell, not a column of {kind}")
+        return  # a typed column of single values: no cell to look at
+    dtype = getattr(values, "dtype", None)
+    if isinstance(dtype, np.dtype) and dtype.kind != "O":
+        return  # numbers, texts or times, one per cell
     for index, cell in enumerate(column):
         if type(cell) is not str and (
             isinstance(cell, _CONTAINERS) or (isinstance(cell, np.ndarray) and cell.ndim > 0)
