@@ -14,10 +14,16 @@ from catembed import repair
 from catembed.corruptions import CORRUPTIONS
 from catembed.repair import (
     _ABBREVIATION,
+    FAR_KEY_COST,
     MIN_TYPO_LENGTH,
     FormatProfile,
     Repairer,
+    _misspells,
     _one_edit_apart,
+    _one_edits,
+    _rarest_count,
+    english_counts,
+    english_words,
     named,
 )
 from catembed.vocabulary import domain_values
@@ -131,3 +137,55 @@ def test_long_keys_are_compared_in_one_pass_to_the_same_repairs(
     repairs = [repairer.repair(v) for v in values]
     monkeypatch.setattr(repair, "LONG_TEXT", MIN_TYPO_LENGTH)  # every key in one pass
     assert [Repairer(reference, profile).repair(v) for v in values] == repairs
+
+
+def _misspells_by_every_edit(word: str, english: frozenset[str], known: frozenset[str]) -> bool:
+    """``_misspells`` as it was: each of ``_one_edits`` with its cost, one by one."""
+    if len(word) > repair.MAX_WORD_LENGTH:
+        return True
+    counts, rarest = english_counts(), _rarest_count()
+    return any(
+        e in known or (e in english and (counts.get(e, rarest) > rarest or cost < FAR_KEY_COST))
+        for e, cost in _one_edits(word).items()
+    )
+
+
+def _typed(rng: random.Random, words: list[str]) -> list[str]:
+    """English words, some with a letter dropped, added or replaced, and random strings."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    typed = ["", "a", "ab", "abc", "aab", "quinoa", "sapote", "haori", "shrots", "x" * 41]
+    for word in rng.sample(words, 1500):
+        at = rng.randrange(len(word) + 1)
+        kind = rng.randrange(4)
+        if kind == 0:
+            word = word[:at] + word[at + 1 :]
+        elif kind == 1:
+            word = word[:at] + rng.choice(letters) + word[at:]
+        elif kind == 2:
+            word = word[:at] + rng.choice(letters) + word[at + 1 :]
+        typed.append(word)
+    typed += ["".join(rng.choice(letters) for _ in range(rng.randint(1, 12))) for _ in range(300)]
+    return typed
+
+
+def test_misspells_is_the_check_of_every_edit_with_its_cost() -> None:
+    rng = random.Random(0)
+    english = english_words()
+    words = sorted(english)
+    known = frozenset([*rng.sample(words, 200), "toyz", "kaleidoscope"])
+    for word in _typed(rng, words):
+        assert _misspells(word, english, known) == _misspells_by_every_edit(word, english, known)
+        common = {e for e, cost in _one_edits(word).items() if cost < FAR_KEY_COST}
+        assert repair._edit_strings(word) == set(_one_edits(word)), word
+        assert {e for e in _one_edits(word) if repair._common_slip(word, e)} == common, word
+
+
+def test_spell_checks_remembered_are_those_made_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(repair, "MAX_CHECKED_WORDS", 50)
+    values = ["Denim Shorts", "Wool Socks", "Knife Block", "Garden Hose", "Teddy Bear"]
+    texts = ["Denim Shrots", "Wool Sokcs", "Knife Blok", "Gardne Hose", "Teddy Baer", "Shrots"]
+    texts += [" ".join(w) for w in itertools.permutations(["Shrots", "Sokcs", "Blok", "Hose"], 3)]
+    fresh = [FormatProfile.learn(values).unknown_words(t) for t in texts]
+    profile = FormatProfile.learn(values)
+    assert [profile.unknown_words(t) for t in texts * 3] == fresh * 3
+    assert 0 < len(profile._misspelt) <= 50

@@ -37,6 +37,8 @@ MAX_MISSPELT_WORDS = 2  # a value with more is too broken to respell
 MIN_WORD_LENGTH = 3  # shorter words ('tv', 'pc') are not spell-checked
 MAX_WORD_LENGTH = 40
 FAR_KEY_COST = 1.0  # ``_one_edits``: a letter replaced by one from across the keyboard
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"  # what ``_one_edits`` puts in or replaces with
+MAX_CHECKED_WORDS = 100_000  # words a profile remembers the spell check of
 SUFFIX_WINDOW = 64  # version and copy suffixes are shorter than this
 MAX_GLUED_SPAN = 32  # pieces of a value ``Repairer.glued`` compares with one reference value
 MIN_TYPO_LENGTH = 4  # values shorter than this are never called a typo of another
@@ -414,6 +416,13 @@ class FormatProfile:
     def _known(self) -> frozenset[str]:
         return frozenset(self.known_words)
 
+    @cached_property
+    def _misspelt(self) -> dict[str, bool]:
+        """Words spell-checked so far and whether each looks misspelt: the values of a column
+        share their words ('New York', 'York Harbor'), and each costs hundreds of edits to
+        check. At most ``MAX_CHECKED_WORDS``; emptied when full."""
+        return {}
+
     def in_reference_words(self, text: str) -> bool:
         """Whether ``text`` is written in the reference values' own words, each of them: 'Bock'
         next to 'Maibock / Helles Bock', 'Dark Green' next to 'Dark Blue' and 'Light Green'."""
@@ -514,11 +523,12 @@ class FormatProfile:
             return []
         budget = SPELL_CHECKED_LETTERS if length > LONG_TEXT else float("inf")
         spent = 0  # letters of the distinct words checked
+        seen: set[str] = set()
         english = english_words()
         known = self._known
         matches = list(_WORD.finditer(cleaned))
         unknown = []
-        misspelt: dict[str, bool] = {}  # a word repeated is spell-checked once
+        misspelt = self._misspelt
         for position, match in enumerate(matches):
             word = match.group()
             if word.casefold() in known or not word.isascii() or _ACRONYM_WORD.fullmatch(word):
@@ -538,14 +548,20 @@ class FormatProfile:
                     unknown.append(match)
             else:
                 folded = word.casefold()
-                if folded not in misspelt:
+                if folded not in seen:  # letters of distinct words, cached or not
                     if spent >= budget:
                         break
+                    seen.add(folded)
                     spent += len(folded)
-                    misspelt[folded] = not _is_word(folded, english, known) and _misspells(
+                wrong = misspelt.get(folded)
+                if wrong is None:
+                    wrong = not _is_word(folded, english, known) and _misspells(
                         folded, english, known
                     )
-                if misspelt[folded]:
+                    if len(misspelt) >= MAX_CHECKED_WORDS:
+                        misspelt.clear()
+                    misspelt[folded] = wrong
+                if wrong:
                     unknown.append(match)
         return unknown
 
@@ -666,12 +682,42 @@ def _misspells(word: str, english: frozenset[str], known: frozenset[str]) -> boo
     'quinoa', 'sapote', 'haori' are rare real words, not their typos)."""
     if len(word) > MAX_WORD_LENGTH:
         return True  # no real word is this long; and its edits would not fit in memory
+    edits = _edit_strings(word)
+    if not known.isdisjoint(edits):
+        return True
     counts = english_counts()
     rarest = _rarest_count()
+    # The few edits that are English words, found by the set rather than one by one; only
+    # theirs are costed.
     return any(
-        e in known or (e in english and (counts.get(e, rarest) > rarest or cost < FAR_KEY_COST))
-        for e, cost in _one_edits(word).items()
+        counts.get(e, rarest) > rarest or _common_slip(word, e) for e in english.intersection(edits)
     )
+
+
+def _edit_strings(word: str) -> set[str]:
+    """The strings of ``_one_edits(word)``, without their costs."""
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    edits: set[str] = set()
+    if len(word) > MIN_WORD_LENGTH:
+        edits.update(a + b[1:] for a, b in splits if b)
+    if len(word) >= MIN_WORD_LENGTH:
+        edits.update(a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1)
+        edits.update(a + c + b[1:] for a, b in splits if b for c in _LETTERS)
+    if len(word) + 1 >= MIN_WORD_LENGTH:
+        edits.update(a + c + b for a, b in splits for c in _LETTERS)
+    edits.discard(word)
+    return edits
+
+
+def _common_slip(word: str, edit: str) -> bool:
+    """Whether ``edit``, one edit from ``word``, costs less than ``FAR_KEY_COST`` in
+    ``_one_edits``: every edit does but a letter replaced by one far from it on the keyboard."""
+    if len(edit) != len(word):
+        return True  # a letter deleted or inserted
+    at = next(i for i, (a, b) in enumerate(zip(word, edit, strict=True)) if a != b)
+    if word[at + 1 :] != edit[at + 1 :]:
+        return True  # two letters swapped: the only edit of the length changing two
+    return edit[at] in _KEY_NEIGHBOURS.get(word[at], "")
 
 
 @cache
@@ -697,7 +743,6 @@ def _one_edits(word: str) -> dict[str, float]:
     """Strings one delete, swap, replace or insert from ``word``, of ``MIN_WORD_LENGTH`` or
     more characters, each with how unlikely a typo it is: swapped or doubled letters and
     neighbouring keys are the common slips."""
-    letters = "abcdefghijklmnopqrstuvwxyz"
     splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
     edits: dict[str, float] = {}
 
@@ -710,7 +755,7 @@ def _one_edits(word: str) -> dict[str, float]:
             add(a + b[1:], 0.6 if b[0] in a[-1:] + b[1:2] else 0.9)
         if len(b) > 1:
             add(a + b[1] + b[0] + b[2:], 0.5)
-        for c in letters:
+        for c in _LETTERS:
             if b:
                 add(a + c + b[1:], 0.7 if c in _KEY_NEIGHBOURS.get(b[0], "") else FAR_KEY_COST)
             add(a + c + b, 0.6 if c in a[-1:] + b[:1] else 0.7)  # a letter left out
