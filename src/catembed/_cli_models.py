@@ -97,7 +97,7 @@ def evaluate(
         from catembed.validation import Validator
 
         column = values_column(table, shown, column, read_as)
-        read_labels(table, shown, column)  # a bad label fails before the model loads
+        labels = read_labels(table, shown, column)  # a bad label fails before the model loads
         # --valid's column, unless named: the one named like the values', else value.
         valid = read_valid_values(valid_file, valid_column, "--valid-column", usual=column)
         if valid is not None:
@@ -106,7 +106,7 @@ def evaluate(
             )
         else:
             validator = Validator.load(cast(Path, model_dir), backend)
-        evaluation = evaluate_table(validator, table, shown, column)
+        evaluation = evaluate_table(validator, table, shown, column, labels)
         for header, rows in evaluation_tables(evaluation):
             echo_table(rows, header)
             click.echo("")

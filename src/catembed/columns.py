@@ -45,6 +45,7 @@ from catembed.verdicts import (
     ValueReport,
     Verdict,
     as_text,
+    holds_many_per_cell,
     missing_report,
     widened,
 )
@@ -144,7 +145,7 @@ def read_input(path: str, column: str | None, fmt: str | None = None) -> tuple[p
 def check_one_value_per_cell(table: pa.Table, column: str) -> None:
     """Raise InputError when ``column`` holds lists, objects or maps."""
     kind = table.schema.field(column).type
-    if pa.types.is_nested(kind.value_type if pa.types.is_dictionary(kind) else kind):
+    if holds_many_per_cell(kind):
         raise one_value_per_cell(column, kind)
 
 

@@ -125,12 +125,18 @@ def evaluate_labelled(
 
 
 def evaluate_table(
-    validator: Validator, table: pa.Table, source: str, column: str | None = None
+    validator: Validator,
+    table: pa.Table,
+    source: str,
+    column: str | None = None,
+    labels: list[str] | None = None,
 ) -> LabelledEvaluation:
     """Validate a labelled table (a ``label`` column and the values' ``column``: by default
-    ``value``, or the only other column) and score it."""
+    ``value``, or the only other column) and score it (``labels``: its ``read_labels``, when
+    already read)."""
     column = values_column(table, source, column)
-    labels = read_labels(table, source, column)
+    if labels is None:
+        labels = read_labels(table, source, column)
     reports = validator.validate(table.column(column))  # a float32 0.1 as 0.1
     verdicts = [r.verdict.value for r in reports]
     empty = sum(

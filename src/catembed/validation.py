@@ -65,7 +65,7 @@ from catembed.verdicts import (
     Verdict,
     as_text,
     cells,
-    check_one_value_per_cell,
+    check_single_values,
     missing_report,
     report_fields,
     sigmoid_score,
@@ -121,7 +121,7 @@ def _listed(values: Iterable[object], name: str) -> list[str]:
     if hasattr(values, "columns") or getattr(values, "ndim", 1) != 1:  # not its column names
         raise TypeError(f"{name} takes one column of values, not a table or a matrix")
     column = cells(values)
-    check_one_value_per_cell(values, column, name)
+    check_single_values(values, column, name)
     texts = (as_text(v) for v in column)
     return list(dict.fromkeys(t.strip() for t in texts if t is not None and t.strip()))
 
@@ -407,7 +407,7 @@ class Validator:
             )
         # Any iterable: a generator, numpy array, pandas Series, pyarrow array.
         column = cells(values)  # a float32 one as written: 0.1, not 0.10000000149
-        check_one_value_per_cell(values, column, "validate")
+        check_single_values(values, column, "validate")
         per_value = None if rows is None else _row_counts(rows)
         if per_value is not None and len(per_value) != len(column):
             raise InputError(f"rows has {len(per_value)} counts for {len(column)} values")

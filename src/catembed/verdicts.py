@@ -124,15 +124,19 @@ _CONTAINERS = (list, tuple, dict, set, frozenset)
 _SHOWN_CELL = 60  # characters of a refused cell in its error
 
 
-def check_one_value_per_cell(values: object, column: list[object], name: str) -> None:
+def holds_many_per_cell(kind: pa.DataType) -> bool:
+    """Whether a column of ``kind`` (dictionary-encoded or not) holds lists, objects or maps."""
+    return bool(pa.types.is_nested(kind.value_type if pa.types.is_dictionary(kind) else kind))
+
+
+def check_single_values(values: object, column: list[object], name: str) -> None:
     """Raise TypeError when ``values`` (whose cells are ``column``) is a column of lists,
     objects or maps, whose text would be their Python spelling ("['Jeans']", judged malformed
     and repaired to 'Jeans'): a nested pyarrow column, or cells that are lists, tuples,
     dicts, sets or arrays."""
     kind = getattr(values, "type", None)
     if isinstance(kind, pa.DataType):
-        inner = kind.value_type if pa.types.is_dictionary(kind) else kind
-        if pa.types.is_nested(inner):
+        if holds_many_per_cell(kind):
             raise TypeError(f"{name} takes one value per cell, not a column of {kind}")
         return  # a typed column of single values: no cell to look at
     dtype = getattr(values, "dtype", None)
