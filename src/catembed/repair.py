@@ -22,6 +22,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from catembed.normalize import ENTITY, PLACEHOLDERS, TAG, canonical, clean, fix_mojibake, squashed
+from catembed.spelling import SpellingIndex
 
 SHORT_WORDS = frozenset(["a", "an", "of", "to", "in", "on", "at", "by", "or", "as", "up", "x", "s"])
 # Lower-case words a title-cased value may hold ('Mortar and Pestle', "Chef's Pants").
@@ -39,6 +40,7 @@ MAX_WORD_LENGTH = 40
 FAR_KEY_COST = 1.0  # ``_one_edits``: a letter replaced by one from across the keyboard
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"  # what ``_one_edits`` puts in or replaces with
 MAX_CHECKED_WORDS = 100_000  # words a profile remembers the spell check of
+CLOSE_SPELLING = 0.8  # normalized OSA similarity of a reference value ``closest`` suggests
 SUFFIX_WINDOW = 64  # version and copy suffixes are shorter than this
 MAX_GLUED_SPAN = 32  # pieces of a value ``Repairer.glued`` compares with one reference value
 MIN_TYPO_LENGTH = 4  # values shorter than this are never called a typo of another
@@ -828,11 +830,12 @@ class Repairer:
         self._sorted_keys = sorted(self._keys)  # keys sharing a prefix lie together
         self._order = {key: i for i, key in enumerate(self._keys)}
         # ``_one_edit_key`` compares long keys only with forms about as long, in linear time.
-        self._short_keys = [key for key in self._keys if len(key) < LONG_TEXT]
+        self._short_spelling = SpellingIndex([key for key in self._keys if len(key) < LONG_TEXT])
         self._long_keys: dict[int, list[str]] = {}  # by length
         for key in self._keys:
             if len(key) >= LONG_TEXT:
                 self._long_keys.setdefault(len(key), []).append(key)
+        self._spelling = SpellingIndex(self._keys)
         self._codes = any(_APPENDED_CODE.fullmatch(v) for v in self.reference)
         self._leading_codes = any(_PREPENDED_CODE.fullmatch(v) for v in self.reference)
         # More pieces than a reference value has words (a piece at either end of the value may
@@ -995,18 +998,41 @@ class Repairer:
             return typo
         return self._truncation(form)
 
-    def closest(self, text: str, min_ratio: float = 0.8) -> str:
+    def closest(self, text: str, min_ratio: float = CLOSE_SPELLING) -> str:
         """The reference value nearest in spelling when it is close enough, else ''; '' for a
         long value too (see ``LONG_TEXT``)."""
-        form = canonical(text)
-        if not form or len(form) > 4 * max(self.profile.max_length, 1):
-            return ""
-        if min(len(text), len(form)) > LONG_TEXT:
-            return ""
-        match = process.extractOne(
-            form, self._keys, scorer=OSA.normalized_similarity, score_cutoff=min_ratio
-        )
-        return self._canonical[match[0]] if match else ""
+        return self.nearest([text], min_ratio)[0][1]
+
+    def nearest(
+        self, texts: Sequence[str], min_ratio: float = CLOSE_SPELLING
+    ) -> list[tuple[str, str]]:
+        """For each of ``texts``, the reference value nearest in spelling (normalized OSA
+        similarity of the canonical forms; the first in the reference's order among equals),
+        and that value again where it is close enough (``closest``), else ''. ('', '') for a
+        text with no letters or digits, far longer than any reference value, or long
+        (see ``LONG_TEXT``). Many texts
+        are compared at once, on every core."""
+        limit = 4 * max(self.profile.max_length, 1)
+        forms = [
+            "" if min(len(text), len(form)) > LONG_TEXT or len(form) > limit else form
+            for text, form in ((text, canonical(text)) for text in texts)
+        ]
+        asked = [form for form in forms if form]
+        found = dict(zip(asked, self._spelling.nearest(asked), strict=True))
+        nearest = []
+        for form in forms:
+            at = found.get(form, (-1, 0.0))[0]
+            if at < 0:
+                nearest.append(("", ""))
+                continue
+            key = self._keys[at]
+            # Close enough by rapidfuzz's own cutoff, as extractOne's was: by its arithmetic
+            # a similarity of exactly 0.8 falls short of a cutoff of 0.8.
+            similarity = OSA.normalized_similarity(form, key, score_cutoff=min_ratio)
+            close = min_ratio <= 0 or similarity > 0
+            value = self._canonical[key]
+            nearest.append((value, value if close else ""))
+        return nearest
 
     def _typo(self, form: str, text: str) -> Repair | None:
         if len(form) < MIN_TYPO_LENGTH or self.dense:
@@ -1031,8 +1057,8 @@ class Repairer:
         one character longer or shorter or as long, each in one pass."""
         found = []
         if len(form) <= LONG_TEXT:  # a longer one is more than one edit from every short key
-            match = process.extractOne(form, self._short_keys, scorer=OSA.distance, score_cutoff=1)
-            found += [match[0]] if match else []
+            match = self._short_spelling.within_one_edit(form)
+            found += [match] if match else []
         near = [k for n in (-1, 0, 1) for k in self._long_keys.get(len(form) + n, [])]
         found += [k for k in near if _one_edit_apart(form, k)]
         return min(found, key=self._order.__getitem__, default=None)

@@ -37,7 +37,7 @@ import logging
 import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -510,6 +510,7 @@ class Validator:
         judged before) is reused and added to."""
         # String rules first: only values they pass are encoded (about half, in dirty columns).
         decided: dict[str, ValueReport] = {}
+        unspelled: dict[str, _Unspelled] = {}
         for text in dict.fromkeys(texts):
             if text in known:
                 decided[text] = known[text]
@@ -519,8 +520,15 @@ class Validator:
                 decided[text] = ValueReport(text, Verdict.VALID, 0.0, text)
             else:
                 report = self._string_rules(text)
-                if report is not None:
+                if isinstance(report, _Unspelled):
+                    unspelled[text] = report
+                elif report is not None:
                     decided[text] = report
+        # The nearest reference values in spelling, of all at once: with many reference
+        # values, comparing each value with each of them is most of the string rules' time.
+        nearest = self._repairer.nearest(list(unspelled))
+        for (text, rule), (value, close) in zip(unspelled.items(), nearest, strict=True):
+            decided[text] = rule.report(value, close)
         pending = [t for t in dict.fromkeys(texts) if t not in decided]
         decided.update(zip(pending, self.model_reports(pending), strict=True))
         known.update(decided)
@@ -564,8 +572,9 @@ class Validator:
             )
         return self._domain_embeddings
 
-    def _string_rules(self, text: str) -> ValueReport | None:
-        """A malformed verdict from the spelling alone, or None to ask the model."""
+    def _string_rules(self, text: str) -> ValueReport | _Unspelled | None:
+        """A malformed verdict from the spelling alone (one that waits for the nearest
+        reference value in spelling), or None to ask the model."""
         if len(text) > LONGEST_CHECKED and self.profile.far_longer(text):
             # Its length is verdict enough; each check would scan megabytes again.
             reason = self.profile.length_issue(text)
@@ -579,15 +588,16 @@ class Validator:
             or self._repairer.joined_in(text)
         )
         if joined:
-            return self._malformed(text, "format", "", "joins " + named(joined, " and "))
+            return _Unspelled(text, "format", "joins " + named(joined, " and "), suggest=False)
         issues = self.profile.issues(text)
         if not issues:
             return None
         kind = "placeholder" if issues == ["placeholder"] else "format"
-        if kind == "format" and all(i.startswith("unknown word") for i in issues):
+        if kind == "placeholder":
+            return self._malformed(text, kind, "", "; ".join(issues))
+        if all(i.startswith("unknown word") for i in issues):
             kind = "word"
-        suggestion = "" if kind == "placeholder" else self._repairer.closest(text)
-        return self._malformed(text, kind, suggestion, "; ".join(issues))
+        return _Unspelled(text, kind, "; ".join(issues), suggest=True)
 
     def _embedding_rule(
         self, text: str, similarity: float, index: int, inside: float | None = None
@@ -618,6 +628,24 @@ class Validator:
         else:
             nearest = suggestion or self._repairer.closest(text, min_ratio=0.0)
         return ValueReport(text, Verdict.MALFORMED, _RULE_SCORES[kind], nearest, suggestion, reason)
+
+
+@dataclass(frozen=True)
+class _Unspelled:
+    """A malformed verdict of the string rules still to be given its nearest reference value
+    in spelling, and with ``suggest``, that value as its suggestion when close enough."""
+
+    text: str
+    kind: str
+    reason: str
+    suggest: bool
+
+    def report(self, nearest: str, close: str) -> ValueReport:
+        """The report, given the reference value nearest in spelling and that value again
+        where it is close enough, else '' (``Repairer.nearest``)."""
+        suggestion = close if self.suggest else ""
+        score = _RULE_SCORES[self.kind]
+        return ValueReport(self.text, Verdict.MALFORMED, score, nearest, suggestion, self.reason)
 
 
 def _check_numbers(
