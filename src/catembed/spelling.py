@@ -44,7 +44,7 @@ class SpellingIndex:
         if len(self.keys) <= 2 * edits:
             match = process.extractOne(form, self.keys, scorer=OSA.distance, score_cutoff=1)
             return None if match is None else str(match[0])
-        found = [e for e in one_edit_strings(form, self._alphabet) if e in self._order]
+        found = self._order.keys() & one_edit_strings(form, self._alphabet)
         return min(found, key=self._order.__getitem__) if found else None
 
     def nearest(self, forms: Sequence[str]) -> list[tuple[int, float]]:
@@ -72,9 +72,10 @@ def one_edit_strings(word: str, alphabet: str) -> set[str]:
     """The strings one OSA edit from ``word`` (a character deleted, two neighbours swapped, one
     replaced by or one inserted from ``alphabet``), ``word`` itself left out."""
     splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
-    edits = {a + b[1:] for a, b in splits if b}
-    edits.update(a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1)
-    edits.update(a + c + b[1:] for a, b in splits if b for c in alphabet)
-    edits.update(a + c + b for a, b in splits for c in alphabet)
-    edits.discard(word)
-    return edits
+    edits = [a + b[1:] for a, b in splits if b]
+    edits += [a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1]
+    edits += [a + c + b[1:] for a, b in splits if b for c in alphabet]
+    edits += [a + c + b for a, b in splits for c in alphabet]
+    found = set(edits)
+    found.discard(word)
+    return found
