@@ -77,11 +77,13 @@ def test_nearest_is_extract_ones_choice_and_score_first_of_equals() -> None:
     assert SpellingIndex([]).nearest(["abc"]) == [(-1, 0.0)]
 
 
-def test_nearest_in_blocks_is_as_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nearest_in_blocks_or_threads_is_as_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     keys = _strings(random.Random(1), 50, "abc", (2, 6))
     forms = _mutated(random.Random(2), keys, "abc", 40)
     whole = SpellingIndex(keys).nearest(forms)
     monkeypatch.setattr("catembed.spelling.NEAREST_BLOCK", 120)  # blocks of 2 forms
+    assert SpellingIndex(keys).nearest(forms) == whole
+    monkeypatch.setattr("catembed.spelling.PARALLEL_PAIRS", 0)  # on every core
     assert SpellingIndex(keys).nearest(forms) == whole
 
 

@@ -1009,9 +1009,8 @@ class Repairer:
         """For each of ``texts``, the reference value nearest in spelling (normalized OSA
         similarity of the canonical forms; the first in the reference's order among equals),
         and that value again where it is close enough (``closest``), else ''. ('', '') for a
-        text with no letters or digits, far longer than any reference value, or long
-        (see ``LONG_TEXT``). Many texts
-        are compared at once, on every core."""
+        text with no letters or digits, far longer than any reference value, or long (see
+        ``LONG_TEXT``). Many texts are compared at once (on every core where they are many)."""
         limit = 4 * max(self.profile.max_length, 1)
         forms = [
             "" if min(len(text), len(form)) > LONG_TEXT or len(form) > limit else form

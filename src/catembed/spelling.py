@@ -10,8 +10,8 @@ with the same score) without comparing each value with each key one call at a ti
 
 - ``within_one_edit`` looks up the strings one edit from the value, where they are fewer
   than the keys;
-- ``nearest`` compares a batch of values with ``rapidfuzz.process.cdist`` on every core, in
-  blocks of bounded memory.
+- ``nearest`` compares a batch of values with ``rapidfuzz.process.cdist``, on every core
+  where they are many, in blocks of bounded memory.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 NEAREST_BLOCK = 2**21  # similarities ``nearest`` holds at a time (16 MB of float64)
+# Comparisons worth starting threads for: starting them costs about 1 ms, a serial
+# comparison of a few values with a few keys microseconds (a server's request, say).
+PARALLEL_PAIRS = 2**20
 
 
 class SpellingIndex:
@@ -59,8 +62,13 @@ class SpellingIndex:
         step = max(1, NEAREST_BLOCK // len(self.keys))
         for start in range(0, len(asked), step):
             block = asked[start : start + step]
+            workers = -1 if len(block) * len(self.keys) >= PARALLEL_PAIRS else 1
             scores = process.cdist(
-                block, self.keys, scorer=OSA.normalized_similarity, dtype=np.float64, workers=-1
+                block,
+                self.keys,
+                scorer=OSA.normalized_similarity,
+                dtype=np.float64,
+                workers=workers,
             )
             best = scores.argmax(axis=1)  # the first of equals, as extractOne keeps
             for form, at, row in zip(block, best, scores, strict=True):
