@@ -10,7 +10,7 @@ import pytest
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from catembed import repair
+from catembed import repair, spelling
 from catembed.corruptions import CORRUPTIONS
 from catembed.repair import (
     _ABBREVIATION,
@@ -19,7 +19,6 @@ from catembed.repair import (
     FormatProfile,
     Repairer,
     _misspells,
-    _one_edit_apart,
     _one_edits,
     _rarest_count,
     english_counts,
@@ -106,12 +105,6 @@ def test_a_reason_names_a_few_pieces_and_counts_the_rest() -> None:
     assert named(["x" * 1000, "Jeans"], " and ") == "x" * 77 + "... and Jeans"
 
 
-def test_one_edit_apart_is_an_osa_distance_of_one() -> None:
-    texts = ["".join(p) for n in range(5) for p in itertools.product("abc", repeat=n)]
-    for a, b in itertools.product(texts, repeat=2):
-        assert _one_edit_apart(a, b) == (OSA.distance(a, b) == 1), (a, b)
-
-
 def _typos(value: str, seed: int) -> list[str]:
     kinds = ["typo_insert", "typo_delete", "typo_swap", "typo_double", "typo_replace"]
     return [CORRUPTIONS[kind](value, random.Random(seed)) for kind in kinds]
@@ -132,10 +125,10 @@ def test_long_keys_are_compared_in_one_pass_to_the_same_repairs(
     for form in forms:
         if form not in repairer._canonical:
             match = process.extractOne(form, repairer._keys, scorer=OSA.distance, score_cutoff=1)
-            assert repairer._one_edit_key(form) == (match[0] if match else None)
+            assert repairer._spelling.within_one_edit(form) == (match[0] if match else None)
     values = [t for i, v in enumerate(domain_values("apparel")) for t in _typos(v, i)]
     repairs = [repairer.repair(v) for v in values]
-    monkeypatch.setattr(repair, "LONG_TEXT", MIN_TYPO_LENGTH)  # every key in one pass
+    monkeypatch.setattr(spelling, "LONG_KEY", MIN_TYPO_LENGTH)  # every key in one pass
     assert [Repairer(reference, profile).repair(v) for v in values] == repairs
 
 

@@ -11,7 +11,7 @@ from rapidfuzz.distance import OSA
 
 from catembed.normalize import canonical
 from catembed.repair import FormatProfile, Repairer
-from catembed.spelling import SpellingIndex, one_edit_strings
+from catembed.spelling import SpellingIndex, one_edit_apart, one_edit_strings
 
 
 def _strings(rng: random.Random, count: int, letters: str, lengths: tuple[int, int]) -> list[str]:
@@ -115,3 +115,9 @@ def test_repairer_nearest_and_closest_are_extract_ones() -> None:
         assert repairer.closest(text) == close
         assert repairer.closest(text, min_ratio=0.0) == value
     assert repairer.nearest(["Teeddy Bar"])[0] == ("Teddy Bear", "")
+
+
+def testone_edit_apart_is_an_osa_distance_of_one() -> None:
+    texts = ["".join(p) for n in range(5) for p in itertools.product("abc", repeat=n)]
+    for a, b in itertools.product(texts, repeat=2):
+        assert one_edit_apart(a, b) == (OSA.distance(a, b) == 1), (a, b)

@@ -829,12 +829,6 @@ class Repairer:
         self._keys = list(self._canonical)
         self._sorted_keys = sorted(self._keys)  # keys sharing a prefix lie together
         self._order = {key: i for i, key in enumerate(self._keys)}
-        # ``_one_edit_key`` compares long keys only with forms about as long, in linear time.
-        self._short_spelling = SpellingIndex([key for key in self._keys if len(key) < LONG_TEXT])
-        self._long_keys: dict[int, list[str]] = {}  # by length
-        for key in self._keys:
-            if len(key) >= LONG_TEXT:
-                self._long_keys.setdefault(len(key), []).append(key)
         self._spelling = SpellingIndex(self._keys)
         self._codes = any(_APPENDED_CODE.fullmatch(v) for v in self.reference)
         self._leading_codes = any(_PREPENDED_CODE.fullmatch(v) for v in self.reference)
@@ -1036,7 +1030,7 @@ class Repairer:
     def _typo(self, form: str, text: str) -> Repair | None:
         if len(form) < MIN_TYPO_LENGTH or self.dense:
             return None
-        target = self._one_edit_key(form)
+        target = self._spelling.within_one_edit(form)
         if target is None:
             return None
         if digits_only_differ(form, target) or _siblings_in_a_series(form, target):
@@ -1049,19 +1043,6 @@ class Repairer:
             return None
         return Repair(self._canonical[target], TYPO_REASON)
 
-    def _one_edit_key(self, form: str) -> str | None:
-        """The first key one edit from ``form`` (itself no key), as ``process.extractOne``
-        finds it with ``OSA.distance`` among all keys. An edit distance costs the product of
-        the lengths: keys of ``LONG_TEXT`` characters or more are compared only with forms
-        one character longer or shorter or as long, each in one pass."""
-        found = []
-        if len(form) <= LONG_TEXT:  # a longer one is more than one edit from every short key
-            match = self._short_spelling.within_one_edit(form)
-            found += [match] if match else []
-        near = [k for n in (-1, 0, 1) for k in self._long_keys.get(len(form) + n, [])]
-        found += [k for k in near if _one_edit_apart(form, k)]
-        return min(found, key=self._order.__getitem__, default=None)
-
     def _truncation(self, form: str) -> Repair | None:
         if len(form) < MIN_TYPO_LENGTH or self.prefixed:
             return None
@@ -1071,20 +1052,6 @@ class Repairer:
             if _cut_of(form, key):
                 return Repair(self._canonical[key], TRUNCATION_REASON)
         return None
-
-
-def _one_edit_apart(a: str, b: str) -> bool:
-    """Whether one delete, insert, replacement or swap of neighbours turns ``a`` into ``b``:
-    ``OSA.distance(a, b) == 1``, in one pass over both."""
-    if a == b or abs(len(a) - len(b)) > 1:
-        return False
-    pairs = enumerate(zip(a, b, strict=False))
-    at = next((i for i, (x, y) in pairs if x != y), min(len(a), len(b)))  # first difference
-    if len(a) != len(b):
-        shorter, longer = sorted((a, b), key=len)
-        return longer[at + 1 :] == shorter[at:]
-    replaced = a[at + 1 :] == b[at + 1 :]
-    return replaced or (a[at : at + 2] == b[at : at + 2][::-1] and a[at + 2 :] == b[at + 2 :])
 
 
 def _starting(sorted_keys: list[str], form: str) -> list[str]:
