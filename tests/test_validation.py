@@ -15,8 +15,18 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
 
-from catembed import TrainingResult, Validator, ValueReport, Verdict, repair, validation
+from catembed import (
+    TrainingResult,
+    Validator,
+    ValueReport,
+    Verdict,
+    column_evidence,
+    repair,
+    validation,
+)
 from catembed.backends import MAX_ENCODED_CHARACTERS, clip_texts, encode_normalized
 from catembed.columns import validate_table
 from catembed.corruptions import CORRUPTIONS
@@ -225,6 +235,49 @@ def test_an_anomaly_is_suggested_the_frequent_column_value_it_resembles(
     assert reports["Dxnim Shxrtz"].verdict is Verdict.MALFORMED
     assert reports["Dxnim Shxrtz"].suggestion == "Denim Shorts"  # 3 edits: not a typo rule
     assert reports["Toaster"].suggestion == ""
+
+
+def _random_words(rng: random.Random, count: int) -> list[str]:
+    found: dict[str, None] = {}
+    while len(found) < count:
+        size = rng.randint(6, 14)
+        found.setdefault("".join(rng.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(size)))
+    return [w for w in found if canonical(w) == w]
+
+
+def test_column_rules_of_a_column_of_many_values_are_extract_ones_answers(
+    validator: Validator,
+) -> None:
+    # 30,000 frequent values: rare_variants compared 20,000,000 pairs at most, one by one,
+    # and skipped columns past that; its answers are those of that search, and so are
+    # frequent_suggestions'.
+    rng = random.Random(3)
+    common = _random_words(rng, 30_000)
+    edited = [w[:3] + w[4:] for w in rng.sample(common, 700)]
+    # Two edits away (suggested the value when alike enough) or unlike any value.
+    unlike = [w[:2] + "q" + w[3:5] + w[6:] for w in rng.sample(common, 150)]
+    unlike += _random_words(rng, 150)
+    rows = Counter({w: 20 for w in common})
+    edited = [w for w in edited if w not in rows]
+    unlike = [w for w in unlike if w not in rows]
+    rows.update({w: 1 for w in edited + unlike})
+    judged = {w: ValueReport(w, Verdict.VALID, 0.1, w) for w in common + edited}
+    judged |= {w: ValueReport(w, Verdict.OUT_OF_DOMAIN, 0.9, w) for w in unlike}
+    keys = [canonical(w) for w in common]
+    found = column_evidence.rare_variants(validator, judged, rows)
+    for text in rng.sample(edited + unlike, 150):
+        match = process.extractOne(canonical(text), keys, scorer=OSA.distance, score_cutoff=1)
+        expected = None if match is None or match[0] == canonical(text) else common[match[2]]
+        assert (found[text].suggestion if text in found else None) == expected, text
+    assert sum(t in found for t in edited) > 600  # a few edits land on another value
+    suggested = column_evidence.frequent_suggestions(judged, rows)
+    for text in rng.sample(unlike, 100):
+        match = process.extractOne(
+            canonical(text), keys, scorer=OSA.normalized_similarity, score_cutoff=0.75
+        )
+        expected = "" if match is None else common[match[2]]
+        assert (suggested[text].suggestion if text in suggested else "") == expected, text
+    assert 50 < len(suggested) < 150
 
 
 def test_a_misspelt_value_never_listed_is_suggested_its_respelling(validator: Validator) -> None:

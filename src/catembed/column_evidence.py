@@ -23,12 +23,12 @@ from collections import Counter
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from catembed.backends import clip_texts, unreadable_at
 from catembed.normalize import canonical
 from catembed.repair import MIN_TYPO_LENGTH, TRUNCATION_REASON, TYPO_REASON, digits_only_differ
+from catembed.spelling import SpellingIndex
 from catembed.verdicts import ValueReport, Verdict
 
 if TYPE_CHECKING:
@@ -39,7 +39,8 @@ RARE_VARIANT_RATIO = 10
 MIN_VARIANT_TARGET_ROWS = 20
 RARE_VARIANT_SCORE = 0.85
 FREQUENT_SUGGESTION_SIMILARITY = 0.75  # normalized OSA similarity to a frequent value
-MAX_VARIANT_COMPARISONS = 20_000_000  # high-cardinality columns skip the rule
+# Anomalies times frequent values beyond which ``frequent_suggestions`` is skipped (about 2 s).
+MAX_SUGGESTION_COMPARISONS = 200_000_000
 # A doubted value that fills as many rows as the reference values a column uses is valid.
 MIN_COLUMN_ROWS = 100
 ESTABLISHED_PROBABILITY_SHARE = 0.6
@@ -70,23 +71,20 @@ def frequent_suggestions(
     in spelling, when at least ``FREQUENT_SUGGESTION_SIMILARITY`` alike."""
     frequent = _frequent_values(judged, rows)
     pending = [t for t, r in judged.items() if r.is_anomaly and not r.suggestion and rows[t] > 0]
-    if not frequent or len(pending) * len(frequent) > MAX_VARIANT_COMPARISONS:
+    if not frequent or len(pending) * len(frequent) > MAX_SUGGESTION_COMPARISONS:
         return {}
     keys = list(frequent)
     longest = max(len(k) for k in keys) / FREQUENT_SUGGESTION_SIMILARITY  # longer: too unlike
+    forms = {t: form for t in pending if 0 < len(form := canonical(t)) <= longest}
     found = {}
-    for text in pending:
-        form = canonical(text)
-        if len(form) > longest:
-            continue
-        match = process.extractOne(
-            form,
-            keys,
-            scorer=OSA.normalized_similarity,
-            score_cutoff=FREQUENT_SUGGESTION_SIMILARITY,
+    nearest = SpellingIndex(keys).nearest(list(forms.values()))
+    for (text, form), (at, _) in zip(forms.items(), nearest, strict=True):
+        # Alike enough by rapidfuzz's own cutoff arithmetic, as extractOne decided it.
+        alike = OSA.normalized_similarity(
+            form, keys[at], score_cutoff=FREQUENT_SUGGESTION_SIMILARITY
         )
-        if match is not None and rows[frequent[match[0]]] >= RARE_VARIANT_RATIO * rows[text]:
-            found[text] = replace(judged[text], suggestion=frequent[match[0]])
+        if alike > 0 and rows[frequent[keys[at]]] >= RARE_VARIANT_RATIO * rows[text]:
+            found[text] = replace(judged[text], suggestion=frequent[keys[at]])
     return found
 
 
@@ -173,18 +171,18 @@ def rare_variants(
         and r.verdict in (Verdict.VALID, Verdict.OUT_OF_DOMAIN)
         and rows[t] * RARE_VARIANT_RATIO <= most
     ]
-    if not frequent or len(candidates) * len(frequent) > MAX_VARIANT_COMPARISONS:
+    if not frequent:
         return {}
-    keys = list(frequent)
+    spelling = SpellingIndex(list(frequent))
     found: dict[str, ValueReport] = {}
     for text in candidates:
         form = canonical(text)
         if len(form) < MIN_TYPO_LENGTH:
             continue
-        match = process.extractOne(form, keys, scorer=OSA.distance, score_cutoff=1)
-        if match is None or match[0] == form or digits_only_differ(form, match[0]):
+        key = spelling.within_one_edit(form)
+        if key is None or key == form or digits_only_differ(form, key):
             continue
-        target = frequent[match[0]]
+        target = frequent[key]
         ratio = rows[target] / max(rows[text], 1)
         if ratio >= RARE_VARIANT_RATIO:
             reason = f"one edit from {target!r}, which fills {ratio:.0f}x more rows"
