@@ -270,14 +270,31 @@ def test_column_rules_of_a_column_of_many_values_are_extract_ones_answers(
         expected = None if match is None or match[0] == canonical(text) else common[match[2]]
         assert (found[text].suggestion if text in found else None) == expected, text
     assert sum(t in found for t in edited) > 600  # a few edits land on another value
-    suggested = column_evidence.frequent_suggestions(judged, rows)
+    suggested = column_evidence.frequent_suggestions(validator, judged, rows)
     for text in rng.sample(unlike, 100):
         match = process.extractOne(
             canonical(text), keys, scorer=OSA.normalized_similarity, score_cutoff=0.75
         )
         expected = "" if match is None else common[match[2]]
+        if validator.profile.in_real_words(text):
+            expected = ""  # another value, not a misspelling
         assert (suggested[text].suggestion if text in suggested else "") == expected, text
     assert 50 < len(suggested) < 150
+
+
+def test_an_out_of_domain_value_of_real_words_is_no_misspelling_of_a_frequent_one(
+    validator: Validator,
+) -> None:
+    rows = Counter({"Wool Socks": 40, "Cool Rocks": 1, "Wuul Socks": 1, "Wxol Rocks": 1})
+    judged = {"Wool Socks": ValueReport("Wool Socks", Verdict.VALID, 0.1, "Wool Socks")}
+    for text in ("Cool Rocks", "Wuul Socks", "Wxol Rocks"):
+        judged[text] = ValueReport(text, Verdict.OUT_OF_DOMAIN, 0.9, "Wool Socks")
+    suggested = column_evidence.frequent_suggestions(validator, judged, rows)
+    assert sorted(suggested) == ["Wuul Socks", "Wxol Rocks"]
+    assert {r.suggestion for r in suggested.values()} == {"Wool Socks"}
+    judged["Cool Rocks"] = replace(judged["Cool Rocks"], verdict=Verdict.MALFORMED)
+    malformed = column_evidence.frequent_suggestions(validator, judged, rows)
+    assert malformed["Cool Rocks"].suggestion == "Wool Socks"  # its spelling is what is wrong
 
 
 def test_a_misspelt_value_never_listed_is_suggested_its_respelling(validator: Validator) -> None:

@@ -11,7 +11,8 @@ Four rules revise the per-value verdicts of a column (``Validator.validate``):
 - a value one edit away from an accepted value that fills many times more rows is that value
   misspelt ('Knife Blok' in a column full of 'Knife Block'), even when neither is listed;
 - an anomaly without a suggestion is suggested the value of that kind it is closest to in
-  spelling, when close enough ('hearx axxack' -> 'heart attack').
+  spelling, when close enough ('hearx axxack' -> 'heart attack'), unless it is out of domain
+  and made of real words: 'Lightning Cable' is no misspelling of 'Lightning Balls'.
 
 Each needs values filling many rows, so lists of distinct values are judged as before.
 """
@@ -60,17 +61,26 @@ def revised_by_column(
     revised = common_variants(validator, judged, rows)
     revised |= established(validator, {**judged, **revised}, rows)
     revised |= rare_variants(validator, {**judged, **revised}, rows)
-    return revised | frequent_suggestions({**judged, **revised}, rows)
+    return revised | frequent_suggestions(validator, {**judged, **revised}, rows)
 
 
 def frequent_suggestions(
-    judged: dict[str, ValueReport], rows: Counter[str]
+    validator: Validator, judged: dict[str, ValueReport], rows: Counter[str]
 ) -> dict[str, ValueReport]:
     """Anomalies without a suggestion, suggested the accepted value of the column that fills
     ``RARE_VARIANT_RATIO`` times their rows (and ``MIN_VARIANT_TARGET_ROWS``) and is closest
-    in spelling, when at least ``FREQUENT_SUGGESTION_SIMILARITY`` alike."""
+    in spelling, when at least ``FREQUENT_SUGGESTION_SIMILARITY`` alike. Out-of-domain values
+    written in real words (English or the reference values') are other values, not
+    misspellings, and get none."""
     frequent = _frequent_values(judged, rows)
-    pending = [t for t, r in judged.items() if r.is_anomaly and not r.suggestion and rows[t] > 0]
+    pending = [
+        t
+        for t, r in judged.items()
+        if r.is_anomaly
+        and not r.suggestion
+        and rows[t] > 0
+        and not (r.verdict is Verdict.OUT_OF_DOMAIN and validator.profile.in_real_words(t))
+    ]
     if not frequent or len(pending) * len(frequent) > MAX_SUGGESTION_COMPARISONS:
         return {}
     keys = list(frequent)

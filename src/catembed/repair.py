@@ -433,6 +433,13 @@ class FormatProfile:
         content = [w for w in words if w not in CONNECTORS]
         return bool(content) and all(w in known for w in content)
 
+    def in_real_words(self, text: str) -> bool:
+        """Whether every word of ``text`` is English or a reference value's own: 'Lightning
+        Cable' is, 'hearx axxack' is not."""
+        english, known = english_words(), self._known
+        words = [w.casefold() for w in _WORD.findall(text)]
+        return bool(words) and all(w in english or w in known for w in words)
+
     def unknown_words(self, text: str) -> list[str]:
         """Words of ``text`` that look misspelt: neither English nor used by a reference value,
         but one edit away from such a word. Rare real words ('Micellar', 'Yukata') pass."""
