@@ -1006,6 +1006,36 @@ def test_a_parquet_output_keeps_the_validated_column_s_type(
         assert result.column("verdict").to_pylist() == VERDICTS
 
 
+def test_durations_are_written_to_text_outputs_as_they_are_judged(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    # CSV and TSV got a bare count of the unit (86403000000123), JSONL pandas' spelling.
+    waits = pa.array([86403_000_000_123, None, 5 * 10**9, 86403_000_000_123], pa.duration("ns"))
+    source = write(tmp_path / "in.parquet", pa.table({"category": VALUES[:4], "wait": waits}))
+    spelt = ["1 day, 0:00:03.000000123", None, "0:00:05", "1 day, 0:00:03.000000123"]
+    for suffix in (".csv", ".tsv", ".jsonl"):
+        output = tmp_path / f"out{suffix}"
+        code, _, err = run(
+            "validate", "--model", str(model_dir), str(source), "--column", "category",
+            "--output", str(output),
+        )  # fmt: skip
+        assert code == 0, err
+        assert read_table(output).column("wait").to_pylist() == spelt, suffix
+    code, _, err = run(
+        "validate", "--model", str(model_dir), str(source), "--column", "wait",
+        "--output", str(tmp_path / "waits.csv"),
+    )  # fmt: skip
+    assert code == 0, err
+    assert read_table(tmp_path / "waits.csv").column("wait").to_pylist() == spelt
+    parquet = tmp_path / "out.parquet"
+    code, _, err = run(
+        "validate", "--model", str(model_dir), str(source), "--column", "category",
+        "--output", str(parquet),
+    )  # fmt: skip
+    assert code == 0, err
+    assert read_table(parquet).column("wait") == pa.chunked_array([waits])  # typed, as read
+
+
 def _no_constant(name: str) -> None:
     raise AssertionError(f"{name} is not JSON")
 

@@ -823,6 +823,31 @@ def test_times_are_judged_alike_in_numpy_pandas_and_pyarrow(validator: Validator
     assert as_text(np.datetime64("2024-01-02", "D")) == "2024-01-02"  # a date stays a date
 
 
+def test_durations_are_judged_alike_in_numpy_pandas_and_pyarrow(validator: Validator) -> None:
+    # numpy wrote '86403 seconds', pandas '1 days 00:00:03', pyarrow '1 day, 0:00:03' (or
+    # pandas' spelling for nanoseconds): a validator built from one rejected the others.
+    pytest.importorskip("pandas")
+    cases = [
+        (pa.array([86403, -1, None], pa.duration("s")), ["1 day, 0:00:03", "-1 day, 23:59:59"]),
+        (pa.array([500, None, 86403000], pa.duration("ms")), ["0:00:00.500000"]),
+    ]
+    for column, spelt in cases:
+        expected = [*spelt[:2], None] if len(spelt) == 2 else [spelt[0], None, "1 day, 0:00:03"]
+        for cells in (column, column.to_numpy(zero_copy_only=False), column.to_pandas()):
+            assert [as_text(v) for v in cells_of(cells)] == expected, type(cells)
+    nanoseconds = pa.array([86403_000_000_123, -1], pa.duration("ns"))
+    exact = ["1 day, 0:00:03.000000123", "-1 day, 23:59:59.999999999"]
+    for cells in (nanoseconds, nanoseconds.to_numpy(), nanoseconds.to_pandas()):
+        assert [as_text(v) for v in cells_of(cells)] == exact
+    built = Validator.from_values(nanoseconds, model=validator.encoder, threshold=0.9)
+    assert built.reference == exact
+    assert all(r.verdict is Verdict.VALID for r in built.validate(nanoseconds.to_pandas()))
+    # No fixed length (months), or past timedelta's range: as numpy writes them.
+    assert as_text(np.timedelta64(3, "M")) == "3 months"
+    assert as_text(np.timedelta64(10**18, "s")) == "1000000000000000000 seconds"
+    assert as_text(np.array([3], "m8[10s]")[0]) == "0:00:30"
+
+
 def test_thresholds_are_plain_floats() -> None:
     assert type(Thresholds(np.float32(0.5)).similarity) is float  # numpy floats break JSON
     with pytest.raises(ConfigError, match="similarity must be a number"):

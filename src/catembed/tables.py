@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -425,6 +426,7 @@ def _write(
             ) from None
     elif fmt in ("csv", "tsv"):
         delimiter = "\t" if fmt == "tsv" else ","
+        table = _durations_as_text(table)  # pyarrow writes a bare count of its unit
         try:
             quoting = _csv_quoting(table, delimiter)
             options = pacsv.WriteOptions(
@@ -649,7 +651,21 @@ def _finite(value: object) -> object:
     return value
 
 
+def _durations_as_text(table: pa.Table) -> pa.Table:
+    """``table`` with its duration columns as the text they are judged as (``as_text``)."""
+    for index, field in enumerate(table.schema):
+        kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+        if pa.types.is_duration(kind):
+            cells = table.column(index).cast(kind)  # not dictionary-encoded
+            distinct = pc.unique(cells)
+            texts = pa.array([as_text(v) for v in distinct], pa.string())
+            table = table.set_column(index, field.name, texts.take(pc.index_in(cells, distinct)))
+    return table
+
+
 def _json_default(value: object) -> object:
+    if isinstance(value, timedelta):  # pandas' Timedelta too, which str() writes otherwise
+        return as_text(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="backslashreplace")
     if hasattr(value, "tolist"):

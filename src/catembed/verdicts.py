@@ -6,7 +6,7 @@ import math
 import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -167,7 +167,9 @@ def as_text(value: object, booleans: tuple[str, str] = BOOLEAN_TEXTS) -> str | N
     if isinstance(value, np.datetime64):
         return None if np.isnat(value) else _datetime_text(value)
     if isinstance(value, np.timedelta64):
-        return None if np.isnat(value) else str(value)
+        return None if np.isnat(value) else _numpy_duration_text(value)
+    if isinstance(value, timedelta):  # pandas' Timedelta too
+        return duration_text(_nanoseconds(value))
     if isinstance(value, bool | np.bool_):  # as JSON writes it, not Python's 'True'
         return booleans[bool(value)]
     if isinstance(value, np.integer):
@@ -206,6 +208,40 @@ def _datetime_text(value: np.datetime64) -> str:
         return str(value).replace("T", " ", 1)  # finer than datetime holds: pandas' spelling
     moment = value.astype("datetime64[us]").item()
     return str(moment) if isinstance(moment, datetime) else str(value).replace("T", " ", 1)
+
+
+def duration_text(nanoseconds: int) -> str:
+    """A duration as Python writes a timedelta, '1 day, 0:00:03.500000', with nanoseconds
+    where it has them, whatever held it: pyarrow (a pandas Timedelta in nanoseconds), numpy
+    ('86403 seconds') or pandas ('1 days 00:00:03')."""
+    microseconds, rest = divmod(nanoseconds, 1000)
+    text = str(timedelta(microseconds=microseconds))
+    if rest:
+        text += f"{rest:03d}" if "." in text else f".000000{rest:03d}"
+    return text
+
+
+def _nanoseconds(value: timedelta) -> int:
+    exact = getattr(value, "value", None)  # a pandas Timedelta's nanoseconds
+    if isinstance(exact, int):
+        return exact
+    return ((value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds) * 1000
+
+
+_UNIT_NANOSECONDS = {"W": 604_800 * 10**9, "D": 86_400 * 10**9, "h": 3_600 * 10**9}
+_UNIT_NANOSECONDS |= {"m": 60 * 10**9, "s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
+
+
+def _numpy_duration_text(value: np.timedelta64) -> str:
+    """As ``duration_text``; months, years and units finer than nanoseconds as numpy writes
+    them ('3 months'), and so a duration past timedelta's 999,999,999 days."""
+    unit, count = np.datetime_data(value.dtype)
+    if unit not in _UNIT_NANOSECONDS:
+        return str(value)
+    try:
+        return duration_text(int(value.astype(np.int64)) * count * _UNIT_NANOSECONDS[unit])
+    except OverflowError:
+        return str(value)
 
 
 def missing_report(value: object) -> ValueReport:
