@@ -4,8 +4,9 @@ sentence-transformers' own ONNX path (``backend="onnx"``, ``export_dynamic_quant
 needs ``optimum``, and optimum-onnx pins ``transformers<4.58`` while catembed needs transformers 5,
 so the two cannot be installed together. catembed therefore exports with ``torch.onnx.export``
 (the whole SentenceTransformer: transformer, pooling and Normalize in one graph) and quantizes
-with ``onnxruntime.quantization.quantize_dynamic``. The files go where sentence-transformers
-keeps its ONNX exports (``onnx/model.onnx``, ``onnx/model_qint8.onnx``) and keep its output
+its MatMul weights to int8 blocks with onnxruntime's ``MatMulNBitsQuantizer``. The files go where
+sentence-transformers keeps its ONNX exports (``onnx/model.onnx``, ``onnx/model_int8.onnx``) and
+keep its output
 name ``last_hidden_state`` next to catembed's ``sentence_embedding``. They are exported once,
 on first use, written atomically, and reused afterwards.
 
@@ -40,12 +41,18 @@ logger = logging.getLogger(__name__)
 
 ONNX_DIR = "onnx"
 ONNX_FILE = "model.onnx"
-ONNX_INT8_FILE = "model_qint8.onnx"
+ONNX_INT8_FILE = "model_int8.onnx"
+# Dynamic quantization's file, from earlier catembed versions: each activation was quantized with one
+# scale for the whole batch, so a text's embedding changed with the texts batched with it.
+DYNAMIC_INT8_FILE = "model_qint8.onnx"
 ONNX_OPSET = 17
 EMBEDDING_OUTPUT = "sentence_embedding"
 TOKEN_OUTPUT = "last_hidden_state"
-# Only the matrix multiplications are quantized: int8 embeddings and attention cost accuracy.
+# Only the matrix multiplications' weights are quantized, in blocks of QUANTIZED_BLOCK along
+# their inputs; activations are quantized per token and block as they are computed
+# (accuracy level 4: int8 arithmetic), so a text's embedding is the same in any batch.
 QUANTIZED_OPS = ("MatMul",)
+QUANTIZED_BLOCK = 128
 SOURCE_FILE = "source.json"  # beside the exports: the model files they were made from
 # Files of a model folder that do not change its embeddings: exports, card, catembed's data.
 NOT_EXPORTED = frozenset(
@@ -150,6 +157,7 @@ def ensure_onnx(
         fp32 = onnx_path(base)
         if base == folder:  # a stale int8 export would outlive its source
             onnx_path(folder, quantized=True).unlink(missing_ok=True)
+            (folder / ONNX_DIR / DYNAMIC_INT8_FILE).unlink(missing_ok=True)
         _export(folder, fp32, shown_as)
         with _atomic_path(base / ONNX_DIR / SOURCE_FILE) as tmp:
             tmp.write_text(json.dumps(_source(folder)), encoding="utf-8")
@@ -220,32 +228,32 @@ def _export(folder: Path, target: Path, shown_as: str = "") -> None:
 
 def _quantize(source: Path, target: Path) -> None:
     _require_onnxruntime()
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    import onnx
+
+    try:
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    except ImportError as error:  # it needs onnx-ir
+        raise ModelError(f"int8 quantization needs {error.name}: {INSTALL_HINT}") from None
 
     logger.info("quantizing %s to int8", source)
-    root = logging.getLogger()
-    hint = _DropMessage("pre-processing before quantization")
-    root.addFilter(hint)  # onnxruntime logs a pre-processing hint on the root logger
+    quiet = logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # a line for each node it leaves alone
     try:
+        quantizer = MatMulNBitsQuantizer(
+            onnx.load(str(source)),
+            bits=8,
+            block_size=QUANTIZED_BLOCK,
+            is_symmetric=True,
+            accuracy_level=4,
+            op_types_to_quantize=QUANTIZED_OPS,
+        )
+        quantizer.process()
         with _atomic_path(target) as tmp:
-            quantize_dynamic(
-                str(source),
-                str(tmp),
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-                op_types_to_quantize=list(QUANTIZED_OPS),
-            )
+            onnx.save_model(quantizer.model.model, str(tmp))
     finally:
-        root.removeFilter(hint)
-
-
-class _DropMessage(logging.Filter):
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return self.text not in record.getMessage()
+        quiet.setLevel(level)
+    (target.parent / DYNAMIC_INT8_FILE).unlink(missing_ok=True)
 
 
 def _graph(model: SentenceTransformer, names: Sequence[str]) -> Any:
