@@ -274,6 +274,8 @@ def test_very_long_strings_are_judged(model_dir: Path, tmp_path: Path) -> None:
             "has no column 'nope'; its columns are: id, category",
         ),
         ("table", ["in.csv"], "has several columns (id, category); choose one with --column"),
+        # A name with a comma read as two: 'several columns (city, state, id)'.
+        ("comma", ["comma.csv"], "has several columns ('city, state', id); choose one"),
         ("empty", ["empty.txt"], "has no rows to validate"),
         ("latin1", ["latin1.txt"], "is not valid UTF-8"),
         ("latin1csv", ["latin1.csv"], "is not valid UTF-8 text"),
@@ -324,6 +326,8 @@ def test_bad_input_gives_a_one_line_error(
     monkeypatch.chdir(tmp_path)
     if setup == "table":
         write(tmp_path / "in.csv", pa.table({"id": [1], "category": ["Sweaters"]}))
+    elif setup == "comma":
+        write(tmp_path / "comma.csv", pa.table({"city, state": ["Moab, UT"], "id": [1]}))
     elif setup == "empty":
         (tmp_path / "empty.txt").write_bytes(b"")
     elif setup == "latin1":

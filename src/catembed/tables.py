@@ -231,9 +231,11 @@ def _is_pipe(path: str) -> bool:
 
 
 def listed_columns(table: pa.Table) -> str:
-    """The table's column names for a one-line message (odd names quoted)."""
+    """The table's column names for a one-line message (odd names quoted, and names with a
+    comma, which would read as two)."""
     return ", ".join(
-        n if n.isprintable() and n.strip() == n and n else repr(n) for n in table.column_names
+        n if n.isprintable() and n.strip() == n and n and "," not in n else repr(n)
+        for n in table.column_names
     )
 
 
