@@ -38,7 +38,6 @@ import json
 import os
 import random
 import string
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,6 +52,7 @@ warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
+from validate_speed import build_model, run_measured  # noqa: E402  (this folder)
 
 from catembed.corruptions import corrupt  # noqa: E402
 from catembed.repair import english_counts  # noqa: E402
@@ -145,18 +145,6 @@ def report(
     )
 
 
-# Each run in a child of its own, so its peak memory (max RSS of children) is its own.
-MEASURE = """
-import json, resource, subprocess, sys, time
-started = time.perf_counter()
-done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
-seconds = time.perf_counter() - started
-usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(json.dumps({"returncode": done.returncode, "stdout": done.stdout, "stderr": done.stderr,
-    "seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024}))
-"""
-
-
 def measure(
     name: str, source: list[str], data: Path, args: argparse.Namespace, distinct: int
 ) -> dict[str, Any]:
@@ -168,10 +156,7 @@ def measure(
         command += ["-m", "cProfile", "-o", str(output.with_suffix(".prof"))]
     command += ["-m", "catembed.cli", "-q", "validate", str(data), "--column", "value"]
     command += ["--output", str(output), "--reasons", *source]
-    done = subprocess.run(
-        [sys.executable, "-c", MEASURE, *command], capture_output=True, text=True, check=True
-    )
-    result: dict[str, Any] = json.loads(done.stdout)
+    result = run_measured(command)
     if result["returncode"] != 0:
         raise SystemExit(f"{name} failed:\n{result['stdout']}\n{result['stderr']}")
     same = "-"
@@ -214,23 +199,6 @@ def phases(path: Path) -> None:
             if func == function and name.endswith(f"catembed/{file}")
         ]
         print(f"    {phase:<52} {sum(row[3] for row in rows):>8.1f} s")  # cumulative seconds
-
-
-def build_model(folder: Path) -> Path:
-    """The base model with an apparel validator, when no trained folder is given."""
-    from catembed import Validator
-    from catembed.backends import onnx_available
-    from catembed.models import DEFAULT_BASE_MODEL, load_model
-    from catembed.onnx_backend import ensure_onnx
-    from catembed.vocabulary import domain_values
-
-    print(f"no --model: using {DEFAULT_BASE_MODEL} with a validator built from the apparel values")
-    model = load_model(DEFAULT_BASE_MODEL)
-    model.save(str(folder))
-    Validator.from_values(domain_values("apparel"), model=model).save(folder)
-    if onnx_available():  # what `catembed train` writes, for the default backend
-        ensure_onnx(folder)
-    return folder
 
 
 def _words() -> list[str]:
