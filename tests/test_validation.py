@@ -295,6 +295,16 @@ def test_an_out_of_domain_value_of_real_words_is_no_misspelling_of_a_frequent_on
     judged["Cool Rocks"] = replace(judged["Cool Rocks"], verdict=Verdict.MALFORMED)
     malformed = column_evidence.frequent_suggestions(validator, judged, rows)
     assert malformed["Cool Rocks"].suggestion == "Wool Socks"  # its spelling is what is wrong
+    # Long values neither get nor give one, as in Repairer.closest: each edit distance would
+    # cost the product of the lengths.
+    prose = "Wool Socks and Denim Shorts " * 75  # 2,100 characters
+    alike = [prose[:-3] + "xyz", prose[:1999]]  # 99.9% and 95% alike
+    rows.update({prose: 40, **dict.fromkeys(alike, 1)})
+    judged[prose] = ValueReport(prose, Verdict.VALID, 0.1, prose)
+    judged |= {text: ValueReport(text, Verdict.MALFORMED, 0.9, "") for text in alike}
+    long_ones = column_evidence.frequent_suggestions(validator, judged, rows)
+    assert not any(text in long_ones for text in alike)
+    assert long_ones["Cool Rocks"].suggestion == "Wool Socks"
 
 
 def test_a_misspelt_value_never_listed_is_suggested_its_respelling(validator: Validator) -> None:

@@ -28,7 +28,13 @@ from rapidfuzz.distance import OSA
 
 from catembed.backends import clip_texts, unreadable_at
 from catembed.normalize import canonical
-from catembed.repair import MIN_TYPO_LENGTH, TRUNCATION_REASON, TYPO_REASON, digits_only_differ
+from catembed.repair import (
+    LONG_TEXT,
+    MIN_TYPO_LENGTH,
+    TRUNCATION_REASON,
+    TYPO_REASON,
+    digits_only_differ,
+)
 from catembed.spelling import SpellingIndex
 from catembed.verdicts import ValueReport, Verdict
 
@@ -71,8 +77,9 @@ def frequent_suggestions(
     ``RARE_VARIANT_RATIO`` times their rows (and ``MIN_VARIANT_TARGET_ROWS``) and is closest
     in spelling, when at least ``FREQUENT_SUGGESTION_SIMILARITY`` alike. Out-of-domain values
     written in real words (English or the reference values') are other values, not
-    misspellings, and get none."""
-    frequent = _frequent_values(judged, rows)
+    misspellings, and get none; nor do values longer than ``LONG_TEXT``, or suggest one, as
+    in ``Repairer.closest``: their edit distances would cost the product of the lengths."""
+    frequent = {k: v for k, v in _frequent_values(judged, rows).items() if len(k) <= LONG_TEXT}
     pending = [
         t
         for t, r in judged.items()
@@ -85,7 +92,11 @@ def frequent_suggestions(
         return {}
     keys = list(frequent)
     longest = max(len(k) for k in keys) / FREQUENT_SUGGESTION_SIMILARITY  # longer: too unlike
-    forms = {t: form for t in pending if 0 < len(form := canonical(t)) <= longest}
+    forms = {
+        t: form
+        for t in pending
+        if 0 < len(form := canonical(t)) <= longest and min(len(t), len(form)) <= LONG_TEXT
+    }
     found = {}
     nearest = SpellingIndex(keys).nearest(list(forms.values()))
     for (text, form), (at, _) in zip(forms.items(), nearest, strict=True):
