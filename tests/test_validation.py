@@ -307,6 +307,23 @@ def test_an_out_of_domain_value_of_real_words_is_no_misspelling_of_a_frequent_on
     assert long_ones["Cool Rocks"].suggestion == "Wool Socks"
 
 
+def test_a_column_too_varied_for_every_pair_is_suggested_its_most_frequent_values(
+    validator: Validator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Past the cap the rule was skipped altogether; it keeps the most frequent values now.
+    rows = Counter({"Wool Socks": 40, "Denim Shorts": 30, "Wuul Socks": 1, "Dxnim Shxrts": 1})
+    judged = {v: ValueReport(v, Verdict.VALID, 0.1, v) for v in ("Wool Socks", "Denim Shorts")}
+    for text in ("Wuul Socks", "Dxnim Shxrts"):
+        judged[text] = ValueReport(text, Verdict.MALFORMED, 0.9, "")
+    every = column_evidence.frequent_suggestions(validator, judged, rows)
+    assert {t: r.suggestion for t, r in every.items()} == {
+        "Wuul Socks": "Wool Socks", "Dxnim Shxrts": "Denim Shorts",
+    }  # fmt: skip
+    monkeypatch.setattr(column_evidence, "MAX_SUGGESTION_COMPARISONS", 3)  # 1 value each
+    capped = column_evidence.frequent_suggestions(validator, judged, rows)
+    assert {t: r.suggestion for t, r in capped.items()} == {"Wuul Socks": "Wool Socks"}
+
+
 def test_a_misspelt_value_never_listed_is_suggested_its_respelling(validator: Validator) -> None:
     assert "Denim Shorts" not in validator.reference
     reports = validator.validate(["Denim Shorst", "<b>Denim Shrots</b>", "Car Batery", "Jeans and"])

@@ -46,7 +46,8 @@ RARE_VARIANT_RATIO = 10
 MIN_VARIANT_TARGET_ROWS = 20
 RARE_VARIANT_SCORE = 0.85
 FREQUENT_SUGGESTION_SIMILARITY = 0.75  # normalized OSA similarity to a frequent value
-# Anomalies times frequent values beyond which ``frequent_suggestions`` is skipped (about 2 s).
+# Anomalies times frequent values ``frequent_suggestions`` compares at most (about 2 s); past
+# that, with the most frequent values only.
 MAX_SUGGESTION_COMPARISONS = 200_000_000
 # A doubted value that fills as many rows as the reference values a column uses is valid.
 MIN_COLUMN_ROWS = 100
@@ -75,9 +76,10 @@ def frequent_suggestions(
 ) -> dict[str, ValueReport]:
     """Anomalies without a suggestion, suggested the accepted value of the column that fills
     ``RARE_VARIANT_RATIO`` times their rows (and ``MIN_VARIANT_TARGET_ROWS``) and is closest
-    in spelling, when at least ``FREQUENT_SUGGESTION_SIMILARITY`` alike. Out-of-domain values
-    written in real words (English or the reference values') are other values, not
-    misspellings, and get none; nor do values longer than ``LONG_TEXT``, or suggest one, as
+    in spelling, when at least ``FREQUENT_SUGGESTION_SIMILARITY`` alike (among the most
+    frequent values only, where comparing every pair would pass
+    ``MAX_SUGGESTION_COMPARISONS``). Out-of-domain values written in real words (English or
+    the reference values') are other values, not misspellings, and get none; nor do values longer than ``LONG_TEXT``, or suggest one, as
     in ``Repairer.closest``: their edit distances would cost the product of the lengths."""
     frequent = {k: v for k, v in _frequent_values(judged, rows).items() if len(k) <= LONG_TEXT}
     pending = [
@@ -88,9 +90,13 @@ def frequent_suggestions(
         and rows[t] > 0
         and not (r.verdict is Verdict.OUT_OF_DOMAIN and validator.profile.in_real_words(t))
     ]
-    if not frequent or len(pending) * len(frequent) > MAX_SUGGESTION_COMPARISONS:
+    if not frequent or not pending:
         return {}
     keys = list(frequent)
+    room = max(1, MAX_SUGGESTION_COMPARISONS // len(pending))
+    if len(keys) > room:  # a column too varied to compare every pair: the likeliest targets
+        kept = set(sorted(keys, key=lambda k: -rows[frequent[k]])[:room])
+        keys = [k for k in keys if k in kept]
     longest = max(len(k) for k in keys) / FREQUENT_SUGGESTION_SIMILARITY  # longer: too unlike
     forms = {
         t: form
