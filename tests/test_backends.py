@@ -276,6 +276,26 @@ def test_an_earlier_dynamic_int8_export_is_replaced(onnx_dir: Path, tmp_path: Pa
     ]
 
 
+def test_int8_without_onnx_ir_is_a_one_line_error(
+    onnx_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(onnx_dir, folder)
+    onnx_path(folder, quantized=True).unlink()
+    monkeypatch.delitem(
+        sys.modules, "onnxruntime.quantization.matmul_nbits_quantizer", raising=False
+    )
+    monkeypatch.setitem(sys.modules, "onnx_ir", None)  # as if not installed
+    result = CliRunner().invoke(
+        main, ["-q", "encode", "--model", str(folder), "--backend", "onnx-int8", "Jeans"]
+    )
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: int8 quantization needs onnx_ir: pip install 'catembed[onnx]'"
+    ]
+    assert not onnx_path(folder, quantized=True).exists()
+
+
 def test_a_read_only_model_folder_gets_its_exports_in_the_cache(
     onnx_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
