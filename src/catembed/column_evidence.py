@@ -79,8 +79,9 @@ def frequent_suggestions(
     in spelling, when at least ``FREQUENT_SUGGESTION_SIMILARITY`` alike (among the most
     frequent values only, where comparing every pair would pass
     ``MAX_SUGGESTION_COMPARISONS``). Out-of-domain values written in real words (English or
-    the reference values') are other values, not misspellings, and get none; nor do values longer than ``LONG_TEXT``, or suggest one, as
-    in ``Repairer.closest``: their edit distances would cost the product of the lengths."""
+    the reference values') are other values, not misspellings, and get none. Values longer
+    than ``LONG_TEXT`` neither get nor give one, as in ``Repairer.closest``: their edit
+    distances would cost the product of the lengths."""
     frequent = {k: v for k, v in _frequent_values(judged, rows).items() if len(k) <= LONG_TEXT}
     pending = [
         t

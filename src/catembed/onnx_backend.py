@@ -4,10 +4,10 @@ sentence-transformers' own ONNX path (``backend="onnx"``, ``export_dynamic_quant
 needs ``optimum``, and optimum-onnx pins ``transformers<4.58`` while catembed needs transformers 5,
 so the two cannot be installed together. catembed therefore exports with ``torch.onnx.export``
 (the whole SentenceTransformer: transformer, pooling and Normalize in one graph) and quantizes
-its MatMul weights to int8 blocks with onnxruntime's ``MatMulNBitsQuantizer``. The files go where
-sentence-transformers keeps its ONNX exports (``onnx/model.onnx``, ``onnx/model_int8.onnx``) and
-keep its output
-name ``last_hidden_state`` next to catembed's ``sentence_embedding``. They are exported once,
+its MatMul weights to int8 blocks with onnxruntime's ``MatMulNBitsQuantizer``. The files go
+where sentence-transformers keeps its ONNX exports (``onnx/model.onnx``,
+``onnx/model_int8.onnx``) and keep its output name ``last_hidden_state`` next to catembed's
+``sentence_embedding``. They are exported once,
 on first use, written atomically, and reused afterwards.
 
 Encoding with an export needs neither torch nor transformers: the model folder's
@@ -42,8 +42,9 @@ logger = logging.getLogger(__name__)
 ONNX_DIR = "onnx"
 ONNX_FILE = "model.onnx"
 ONNX_INT8_FILE = "model_int8.onnx"
-# Dynamic quantization's file, from earlier catembed versions: each activation was quantized with one
-# scale for the whole batch, so a text's embedding changed with the texts batched with it.
+# Dynamic quantization's file, from earlier catembed versions (removed when int8 is next
+# exported): each activation had one scale for the whole batch, so a text's embedding changed
+# with the texts batched with it.
 DYNAMIC_INT8_FILE = "model_qint8.onnx"
 ONNX_OPSET = 17
 EMBEDDING_OUTPUT = "sentence_embedding"
@@ -157,7 +158,6 @@ def ensure_onnx(
         fp32 = onnx_path(base)
         if base == folder:  # a stale int8 export would outlive its source
             onnx_path(folder, quantized=True).unlink(missing_ok=True)
-            (folder / ONNX_DIR / DYNAMIC_INT8_FILE).unlink(missing_ok=True)
         _export(folder, fp32, shown_as)
         with _atomic_path(base / ONNX_DIR / SOURCE_FILE) as tmp:
             tmp.write_text(json.dumps(_source(folder)), encoding="utf-8")

@@ -22,7 +22,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from catembed.normalize import ENTITY, PLACEHOLDERS, TAG, canonical, clean, fix_mojibake, squashed
-from catembed.spelling import SpellingIndex
+from catembed.spelling import SpellingIndex, one_edit_strings
 
 SHORT_WORDS = frozenset(["a", "an", "of", "to", "in", "on", "at", "by", "or", "as", "up", "x", "s"])
 # Lower-case words a title-cased value may hold ('Mortar and Pestle', "Chef's Pants").
@@ -705,16 +705,9 @@ def _misspells(word: str, english: frozenset[str], known: frozenset[str]) -> boo
 
 def _edit_strings(word: str) -> set[str]:
     """The strings of ``_one_edits(word)``, without their costs."""
-    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
-    edits: set[str] = set()
-    if len(word) > MIN_WORD_LENGTH:
-        edits.update(a + b[1:] for a, b in splits if b)
-    if len(word) >= MIN_WORD_LENGTH:
-        edits.update(a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1)
-        edits.update(a + c + b[1:] for a, b in splits if b for c in _LETTERS)
-    if len(word) + 1 >= MIN_WORD_LENGTH:
-        edits.update(a + c + b for a, b in splits for c in _LETTERS)
-    edits.discard(word)
+    edits = one_edit_strings(word, _LETTERS)
+    if len(word) - 1 < MIN_WORD_LENGTH:  # a letter deleted may make one too short
+        edits = {e for e in edits if len(e) >= MIN_WORD_LENGTH}
     return edits
 
 

@@ -169,7 +169,7 @@ def as_text(value: object, booleans: tuple[str, str] = BOOLEAN_TEXTS) -> str | N
     if isinstance(value, np.timedelta64):
         return None if np.isnat(value) else _numpy_duration_text(value)
     if isinstance(value, timedelta):  # pandas' Timedelta too
-        return duration_text(_nanoseconds(value))
+        return _duration_text(_nanoseconds(value))
     if isinstance(value, bool | np.bool_):  # as JSON writes it, not Python's 'True'
         return booleans[bool(value)]
     if isinstance(value, np.integer):
@@ -210,7 +210,7 @@ def _datetime_text(value: np.datetime64) -> str:
     return str(moment) if isinstance(moment, datetime) else str(value).replace("T", " ", 1)
 
 
-def duration_text(nanoseconds: int) -> str:
+def _duration_text(nanoseconds: int) -> str:
     """A duration as Python writes a timedelta, '1 day, 0:00:03.500000', with nanoseconds
     where it has them, whatever held it: pyarrow (a pandas Timedelta in nanoseconds), numpy
     ('86403 seconds') or pandas ('1 days 00:00:03')."""
@@ -233,13 +233,13 @@ _UNIT_NANOSECONDS |= {"m": 60 * 10**9, "s": 10**9, "ms": 10**6, "us": 10**3, "ns
 
 
 def _numpy_duration_text(value: np.timedelta64) -> str:
-    """As ``duration_text``; months, years and units finer than nanoseconds as numpy writes
+    """As ``_duration_text``; months, years and units finer than nanoseconds as numpy writes
     them ('3 months'), and so a duration past timedelta's 999,999,999 days."""
     unit, count = np.datetime_data(value.dtype)
     if unit not in _UNIT_NANOSECONDS:
         return str(value)
     try:
-        return duration_text(int(value.astype(np.int64)) * count * _UNIT_NANOSECONDS[unit])
+        return _duration_text(int(value.astype(np.int64)) * count * _UNIT_NANOSECONDS[unit])
     except OverflowError:
         return str(value)
 
