@@ -308,7 +308,7 @@ def test_an_out_of_domain_value_of_real_words_is_no_misspelling_of_a_frequent_on
 
 
 def test_a_column_too_varied_for_every_pair_is_suggested_its_most_frequent_values(
-    validator: Validator, monkeypatch: pytest.MonkeyPatch
+    validator: Validator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Past the cap the rule was skipped altogether; it keeps the most frequent values now.
     rows = Counter({"Wool Socks": 40, "Denim Shorts": 30, "Wuul Socks": 1, "Dxnim Shxrts": 1})
@@ -320,8 +320,12 @@ def test_a_column_too_varied_for_every_pair_is_suggested_its_most_frequent_value
         "Wuul Socks": "Wool Socks", "Dxnim Shxrts": "Denim Shorts",
     }  # fmt: skip
     monkeypatch.setattr(column_evidence, "MAX_SUGGESTION_COMPARISONS", 3)  # 1 value each
-    capped = column_evidence.frequent_suggestions(validator, judged, rows)
+    assert "most frequent" not in caplog.text
+    with caplog.at_level("INFO", logger="catembed"):
+        capped = column_evidence.frequent_suggestions(validator, judged, rows)
     assert {t: r.suggestion for t, r in capped.items()} == {"Wuul Socks": "Wool Socks"}
+    # ... and says so: users learn why a rarer value's misspelling got no suggestion.
+    assert "2 anomalies compared with the 1 most frequent of 2 frequent values" in caplog.text
 
 
 def test_a_misspelt_value_never_listed_is_suggested_its_respelling(validator: Validator) -> None:

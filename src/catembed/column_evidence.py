@@ -19,6 +19,7 @@ Each needs values filling many rows, so lists of distinct values are judged as b
 
 from __future__ import annotations
 
+import logging
 import statistics
 from collections import Counter
 from dataclasses import replace
@@ -40,6 +41,8 @@ from catembed.verdicts import ValueReport, Verdict
 
 if TYPE_CHECKING:
     from catembed.validation import Validator
+
+logger = logging.getLogger(__name__)
 
 # A value one edit from an accepted value that fills this many times more rows is its typo.
 RARE_VARIANT_RATIO = 10
@@ -97,6 +100,14 @@ def frequent_suggestions(
     room = max(1, MAX_SUGGESTION_COMPARISONS // len(pending))
     if len(keys) > room:  # a column too varied to compare every pair: the likeliest targets
         kept = set(sorted(keys, key=lambda k: -rows[frequent[k]])[:room])
+        logger.info(
+            "repairs: %d anomalies compared with the %d most frequent of %d frequent values,"
+            " not every one (at most %d pairs)",
+            len(pending),
+            len(kept),
+            len(keys),
+            MAX_SUGGESTION_COMPARISONS,
+        )
         keys = [k for k in keys if k in kept]
     longest = max(len(k) for k in keys) / FREQUENT_SUGGESTION_SIMILARITY  # longer: too unlike
     forms = {
