@@ -12,6 +12,7 @@ import threading
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -1430,6 +1431,20 @@ def test_a_file_that_is_not_utf8_text_says_what_it_is(
     code, _, err = run("validate", "--valid", str(valid), "-", "--format", "csv", stdin=content)
     kind = problem.split(";")[0]  # not named, so not renamed
     assert code == 1 and f"standard input is not valid UTF-8 text: {kind}" in err
+
+
+def test_a_npy_file_is_no_table_so_it_is_read_as_text(tmp_path: Path) -> None:
+    # '.npy' (what encode writes) was read as CSV: a text file of values lost its first value
+    # to the header, and an array was 'CSV parse error' with its bytes in the message.
+    values = tmp_path / "values.npy"
+    values.write_bytes(b"Sweaters\nJeans\n")
+    assert read_table(values).column("value").to_pylist() == ["Sweaters", "Jeans"]
+    array = tmp_path / "embeddings.npy"
+    np.save(array, np.zeros((2, 3), np.float32))
+    for args in ([str(values), str(array)], [str(array), str(values)]):
+        code, _, err = run("validate", "--valid", *args)
+        assert code == 1 and f"{array} is not valid UTF-8 text: it is a NumPy array" in err
+        assert len(err.strip().splitlines()) == 1 and "\x00" not in err
 
 
 @pytest.mark.parametrize("end", ["\n", ""])

@@ -70,8 +70,11 @@ def table_format(path: str | Path) -> str:
 
 def read_format(path: str | Path, fmt: str | None = None) -> str:
     """The format ``path`` is read as: ``fmt`` when named, else its suffix's (standard input:
-    text)."""
-    return fmt or ("text" if str(path) == STDIN else table_format(path))
+    text; a suffix of no table format, '.npy' too, which only encode writes: text)."""
+    if fmt or str(path) == STDIN:
+        return fmt or "text"
+    found = table_format(path)
+    return "text" if found == "npy" else found
 
 
 def read_table(
@@ -168,6 +171,7 @@ _NOT_TEXT = (
     ((b"\xfd7zXZ\x00",), "xz-compressed", "decompress it, or recompress it with gzip"),
     ((b"PK\x03\x04",), "a zip file (an Excel workbook?)", "save it as CSV UTF-8"),
     ((b"PAR1\x15",), "a Parquet file", "name it .parquet or pass --format parquet"),
+    ((b"\x93NUMPY",), "a NumPy array (as encode writes)", "give a table or text file of values"),
 )
 
 
