@@ -888,13 +888,15 @@ def test_an_output_folder_that_takes_no_files_is_refused_before_the_model_loads(
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("kind", [pa.binary(), pa.binary(2), pa.binary_view()])
 def test_bytes_a_csv_output_cannot_hold_are_refused_before_the_model_loads(
-    tmp_path: Path,
+    tmp_path: Path, kind: pa.DataType
 ) -> None:
     # Only the first row was tried: bytes that are not UTF-8 in a later one failed the write
-    # once every value had been judged, in a message that named no column.
+    # once every value had been judged, in a message that named no column (bytes of a fixed
+    # length or viewed did so still).
     source = tmp_path / "in.parquet"
-    raw = pa.array([b"ok", b"Sweat\xffers"], pa.binary())
+    raw = pa.array([b"ok", b"\xff\xfe" if kind == pa.binary(2) else b"Sweat\xffers"], kind)
     pq.write_table(pa.table({"category": ["Sweaters", "Jeans"], "raw": raw}), source)
     no_model = tmp_path / "no-model"  # looked for only after the output is checked
     output = tmp_path / "out.csv"

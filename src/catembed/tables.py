@@ -399,7 +399,7 @@ def check_writable(table: pa.Table, path: str | Path, fmt: str | None = None) ->
     fmt = fmt or table_format(path)
     for name, column in zip(table.column_names, table.columns, strict=True):
         kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
-        if fmt in ("csv", "tsv") and (pa.types.is_binary(kind) or pa.types.is_large_binary(kind)):
+        if fmt in ("csv", "tsv") and _holds_bytes(kind):
             cells = column.chunks
             if pa.types.is_dictionary(column.type):
                 cells = [chunk.dictionary for chunk in cells]
@@ -412,6 +412,19 @@ def check_writable(table: pa.Table, path: str | Path, fmt: str | None = None) ->
                     "are not UTF-8 text; write .parquet or .jsonl instead"
                 ) from None
     _write(table.slice(0, 1), io.BytesIO(), fmt, path, TextStyle())
+
+
+def _holds_bytes(kind: pa.DataType) -> bool:
+    """Whether a column of ``kind`` holds bytes: of any length, fixed or viewed too."""
+    return any(
+        check(kind)
+        for check in (
+            pa.types.is_binary,
+            pa.types.is_large_binary,
+            pa.types.is_fixed_size_binary,
+            pa.types.is_binary_view,
+        )
+    )
 
 
 def _write(
