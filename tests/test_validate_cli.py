@@ -1184,6 +1184,23 @@ def test_a_column_of_lists_or_objects_fails_before_the_model_is_loaded(
         assert "column 'category' holds" in err and "validate needs one value per cell" in err
 
 
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
+def test_a_file_of_valid_values_or_negatives_holding_lists_is_refused(
+    tmp_path: Path, suffix: str
+) -> None:
+    # Its lists were read as their Python text: reference values "['Sweaters', 'Jeans']".
+    lists = write(
+        tmp_path / f"lists{suffix}", pa.table({"value": [["Sweaters", "Jeans"], ["Socks"]]})
+    )
+    source = write(tmp_path / "in.csv", pa.table({"category": VALUES}))
+    valid = tmp_path / "valid.txt"
+    valid.write_text("Sweaters\nJeans\n", "utf-8")
+    for args in (["--valid", str(lists)], ["--valid", str(valid), "--out-of-domain", str(lists)]):
+        code, _, err = run("validate", *args, str(source))
+        assert code == 1 and len(err.strip().splitlines()) == 1
+        assert f"{lists}: column 'value' holds list<" in err and "one value per cell" in err
+
+
 @pytest.mark.parametrize(
     ("content", "problem"),
     [

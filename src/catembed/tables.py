@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from catembed import jsonl
 from catembed.errors import InputError, first_line
-from catembed.verdicts import as_text, widened
+from catembed.verdicts import as_text, holds_many_per_cell, widened
 
 logger = logging.getLogger(__name__)
 
@@ -349,6 +349,11 @@ def read_values(
     source = "standard input" if str(path) == STDIN else str(path)
     fmt = read_format(path)
     array = select_column(table, column, source, option, fmt=fmt)
+    if holds_many_per_cell(array.type):  # else each list read as its Python text, "['Jeans']"
+        name = column if column is not None else table.column_names[0]
+        raise InputError(
+            f"{source}: column {name!r} holds {array.type} values; give one value per cell"
+        )
     if column is None:
         warn_if_misread(table, source, fmt, renamed=True)
     seen: dict[str, None] = {}
