@@ -765,9 +765,13 @@ def test_evaluate_refuses_column_for_data_without_labels(model_dir: Path, tmp_pa
     assert run("evaluate", "--model", str(model_dir), "--data", str(data)).exit_code == 0
 
 
-def test_evaluate_refuses_a_triplet_with_an_empty_cell(model_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("cell", ["", " ", "   "])
+def test_evaluate_refuses_a_triplet_with_an_empty_cell(
+    model_dir: Path, tmp_path: Path, cell: str
+) -> None:
+    # A cell of spaces, missing as a value, was scored as a text: accuracy lowered silently.
     data = tmp_path / "eval.csv"
-    data.write_text("anchor,positive,negative\nSweaters,Hoodies,Toaster\nJeans,,Kettle\n")
+    data.write_text(f"anchor,positive,negative\nSweaters,Hoodies,Toaster\nJeans,{cell},Kettle\n")
     result = run("evaluate", "--model", str(model_dir), "--data", str(data))
     assert result.exit_code == 1
     assert result.output.strip() == "Error: triplet 2 has an empty positive: each needs three texts"

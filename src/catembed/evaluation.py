@@ -88,8 +88,10 @@ def triplet_table_accuracy(model: Encoder, table: pa.Table) -> dict[str, tuple[i
     if not a:
         raise InputError("the triplet data is empty")
     for name, texts in (("anchor", a), ("positive", p), ("negative", n)):
-        if "" in texts:  # scored as a triplet, an empty text only lowers the accuracy
-            row = texts.index("") + 1
+        # Scored as a triplet, an empty text (or one of spaces, missing as a cell) only
+        # lowers the accuracy.
+        row = next((i for i, text in enumerate(texts, 1) if not text.strip()), None)
+        if row is not None:
             raise InputError(f"triplet {row} has an empty {name}: each needs three texts")
     labels = cells(table.column("part")) if "part" in table.column_names else []
     rows: dict[str, list[int]] = {"all": list(range(len(a)))}
