@@ -389,12 +389,13 @@ class TextStyle:
     @classmethod
     def of(cls, name: str) -> TextStyle:
         """The style of the text file ``name``, from its start ('\\r\\n' if its first
-        line ends so)."""
+        line ends so; '\\r' where no line ends in '\\n', as old Mac files' do)."""
         with input_stream(name) as stream:
             start = bytes(stream.read(1 << 16))
         end = start.find(b"\n")
         crlf = end > 0 and start[end - 1 : end] == b"\r"
-        return cls(start.startswith(b"\xef\xbb\xbf"), "\r\n" if crlf else "\n")
+        line_end = "\r\n" if crlf else "\r" if end < 0 and b"\r" in start else "\n"
+        return cls(start.startswith(b"\xef\xbb\xbf"), line_end)
 
 
 def check_writable(table: pa.Table, path: str | Path, fmt: str | None = None) -> None:
