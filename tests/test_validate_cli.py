@@ -1471,6 +1471,24 @@ def test_a_npy_file_is_no_table_so_it_is_read_as_text(tmp_path: Path) -> None:
         assert len(err.strip().splitlines()) == 1 and "\x00" not in err
 
 
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
+def test_a_table_without_columns_says_so(tmp_path: Path, suffix: str) -> None:
+    # It was told it 'has several columns (); choose one with --column'.
+    source = tmp_path / f"empty{suffix}"
+    if suffix == ".parquet":
+        pq.write_table(pa.table({}), source)
+    else:
+        source.write_text("{}\n{}\n", "utf-8")  # rows without fields
+    valid = tmp_path / "valid.txt"
+    valid.write_text("Sweaters\nJeans\n", "utf-8")
+    other = write(tmp_path / "in.csv", pa.table({"category": VALUES}))
+    for args in ([str(valid), str(source)], [str(source), str(other)]):
+        code, _, err = run("validate", "--valid", *args)
+        assert code == 1 and err.strip() == f"Error: {source} has no columns"
+    code, _, err = run("evaluate", "--valid", str(valid), "--data", str(source))
+    assert code == 1 and err.strip().endswith("it has: no columns")
+
+
 @pytest.mark.parametrize("end", ["\n", ""])
 def test_a_header_alone_is_a_file_without_rows_whatever_its_last_line_end(
     tmp_path: Path, end: str

@@ -128,7 +128,7 @@ def evaluate(
         # 'value,lab' was told 'triplet data needs columns anchor, ...', of labelled values
         raise CatembedError(
             f"{shown} holds neither labelled values (a label column) nor triplets (columns "
-            f"anchor, positive, negative); it has: {listed_columns(table)}"
+            f"anchor, positive, negative); it has: {listed_columns(table) or 'no columns'}"
         )
     if model_dir is None or valid_file is not None:
         raise click.UsageError(

@@ -130,6 +130,8 @@ def read_input(path: str, column: str | None, fmt: str | None = None) -> tuple[p
                 warn_if_misread(table, source, table_format(path))
         elif TEXT_COLUMN in table.column_names:
             column = TEXT_COLUMN
+        elif not table.num_columns:  # JSONL rows of {}: not 'has several columns ()'
+            raise InputError(f"{source} has no columns")
         else:
             names = listed_columns(table)
             raise InputError(f"{source} has several columns ({names}); choose one with --column")

@@ -256,6 +256,8 @@ def select_column(
     if column is None:
         if table.num_columns == 1:
             return table.column(0)
+        if not table.num_columns:  # not 'has several columns ()'
+            raise InputError(f"{source} has no columns")
         names = listed_columns(table)
         raise InputError(f"{source} has several columns ({names}); choose one with {option}")
     if column not in table.column_names:
