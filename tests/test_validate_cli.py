@@ -1302,7 +1302,9 @@ def test_evaluate_names_a_labelled_file_without_rows(tmp_path: Path) -> None:
     assert err.splitlines()[-1] == f"Error: {labelled} has a header but no rows"
 
 
-def test_evaluate_with_a_model_says_standard_input_was_read_as_text(model_dir: Path) -> None:
+def test_evaluate_with_a_model_says_standard_input_was_read_as_text(
+    model_dir: Path, tmp_path: Path
+) -> None:
     # With --model, labelled CSV piped without --format said 'triplet data needs columns
     # anchor, positive, negative; it has: value', not that it was read as text.
     labelled = "value,label\nSweaters,valid\nToaster,out_of_domain\n"
@@ -1315,6 +1317,15 @@ def test_evaluate_with_a_model_says_standard_input_was_read_as_text(model_dir: P
     args = ["evaluate", "--model", str(model_dir), "--data", "-", "--format", "csv"]
     code, out, err = run(*args, stdin=labelled)
     assert code == 0 and "AUROC of the score (anomaly vs valid)" in out, err
+    # A pipe (<(zcat labelled.csv.gz)) is a path without a suffix: it was told it 'has: value'.
+    piped = tmp_path / "63"
+    piped.write_text(labelled, "utf-8")
+    for source in (["--model", str(model_dir)], ["--valid", str(piped)]):
+        code, _, err = run("evaluate", *source, "--data", str(piped))
+        assert code == 2 and err.splitlines()[-1].startswith(
+            f"Error: {piped} (read as text: name its format with --format) holds neither a "
+            "label column nor triplets"
+        )
 
 
 def test_evaluate_reads_labels_as_people_write_them_from_the_column_named(tmp_path: Path) -> None:

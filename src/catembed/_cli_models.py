@@ -114,8 +114,10 @@ def evaluate(
         shown_area = "n/a (needs valid and anomalous values)" if area != area else f"{area:.4f}"
         click.echo(f"AUROC of the score (anomaly vs valid): {shown_area}")
         return
-    text = data_file == "-" and input_format in (None, "text")
-    found = "standard input (read as text: name its format with --format)" if text else data_file
+    # Standard input, or a pipe ('<(zcat labelled.csv.gz)') or file whose suffix says nothing,
+    # read as text, as validate's INPUT is: its one column, value, holds neither.
+    text = read_as == "text" and input_format in (None, "text")
+    found = f"{shown} (read as text: name its format with --format)" if text else data_file
     if column is not None:  # else ignored: triplets are read from columns of their own
         raise click.UsageError(
             f"--column names the column of labelled values, and {found} has no label column"
