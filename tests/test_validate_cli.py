@@ -1468,6 +1468,27 @@ def test_a_file_that_is_not_utf8_text_says_what_it_is(
     assert code == 1 and f"standard input is not valid UTF-8 text: {kind}" in err
 
 
+def test_a_json_file_is_not_judged_a_line_at_a_time(tmp_path: Path) -> None:
+    # Read as text, as any suffix of no table format: its lines '[', '{', '"category": ...'
+    # were judged as values, without a word.
+    source = tmp_path / "products.json"
+    source.write_text(json.dumps([{"category": v} for v in VALUES], indent=1), "utf-8")
+    valid = tmp_path / "valid.txt"
+    valid.write_text("Sweaters\nJeans\n", "utf-8")
+    for args, hint in (
+        ([str(valid), str(source)], " or pass --format jsonl"),
+        ([str(source), str(valid)], ""),  # --format names INPUT's format, not --valid's
+    ):
+        code, _, err = run("validate", "--valid", *args)
+        assert code == 1 and err.strip() == (
+            f"Error: {source} is JSON, which catembed reads as JSON Lines (an object a line): "
+            f"name it .jsonl{hint}"
+        )
+    lines = tmp_path / "part-0000.json"  # JSON Lines as Spark names them
+    lines.write_text("".join(json.dumps({"category": v}) + "\n" for v in VALUES), "utf-8")
+    assert read_table(lines, fmt="jsonl").column("category").to_pylist() == VALUES
+
+
 def test_a_npy_file_is_no_table_so_it_is_read_as_text(tmp_path: Path) -> None:
     # '.npy' (what encode writes) was read as CSV: a text file of values lost its first value
     # to the header, and an array was 'CSV parse error' with its bytes in the message.

@@ -2,10 +2,10 @@
 
 Formats are chosen by file suffix: ``.csv``, ``.tsv``, ``.parquet``/``.pq``, ``.jsonl``/``.ndjson``;
 anything else is a text file with one value per line, as is ``-`` (standard input), unless a
-format is named. A compression suffix (``.gz``, ``.bz2``, ``.zst``, ``.lz4``) is looked
-through, reading and writing. Every write goes to a temporary file beside the target and is
-renamed into place, so a failed run never leaves a half-written file, and input files are
-only ever opened for reading.
+format is named (but not ``.json``, whose lines are no values). A compression suffix
+(``.gz``, ``.bz2``, ``.zst``, ``.lz4``) is looked through, reading and writing. Every write
+goes to a temporary file beside the target and is renamed into place, so a failed run never
+leaves a half-written file, and input files are only ever opened for reading.
 """
 
 from __future__ import annotations
@@ -77,6 +77,9 @@ def read_format(path: str | Path, fmt: str | None = None) -> str:
     return "text" if found == "npy" else found
 
 
+_JSON_FORMAT_HINT = " or pass --format jsonl"  # where a format can be named
+
+
 def read_table(
     path: str | Path, dictionary: tuple[str, ...] = (), fmt: str | None = None
 ) -> pa.Table:
@@ -86,12 +89,18 @@ def read_table(
     named in ``dictionary`` stay dictionary-encoded (one copy per distinct value).
     """
     name = str(path)
-    fmt = read_format(name, fmt)
+    named, fmt = fmt is not None, read_format(name, fmt)
     if name == STDIN and fmt != "text":
         raise ValueError("standard input other than text is read through readable()")
+    shown = "standard input" if name == STDIN else name
     if name != STDIN:
         _check_readable(Path(name))
-    shown = "standard input" if name == STDIN else name
+        inner = Path(name).with_suffix("") if compression(name) else Path(name)
+        if not named and inner.suffix.lower() == ".json":  # its lines judged: '[', '  {', ...
+            raise InputError(
+                f"{shown} is JSON, which catembed reads as JSON Lines (an object a line): "
+                f"name it .jsonl{_JSON_FORMAT_HINT}"
+            )
     try:
         if fmt != "parquet" and name != STDIN:
             _check_text(_start(name), shown)
@@ -345,7 +354,10 @@ def read_values(
     """Read a list of distinct non-empty values, in first-seen order, from a file's column
     (picked by ``option``; without one, the column named ``usual`` or 'value', if any)."""
     with readable(str(path), None) as source:
-        table = read_table(source)
+        try:
+            table = read_table(source)
+        except InputError as error:  # no --format names a file of values' format
+            raise InputError(str(error).removesuffix(_JSON_FORMAT_HINT)) from None
     if column is None and table.num_columns > 1:  # the usual name, else 'value'
         column = next((c for c in (usual, TEXT_COLUMN) if c in table.column_names), None)
     source = "standard input" if str(path) == STDIN else str(path)
