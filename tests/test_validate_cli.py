@@ -1243,6 +1243,23 @@ def test_quotes_that_do_not_quote_a_tsv_file_are_its_text(tmp_path: Path) -> Non
     assert read_table(lines).column("cat").to_pylist() == ["a, b", "two\nlines", '5" Heels']
 
 
+def test_a_csv_with_an_unnamed_index_column_is_written_without_quotes(tmp_path: Path) -> None:
+    # pandas' to_csv writes its index as a first column without a name: its empty name had
+    # every text cell of the output quoted, though ',category' reads back as it was.
+    source = tmp_path / "in.csv"
+    source.write_text(",category\n0,Jeans\n1,Toaster\n", "utf-8")
+    valid = tmp_path / "valid.txt"
+    valid.write_text("Jeans\nSocks\n", "utf-8")
+    output = tmp_path / "out.csv"
+    args = ["--valid", str(valid), str(source), "--column", "category", "--output", str(output)]
+    code, _, err = run("validate", *args)
+    assert code == 0, err
+    lines = output.read_text("utf-8").splitlines()
+    assert lines[0] == ",category,verdict,score,nearest,suggestion" and '"' not in lines[1]
+    assert [line.split(",")[:2] for line in lines[1:]] == [["0", "Jeans"], ["1", "Toaster"]]
+    assert read_table(output).column_names[:2] == ["", "category"]
+
+
 @pytest.mark.parametrize("end", [b"\r\n", b"\r"])
 def test_a_csv_output_keeps_the_inputs_line_ends_and_byte_order_mark(
     tmp_path: Path, end: bytes

@@ -499,9 +499,11 @@ def _write(
 def _csv_quoting(table: pa.Table, delimiter: str) -> str:
     """'none' when no cell or column name needs quotes, else 'needed': pyarrow's 'needed'
     quotes every text cell, which turns a plain TSV into one that ``cut`` misreads. An empty
-    text needs its quotes too, or it reads back as a missing cell."""
+    text needs its quotes too, or it reads back as a missing cell; an empty column name does
+    not (',category': pandas' unnamed index), unless it is the only one (an empty line)."""
     special = f'^$|[{delimiter}"\r\n]'  # empty, or holding a delimiter, quote or line end
-    if any(re.search(special, name) for name in table.column_names):
+    in_names = special if table.num_columns == 1 else special.removeprefix("^$|")
+    if any(re.search(in_names, name) for name in table.column_names):
         return "needed"
     for column in table.columns:
         kind = column.type
