@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import re
 import shutil
@@ -431,6 +432,35 @@ def test_requests_past_the_graceful_timeout_get_a_json_503(tmp_path: Path) -> No
         assert response.status_code == 503, response.text
         assert response.json()["error"]["code"] == "server_shutting_down"
     assert "Exception in ASGI application" not in running.log_text()
+
+
+def test_a_request_whose_client_disconnects_is_not_encoded(tmp_path: Path) -> None:
+    """uvicorn runs a handler on after its client goes away; the server stops it, so that the
+    batcher drops the texts nobody waits for (behind a load balancer that times out, they
+    would keep the queue full)."""
+    folder = Path(resolve_base_model(DEFAULT_BASE_MODEL))
+    args = ["--max-batch-size", "1", "--max-wait-ms", "0"]  # one encode per text
+    running = start_server(folder, tmp_path / "server.log", *args)
+    texts = [f"abandoned item {i}: a woollen winter garment" for i in range(200)]
+    body = json.dumps({"input": texts}).encode()
+    head = "POST /v1/embeddings HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+    head += f"Content-Length: {len(body)}\r\n\r\n"
+    try:
+        with httpx.Client(base_url=running.url, timeout=60) as http:
+            port = int(running.url.rsplit(":", 1)[1])
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                sock.sendall(head.encode() + body)
+                while http.get("/health").json()["stats"]["pending_texts"] == 0:
+                    time.sleep(0.02)
+            # Closed: wait until the request is no longer in flight (only /health is).
+            while (health := http.get("/health").json())["in_flight"] > 1:
+                time.sleep(0.05)
+            assert health["stats"]["encoded_texts"] < len(texts)
+            answer = http.post("/v1/embeddings", json={"input": texts[:3]})
+            assert answer.status_code == 200
+            assert http.get("/health").json()["stats"]["pending_texts"] == 0
+    finally:
+        assert running.stop() == 0, running.log_text()
 
 
 def test_serve_without_the_extra_names_the_install_command() -> None:

@@ -75,8 +75,9 @@ class _BodyTooLarge(HTTPException):
 
 
 class RequestGuard:
-    """ASGI middleware: counts requests in flight and rejects bodies over ``max_body_bytes``,
-    from Content-Length before reading and while streaming (chunked bodies), with a 413."""
+    """ASGI middleware: counts requests in flight, rejects bodies over ``max_body_bytes``,
+    from Content-Length before reading and while streaming (chunked bodies), with a 413, and
+    stops a request whose client disconnects once its body is read."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int, in_flight: InFlight) -> None:
         self.app, self.max_body_bytes, self.in_flight = app, max_body_bytes, in_flight
@@ -93,20 +94,36 @@ class RequestGuard:
             )
             return
         received = 0
-        started = False
+        started = answered = gone = False
+        handler = asyncio.current_task()
+        watcher: asyncio.Task[None] | None = None
+
+        async def watch_disconnect() -> None:
+            # uvicorn lets a handler run on when its client goes away: stop it, so that the
+            # batcher drops its texts instead of encoding them for nobody.
+            nonlocal gone
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if not answered and handler is not None:
+                gone = True
+                handler.cancel()
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, watcher
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise _BodyTooLarge(limit)
+                if not message.get("more_body", False) and watcher is None:
+                    watcher = asyncio.create_task(watch_disconnect())  # the body is all read
             return message
 
         async def tracking_send(message: Message) -> None:
-            nonlocal started
+            nonlocal started, answered
             started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                answered = True  # uvicorn's receive says http.disconnect from now on
             await send(message)
 
         self.in_flight.count += 1
@@ -116,12 +133,16 @@ class RequestGuard:
             if started:
                 raise
             await error_response(413, str(error.detail), "body_too_large")(scope, receive, send)
-        except asyncio.CancelledError:  # uvicorn's graceful shutdown timed out
+        except asyncio.CancelledError:  # the client went away, or graceful shutdown timed out
+            if gone:
+                return  # no one to answer
             if started:
                 raise
             message = "the server stopped before this request was answered; retry"
             await error_response(503, message, "server_shutting_down")(scope, receive, send)
         finally:
+            if watcher is not None:
+                watcher.cancel()
             self.in_flight.count -= 1
 
 
