@@ -182,6 +182,9 @@ def test_similarity_is_the_cosine_matrix(client: httpx.Client, encoder: Any) -> 
     square = np.array(client.post("/v1/similarity", json={"a": b}).json()["matrix"])
     assert square.shape == (3, 3)
     np.testing.assert_allclose(np.diag(square), 1.0, atol=1e-5)
+    # Without b, a is compared with itself: its tokens were sent, and are counted, once.
+    alone = client.post("/v1/similarity", json={"a": b}).json()["usage"]
+    assert alone == client.post("/v1/embeddings", json={"input": b}).json()["usage"]
 
 
 def test_validate_matches_the_validator(client: httpx.Client, served_dir: Path) -> None:

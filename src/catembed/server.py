@@ -332,7 +332,8 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         vectors = np.stack([item.vector for item in items])
         matrix = vectors[: len(body.a)] @ vectors[len(body.a) :].T
         payload = {"object": "similarity", "model": state.model_name, "matrix": matrix.tolist()}
-        return _json({**payload, "usage": _usage(items)})
+        sent = items if body.b is not None else items[: len(body.a)]  # a once, as it was sent
+        return _json({**payload, "usage": _usage(sent)})
 
     @app.post("/v1/validate", response_model=ValidateResponse, tags=["catembed"])
     async def validate(body: ValidateRequest) -> Response:
