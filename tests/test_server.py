@@ -185,6 +185,11 @@ def test_similarity_is_the_cosine_matrix(client: httpx.Client, encoder: Any) -> 
     # Without b, a is compared with itself: its tokens were sent, and are counted, once.
     alone = client.post("/v1/similarity", json={"a": b}).json()["usage"]
     assert alone == client.post("/v1/embeddings", json={"input": b}).json()["usage"]
+    # Cosines, so within [-1, 1]: float32 rounding put some texts' self-similarity above 1.
+    more = "Jeans Dresses Socks Beanies Scarves Gloves Boots Sandals Shorts Skirts Blazers Vests"
+    many = [*a, *b[:2], *more.split(), "Parkas", "Pajamas", "Tights", "Belts"]
+    square = np.array(client.post("/v1/similarity", json={"a": many}).json()["matrix"])
+    assert square.shape == (20, 20) and np.abs(square).max() <= 1.0
 
 
 def test_validate_matches_the_validator(client: httpx.Client, served_dir: Path) -> None:

@@ -330,7 +330,8 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
             )
         items = await embed([*body.a, *other])
         vectors = np.stack([item.vector for item in items])
-        matrix = vectors[: len(body.a)] @ vectors[len(body.a) :].T
+        # float32 rounding puts a text's cosine with itself just above 1, where acos fails
+        matrix = np.clip(vectors[: len(body.a)] @ vectors[len(body.a) :].T, -1.0, 1.0)
         payload = {"object": "similarity", "model": state.model_name, "matrix": matrix.tolist()}
         sent = items if body.b is not None else items[: len(body.a)]  # a once, as it was sent
         return _json({**payload, "usage": _usage(sent)})
