@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import re
@@ -508,6 +509,41 @@ def test_serve_refuses_bad_options_in_one_line(
     assert result.exit_code == 1, result.output
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1
     assert message.format(busy=port) in result.output
+
+
+def _has_socket(pid: int) -> bool:
+    """Whether process ``pid`` has a socket open (Linux; its files come and go meanwhile)."""
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd).startswith("socket:"):
+                    return True
+    return False
+
+
+def test_a_port_taken_while_the_model_loads_is_a_one_line_error(tmp_path: Path) -> None:
+    """Two servers started on one port at once both bind it (SO_REUSEADDR, neither listens
+    yet); the one that listens second failed with uvicorn's traceback."""
+    folder = resolve_base_model(DEFAULT_BASE_MODEL)
+    with socket.socket() as other:  # the other server, binding as catembed does
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        other.bind(("127.0.0.1", 0))
+        port = other.getsockname()[1]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        command = [sys.executable, "-m", "catembed.cli", "serve", "--model", str(folder)]
+        command += ["--port", str(port)]
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+        )
+        # Its socket (bound at once) opens before its model loads (seconds); then we listen.
+        while process.poll() is None and not _has_socket(process.pid):
+            time.sleep(0.01)
+        time.sleep(0.1)
+        other.listen()
+        output = process.communicate(timeout=120)[0].decode()
+    assert process.returncode == 1, output
+    assert f"Error: cannot listen on 127.0.0.1:{port}: Address already in use\n" in output
+    assert "Traceback" not in output
 
 
 @pytest.mark.parametrize(

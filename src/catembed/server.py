@@ -52,7 +52,7 @@ from catembed.batching import (
     MicroBatcher,
     Overloaded,
 )
-from catembed.errors import CatembedError, ConfigError
+from catembed.errors import CatembedError, ConfigError, first_line
 from catembed.schemas import (
     DEFAULT_GRACEFUL_SHUTDOWN_S,
     DEFAULT_HOST,
@@ -429,6 +429,12 @@ def serve(
             timeout_graceful_shutdown=max(1, round(graceful_shutdown_s)),
         )
         server = _Server(config, app.state.catembed)
+        for sock in sockets:
+            try:  # uvicorn's own listen() would fail with a traceback, once its lifespan began
+                sock.listen(config.backlog)
+            except OSError as error:  # another server began listening while this one loaded
+                reason = error.strerror or first_line(error)  # (both could bind: SO_REUSEADDR)
+                raise ConfigError(f"cannot listen on {host}:{port}: {reason}") from None
         # uvicorn re-raises the stop signal after its graceful shutdown; a no-op handler turns
         # that into a normal return instead of a kill (or a KeyboardInterrupt).
         stop_signals = (signal.SIGTERM, signal.SIGINT)
