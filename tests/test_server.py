@@ -27,6 +27,7 @@ import openai
 import pytest
 from click.testing import CliRunner
 
+from catembed._http import bind_sockets
 from catembed.backends import load_encoder
 from catembed.cli import main
 from catembed.models import DEFAULT_BASE_MODEL, resolve_base_model
@@ -509,6 +510,17 @@ def test_serve_refuses_bad_options_in_one_line(
     assert result.exit_code == 1, result.output
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1
     assert message.format(busy=port) in result.output
+
+
+def test_port_0_is_one_free_port_for_every_address() -> None:
+    """--host '' binds 0.0.0.0 and :: (where the machine has IPv6): --port 0 gave each its
+    own port, so a client of the other family found nothing on the port logged first."""
+    sockets = bind_sockets("", 0)
+    try:
+        assert len({sock.getsockname()[1] for sock in sockets}) == 1
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def _has_socket(pid: int) -> bool:

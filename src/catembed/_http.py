@@ -230,6 +230,8 @@ def bind_sockets(host: str, port: int) -> list[socket.socket]:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:  # one free port for all, not one per address
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
             sock.bind(address)
     except OSError as error:
         for sock in sockets:
