@@ -512,6 +512,19 @@ def test_serve_refuses_bad_options_in_one_line(
     assert message.format(busy=port) in result.output
 
 
+def test_serve_refuses_a_broken_onnx_export_in_one_line(served_dir: Path, tmp_path: Path) -> None:
+    """An export that is not ONNX (a truncated copy, a Git LFS pointer) failed with
+    onnxruntime's traceback."""
+    folder = tmp_path / "model"
+    shutil.copytree(served_dir, folder)
+    export = folder / "onnx" / "model.onnx"
+    export.write_text("version https://git-lfs.github.com/spec/v1\nsize 90868376\n")
+    result = CliRunner().invoke(main, ["serve", "--model", str(folder), "--port", "0"])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"Error: cannot load the ONNX export {export} (remove it")
+    assert result.output.count("\n") == 1 and "Protobuf parsing failed" in result.output
+
+
 def test_port_0_is_one_free_port_for_every_address() -> None:
     """--host '' binds 0.0.0.0 and :: (where the machine has IPv6): --port 0 gave each its
     own port, so a client of the other family found nothing on the port logged first."""

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from catembed.errors import ModelError
+from catembed.errors import ModelError, first_line
 from catembed.tables import atomic_file
 
 if TYPE_CHECKING:
@@ -305,9 +305,15 @@ class OnnxEncoder:
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(
-            str(self.path), options, providers=["CPUExecutionProvider"]
-        )
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # onnxruntime's InvalidProtobuf, ...: a truncated copy
+            raise ModelError(
+                f"cannot load the ONNX export {self.path} (remove it: --backend onnx "
+                f"exports the model again): {first_line(error)}"
+            ) from None
         self.max_seq_length = _max_seq_length(Path(folder))
         self.tokenizer = _tokenizer(Path(folder))
         self._inputs = [i.name for i in self.session.get_inputs()]
