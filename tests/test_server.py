@@ -249,6 +249,7 @@ ERROR_CASES: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("input too long", "/v1/embeddings", {"json": {"input": ["x", "y" * 201]}}, 400, "input_too_long"),
     ("too many values", "/v1/validate", {"json": {"values": ["x"] * 65}}, 400, "too_many_inputs"),
     ("negative rows", "/v1/validate", {"json": {"values": ["x"], "rows": [-1]}}, 422, "invalid_request_body"),
+    ("rows past int64", "/v1/validate", {"json": {"values": ["Sweaters", "Hoodies", "Cardigan"], "rows": [10**400] * 3}}, 422, "invalid_request_body"),
     ("rows of other values", "/v1/validate", {"json": {"values": ["x"], "rows": [1, 2]}}, 422, "invalid_request_body"),
     ("too many dimensions", "/v1/embeddings", {"json": {"input": "x", "dimensions": 385}}, 400, "invalid_dimensions"),
     ("matrix too large", "/v1/similarity", {"json": {"a": ["x"] * 21, "b": ["y"] * 20}}, 400, "matrix_too_large"),

@@ -21,6 +21,7 @@ DEFAULT_MAX_INPUT_CHARS = 2048
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_SIMILARITY_CELLS = 512 * 512
 DEFAULT_GRACEFUL_SHUTDOWN_S = 30.0
+MAX_ROWS = 2**63 - 1  # rows a value may fill: no table holds more (10**400 overflowed a float)
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class ValidateRequest(_Request):
     """``POST /v1/validate``: the values of a categorical column (null: a missing cell)."""
 
     values: Annotated[list[str | None], Field(min_length=1)]
-    rows: list[Annotated[int, Field(ge=0)]] | None = Field(
+    rows: list[Annotated[int, Field(ge=0, le=MAX_ROWS)]] | None = Field(
         None, description="Rows holding each value, when ``values`` are a column's distinct values."
     )
     column_evidence: bool = Field(
