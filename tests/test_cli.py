@@ -430,6 +430,8 @@ def test_dataset_build_with_a_bad_base_model_is_one_line_and_writes_nothing(
         ("train", "--corruption-kinds", "bogus", "unknown corruption kinds ['bogus']; known"),
         ("dataset build", "--seed", "-1", "seed must be in [0, 4294967295], got -1"),
         ("dataset build", "--train-size", "0", "train size must be 1 to 1,000,000 triplets"),
+        ("train", "--base-model", "", "base model must name a model folder or hub id"),
+        ("dataset build", "--base-model", "", "base model must name a model folder or hub id"),
     ],
 )
 def test_an_option_out_of_range_is_a_usage_error(

@@ -175,6 +175,10 @@ def test_an_interrupt_between_the_renames_puts_the_old_folder_back(tmp_path: Pat
         ({"lr_scheduler": "reduce_lr_on_plateau"}, "lr scheduler"),
         ({"max_steps": 0}, "max steps"),
         ({"eval_steps": -1}, "eval steps"),
+        # '' was the current folder: a model there was trained from, else a load error after
+        # the dataset was built ('cannot load model /home/me: Unrecognized model').
+        ({"base_model": ""}, "base model must name a model folder or hub id"),
+        ({"base_model": " "}, "base model must name a model folder or hub id"),
     ],
 )
 def test_invalid_training_config_is_refused(kwargs: dict[str, float], message: str) -> None:

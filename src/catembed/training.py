@@ -69,6 +69,8 @@ class TrainingConfig:
     bf16: bool = False  # opt-in bfloat16 autocast; weights and optimizer stay float32
 
     def __post_init__(self) -> None:
+        if not str(self.base_model).strip():  # Path('') is the current folder: trained from it
+            raise ConfigError("base model must name a model folder or hub id, got an empty name")
         if not 0 < self.epochs < math.inf:
             raise ConfigError(f"epochs must be positive, got {self.epochs}")
         if self.batch_size < 1:
