@@ -13,6 +13,7 @@ from sentence_transformers import SentenceTransformer
 
 from catembed import TrainingConfig, TrainingResult
 from catembed.errors import ConfigError, InputError, ModelError
+from catembed.modelcard import prepare_card_data
 from catembed.models import DEFAULT_BASE_MODEL, load_model, resolve_base_model
 from catembed.tables import atomic_folder
 
@@ -201,6 +202,21 @@ def test_a_hub_id_without_its_organisation_is_read_as_sentence_transformers_read
     assert resolve_base_model("all-MiniLM-L6-v2") == resolve_base_model(DEFAULT_BASE_MODEL)
     with pytest.raises(ModelError, match="cannot load model all-mpnet-base-v2: "):
         load_model("all-mpnet-base-v2")  # offline here: looked for, not refused
+
+
+@pytest.mark.parametrize(
+    ("given", "card"),
+    [
+        ("all-MiniLM-L6-v2", DEFAULT_BASE_MODEL),  # its page was huggingface.co/all-MiniLM-L6-v2
+        (DEFAULT_BASE_MODEL, DEFAULT_BASE_MODEL),
+        ("bert-base-uncased", "bert-base-uncased"),
+    ],
+)
+def test_the_card_names_a_short_hub_id_by_its_whole_id(
+    base_model: SentenceTransformer, given: str, card: str
+) -> None:
+    prepare_card_data(base_model, given, "custom")
+    assert base_model.model_card_data.base_model == card
 
 
 def test_calibration_logs_the_threshold_that_decides(

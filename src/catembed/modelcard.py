@@ -29,9 +29,12 @@ def prepare_card_data(
     model: SentenceTransformer, base_model: str, dataset_name: str, evaluated: bool = True
 ) -> None:
     """Name the base model and training data before sentence-transformers writes its card."""
+    from catembed.models import hub_id
+
     card = model.model_card_data
-    # A hub id links to its page; a local folder has none (it linked to huggingface.co/<path>).
-    card.base_model = None if Path(base_model).expanduser().is_dir() else base_model
+    # A hub id links to its page, by its whole id ('all-MiniLM-L6-v2' linked to a page that
+    # does not exist); a local folder has none (it linked to huggingface.co/<path>).
+    card.base_model = None if Path(base_model).expanduser().is_dir() else hub_id(base_model)
     card.model_name = f"catembed {dataset_name} model based on {base_model}"
     card.train_datasets = [{"name": f"catembed {dataset_name} triplets"}]
     # Without evaluation triplets (eval_size 0) a named eval set with no columns broke the

