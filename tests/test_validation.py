@@ -697,6 +697,26 @@ def test_from_values_save_and_load_round_trip(base_model: object, tmp_path: Path
     assert fixed.validate(["Jumpers"])[0].verdict is Verdict.OUT_OF_DOMAIN
 
 
+def test_a_save_stopped_between_its_files_keeps_the_old_pair(
+    base_model: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The embeddings were renamed into place before validator.json was written: stopped
+    # between them, the folder paired new embeddings and weights with the old values and bias.
+    folder = tmp_path / "validator"
+    Validator.from_values(["Cardigan", "Trousers", "Sweaters"], model=base_model).save(folder)  # type: ignore[arg-type]
+    before = {name: (folder / name).read_bytes() for name in (VALIDATOR_FILE, EMBEDDINGS_FILE)}
+    other = Validator.from_values(["Toaster", "Kettle", "Blender"], model=base_model)  # type: ignore[arg-type]
+
+    def stopped(path: Path, data: bytes) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_bytes", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        other.save(folder)
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
 def test_a_validator_built_from_a_named_model_loads_from_any_folder(
     model_dir: Path, tmp_path: Path
 ) -> None:

@@ -37,6 +37,7 @@ import logging
 import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -369,10 +370,13 @@ class Validator:
             tensors["domain_weights"] = np.asarray(self.domain.weights, dtype=np.float32)
         # Serialised in full before anything is written: a failure leaves the folder as it was.
         text = (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-        with atomic_file(target / EMBEDDINGS_FILE) as tmp:
-            save_file(tensors, str(tmp))
-        with atomic_file(target / VALIDATOR_FILE) as tmp:
-            tmp.write_bytes(text)
+        # Both files are renamed into place only once both are written: stopped between them,
+        # new embeddings (and classifier weights) were read with the old values and bias.
+        with ExitStack() as stack:
+            embeddings = stack.enter_context(atomic_file(target / EMBEDDINGS_FILE))
+            settings = stack.enter_context(atomic_file(target / VALIDATOR_FILE))
+            save_file(tensors, str(embeddings))
+            settings.write_bytes(text)
 
     def validate(
         self,
