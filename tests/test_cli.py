@@ -370,6 +370,22 @@ def test_dataset_build_stopped_between_its_files_keeps_the_old_pair(
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+def test_dataset_build_stopped_in_a_new_folder_leaves_no_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The folders of --output were made before the files were written, and left behind empty.
+    import catembed.tables
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(catembed.tables, "write_table", stopped)
+    out = tmp_path / "new" / "data"
+    result = run("dataset", "build", "--output", str(out), "--train-size", "20")
+    assert result.exit_code == 1 and result.output == "Error: interrupted\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("option", "name"), [("--valid", "train.csv"), ("--out-of-domain", "eval.jsonl")]
 )

@@ -97,6 +97,7 @@ def dataset_build(
         data,
         out_of_domain,
     )
+    made = [p for p in (output_dir, *output_dir.parents) if not p.exists()]  # deepest first
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -106,9 +107,17 @@ def dataset_build(
     tables = {split: triplets.table(split) for split in paths}
     # Both files are renamed into place only once both are written: stopped between them,
     # a new train file beside the old eval file would evaluate on values it trained on.
-    with ExitStack() as stack:
-        for split, path in paths.items():
-            write_table(tables[split], stack.enter_context(atomic_file(path)), fmt)
+    try:
+        with ExitStack() as stack:
+            for split, path in paths.items():
+                write_table(tables[split], stack.enter_context(atomic_file(path)), fmt)
+    except BaseException:  # stopped or failed: no empty folders it made are left behind
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
     for split, path in paths.items():
         click.echo(f"{path}: {tables[split].num_rows} triplets")
         stats = token_statistics(tables[split], tokenizer)
