@@ -47,6 +47,15 @@ def test_toml_file(tmp_path: Path) -> None:
     assert load_configs(path)[0].epochs == 2
 
 
+@pytest.mark.parametrize("name", ["recipe.json", "recipe.toml"])
+def test_a_config_file_that_starts_with_a_byte_order_mark(tmp_path: Path, name: str) -> None:
+    # "Unexpected UTF-8 BOM" (JSON), "Invalid statement" (TOML): as Notepad saves them.
+    path = tmp_path / name
+    text = "[training]\nepochs = 2\n" if name.endswith(".toml") else '{"training": {"epochs": 2}}'
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert load_configs(path)[0].epochs == 2
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

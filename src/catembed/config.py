@@ -132,7 +132,7 @@ def _read(path: Path) -> _ConfigFile:
         raise ConfigError(f"config file {path}: YAML is not read; write it as JSON or TOML (.toml)")
     kind = "TOML" if suffix == ".toml" else "JSON"
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # Notepad and PowerShell start with a BOM
         raw = tomllib.loads(text) if kind == "TOML" else json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
         read_as = "" if suffix in (".json", ".toml") else " (read as JSON: name a TOML file .toml)"
