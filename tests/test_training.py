@@ -14,7 +14,7 @@ from sentence_transformers import SentenceTransformer
 from catembed import TrainingConfig, TrainingResult
 from catembed.errors import ConfigError, InputError, ModelError
 from catembed.modelcard import prepare_card_data
-from catembed.models import DEFAULT_BASE_MODEL, load_model, resolve_base_model
+from catembed.models import DEFAULT_BASE_MODEL, load_model, load_tokenizer, resolve_base_model
 from catembed.tables import atomic_folder
 
 CARD_SECTIONS = [
@@ -193,6 +193,20 @@ def test_a_model_neither_on_disk_nor_reachable_is_a_one_line_error(tmp_path: Pat
         load_model("nobody/nothing-here")
     with pytest.raises(ModelError, match="neither a folder nor a hub id"):
         load_model(str(tmp_path / "missing"))
+
+
+def test_a_base_model_that_is_a_file_is_named_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file named without a folder was looked up as a hub id: 'couldn't connect to
+    # https://huggingface.co' offline, though the file is right there.
+    monkeypatch.chdir(tmp_path)
+    Path("model.safetensors").write_bytes(b"not a model")
+    message = r"^model\.safetensors is a file; give the model folder that holds it$"
+    with pytest.raises(ModelError, match=message):
+        load_model("model.safetensors")
+    with pytest.raises(ModelError, match=message):
+        load_tokenizer("model.safetensors")
 
 
 def test_a_hub_id_without_its_organisation_is_read_as_sentence_transformers_reads_it() -> None:

@@ -93,6 +93,8 @@ def _load_local_first(name: str, load: Callable[[str, bool], T], failure: str) -
     starting with ``failure``. A hub id is looked for in the local cache first; the hub is
     asked only when it is not there, and once, so an unreachable hub fails at once instead of
     after minutes of retries."""
+    if Path(name).expanduser().is_file():  # not a hub id to look for ('model.safetensors')
+        raise ModelError(f"{name} is a file; give the model folder that holds it")
     source = resolve_base_model(name)
     is_local = Path(source).is_dir()
     if not is_local and (source.count("/") > 1 or source.startswith((".", "/", "~"))):
