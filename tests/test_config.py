@@ -99,9 +99,13 @@ def test_a_config_file_of_another_format_says_what_it_was_read_as(
         load_configs(path)
 
 
-def test_missing_config_file() -> None:
+def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_configs("nowhere.json")
+    folder = tmp_path / "recipe.json"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match=r"recipe\.json is a folder; give the JSON or TOML file"):
+        load_configs(folder)  # 'config file not found' of a folder that is there
 
 
 def test_seed_on_the_command_line_drives_the_data_of_a_card_config(tmp_path: Path) -> None:

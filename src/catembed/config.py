@@ -125,6 +125,8 @@ def from_options(values: dict[str, Any]) -> dict[str, tuple[Any, str]]:
 
 
 def _read(path: Path) -> _ConfigFile:
+    if path.is_dir():  # 'not found' of a folder that is there
+        raise ConfigError(f"config file {path} is a folder; give the JSON or TOML file")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     suffix = path.suffix.lower()
