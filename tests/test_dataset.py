@@ -162,6 +162,18 @@ def test_values_that_are_not_texts_are_refused() -> None:
         build_triplets(["Sweaters", "Cardigan"], {"train_size": 5})  # type: ignore[arg-type]
 
 
+def test_text_that_is_not_utf8_is_refused_before_the_model_loads(tmp_path: Path) -> None:
+    # A lone surrogate (Python reads undecodable bytes so) built a dataset, then failed in the
+    # tokenizer with 'TypeError: TextEncodeInput must be Union[...]' once the model had loaded.
+    with pytest.raises(InputError, match=r"value 3 is not valid UTF-8 text \(character 4\)"):
+        build_triplets(["Sweaters", "Cardigan", "Caf\udce9"])
+    with pytest.raises(InputError, match="value 2 is not valid UTF-8 text"):
+        build_triplets(["Sweaters", "Cardigan", "Jeans"], out_of_domain=["Toaster", "\ud800"])
+    with pytest.raises(InputError, match="value 1 is not valid UTF-8 text"):
+        train(["\udce9 Jeans", "Sweaters", "Cardigan"], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_train_refuses_one_string_or_a_config_of_another_kind(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="valid must be a list of texts, not one string"):
         train("Sweaters", tmp_path / "out")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from catembed.backends import check_encodable
 from catembed.corruptions import CORRUPTION_KINDS, corrupt, join_values
 from catembed.errors import ConfigError, InputError
 from catembed.normalize import doubtful_values
@@ -231,10 +232,13 @@ def tokenizer_view(text: str) -> str:
 def _distinct(values: list[str] | tuple[str, ...]) -> list[str]:
     if isinstance(values, str):
         raise TypeError("values must be a list of texts, not one string")
-    seen: dict[str, None] = {}
-    for value in values:
+    given = list(values)
+    for value in given:
         if not isinstance(value, str):
             raise TypeError(f"values must be texts, got {value!r}")
+    check_encodable(given)  # a lone surrogate: the tokenizer's TypeError, once the model loaded
+    seen: dict[str, None] = {}
+    for value in given:
         text = value.strip()
         if text:
             seen.setdefault(text, None)
