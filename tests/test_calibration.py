@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
+from sentence_transformers import SentenceTransformer
 
-from catembed import calibration
+from catembed import DatasetConfig, Validator, build_triplets, calibration
+from catembed.backends import encode_normalized
 from catembed.calibration import leave_one_out
+from catembed.models import DEFAULT_BASE_MODEL
+from catembed.vocabulary import domain_values
 
 
 def _whole_matrix(embeddings: np.ndarray) -> np.ndarray:
@@ -36,3 +44,42 @@ def test_leave_one_out_in_blocks_is_the_whole_matrix(
 
 def test_leave_one_out_of_one_value_is_one() -> None:
     assert leave_one_out(_unit_rows(1, 0)).tolist() == [1.0]
+
+
+class _Counted:
+    """A real encoder that counts the texts it is asked to encode."""
+
+    def __init__(self, encoder: SentenceTransformer) -> None:
+        self.encoder = encoder
+        self.texts: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.encoder, name)
+
+    def encode(self, texts: list[str], *args: Any, **kwargs: Any) -> Any:
+        self.texts.update(texts)
+        return self.encoder.encode(texts, *args, **kwargs)
+
+
+@pytest.mark.parametrize("values", [12, 4])  # held-out values, and too few to hold any out
+def test_calibration_encodes_each_valid_value_once(
+    base_model: SentenceTransformer, tmp_path: Path, values: int
+) -> None:
+    # The validator written encoded every value again (the training values twice, with none
+    # held out): a tenth of calibrating on 12,000 values.
+    dataset = build_triplets(domain_values("apparel")[:values], DatasetConfig(train_size=8))
+    counted = _Counted(base_model)
+    validator = calibration.calibrate_for_training(
+        counted,  # type: ignore[arg-type]
+        dataset,
+        tmp_path,
+        domain_encoder=base_model,
+        domain_model=DEFAULT_BASE_MODEL,
+    )
+    listed = [*dataset.train_values, *dataset.heldout_values]
+    assert {v: counted.texts[v] for v in listed} == dict.fromkeys(listed, 1)
+    assert validator.reference == listed
+    again = encode_normalized(base_model, listed, 64)
+    assert np.abs(validator.embeddings - again).max() < 1e-5
+    saved = Validator.load(tmp_path, encoder=base_model)  # type: ignore[arg-type]
+    assert np.array_equal(saved.embeddings, validator.embeddings)

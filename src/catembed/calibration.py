@@ -113,14 +113,14 @@ def calibrate_for_training(
     all_values = train_values + heldout
     ood = _unseen_out_of_domain(dataset, seed)
     rng = random.Random(seed)
-    references = encode_normalized(encoder, train_values, DEFAULT_BATCH_SIZE)
     if len(heldout) >= MIN_HELDOUT:
-        valid_sims = similarities(
-            encode_normalized(encoder, heldout, DEFAULT_BATCH_SIZE), references
-        )[0]
+        references = encode_normalized(encoder, train_values, DEFAULT_BATCH_SIZE)
+        held = encode_normalized(encoder, heldout, DEFAULT_BATCH_SIZE)
+        valid_sims = similarities(held, references)[0]
         probe_valid = heldout
+        every = np.r_[references, held]  # the validator's, in all_values' order
     else:
-        references = encode_normalized(encoder, all_values, DEFAULT_BATCH_SIZE)
+        references = every = encode_normalized(encoder, all_values, DEFAULT_BATCH_SIZE)
         valid_sims = leave_one_out(references)
         train_values, probe_valid = all_values, []
     ood_sims = similarities(encode_normalized(encoder, ood, DEFAULT_BATCH_SIZE), references)[0]
@@ -163,7 +163,10 @@ def calibrate_for_training(
     )
     if domain is not None:
         report["domain_threshold"] = domain.thresholds.similarity
-    validator = Validator(encoder, all_values, thresholds, calibration=report, domain=domain)
+    # The embeddings already made: encoding every value again was a tenth of calibration.
+    validator = Validator(
+        encoder, all_values, thresholds, embeddings=every, calibration=report, domain=domain
+    )
     validator.save(folder)
     return validator
 
