@@ -935,6 +935,7 @@ def test_validate_takes_any_column_like_iterable(validator: Validator) -> None:
     for rows, message in [
         ([-1, 1], "must not be negative"),
         ([1.5, 1], "whole numbers of rows, got 1.5"),
+        ([10**400, 1], r"at most 2\*\*63 - 1, got a number of 401 digits"),
         ([None, 1], "whole numbers of rows, got None"),
         ({"a": 1, "b": 2}, "a list of row counts"),
         ([1], "rows has 1 counts for 2 values"),

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from catembed.errors import ConfigError
+from catembed.verdicts import MAX_ROWS
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -21,7 +22,6 @@ DEFAULT_MAX_INPUT_CHARS = 2048
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_SIMILARITY_CELLS = 512 * 512
 DEFAULT_GRACEFUL_SHUTDOWN_S = 30.0
-MAX_ROWS = 2**63 - 1  # rows a value may fill: no table holds more (10**400 overflowed a float)
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ from catembed.repair import LONG_TEXT, FormatProfile, Repairer, named, split_joi
 from catembed.tables import atomic_file
 from catembed.verdicts import (
     BOOLEAN_TEXTS,
+    MAX_ROWS,
     PYTHON_BOOLEAN_TEXTS,
     Thresholds,
     ValueReport,
@@ -141,6 +142,10 @@ def _row_counts(rows: Iterable[Any]) -> list[int]:
             raise InputError(f"rows must hold whole numbers of rows, got {n!r}") from None
         if count < 0:
             raise InputError(f"rows must not be negative, got {count}")
+        if count > MAX_ROWS:  # the column rules' arithmetic would overflow a float
+            raise InputError(
+                f"rows must be at most 2**63 - 1, got a number of {len(str(count))} digits"
+            )
         counts.append(count)
     return counts
 

@@ -16,6 +16,8 @@ import pyarrow as pa
 
 from catembed.errors import ConfigError
 
+MAX_ROWS = 2**63 - 1  # rows a value may fill: no table holds more (10**400 overflowed a float)
+
 DEFAULT_SCALE = 0.03  # similarity units per logit of the out-of-domain score
 BOOLEAN_TEXTS = ("false", "true")  # a boolean cell's text: as JSON writes it
 # A boolean's text before catembed read booleans as JSON writes them: a validator saved then
