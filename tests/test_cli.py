@@ -463,6 +463,18 @@ def test_an_option_out_of_range_is_a_usage_error(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("command", ["encode", "similarity", "validate", "evaluate", "serve"])
+def test_an_empty_model_is_a_usage_error_even_inside_a_model_folder(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    # --model '' was Path(''), the current folder: run inside a model, it was used unawares.
+    monkeypatch.chdir(model_dir)
+    result = run(command, "--model", "", "Sweaters", input="Sweaters\n")
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("Error: Invalid value for '--model': must not be empty")
+    assert len(result.output.splitlines()) == 1, result.output
+
+
 def test_train_with_a_config_value_out_of_range_names_the_key(tmp_path: Path) -> None:
     # It said 'epochs must be positive, got 0.0': no file, no key, as if --epochs were given.
     config = tmp_path / "recipe.toml"

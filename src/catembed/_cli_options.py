@@ -28,9 +28,17 @@ def optional_model_option(help: str, required: bool = False) -> Callable[[F], F]
         "model_dir",
         required=required,
         envvar=MODEL_ENVVAR,
-        type=click.Path(path_type=Path),
+        type=click.Path(),
+        callback=_model_path,
         help=help,
     )
+
+
+def _model_path(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    # Path('') is the current folder: an empty --model (or $CATEMBED_MODEL) named it unawares.
+    if value == "":
+        raise click.BadParameter("must not be empty (the current folder is '.')")
+    return None if value is None else Path(value)
 
 
 def backend_option(func: F) -> F:
