@@ -1394,26 +1394,34 @@ def test_evaluate_reads_the_valid_column_named_like_the_values_column(tmp_path: 
     assert code == 2 and "give --model (a trained model folder) or --valid" in err
 
 
-def test_float32_values_are_judged_as_written_not_as_their_float64_widening(
-    tmp_path: Path,
+@pytest.mark.parametrize("kind", [pa.float32(), pa.float16()], ids=str)
+def test_narrow_float_values_are_judged_and_written_as_written(
+    tmp_path: Path, kind: pa.DataType
 ) -> None:
-    # 0.1 in float32 read back as 0.10000000149011612: no listed value matched it.
-    codes = pa.array([0.1, 2.5, 7.0], pa.float32())
+    # 0.1 in float32 read back as 0.10000000149011612: no listed value matched it. In float16
+    # pyarrow's text, 0.0999755859375, was judged and written to CSV where numpy's is '0.1'.
+    codes = pa.array([0.1, 2.5, 7.0], kind)
     valid = tmp_path / "valid.parquet"
     pq.write_table(pa.table({"code": codes}), valid)
     source = tmp_path / "in.parquet"
-    pq.write_table(pa.table({"code": pa.array([0.1, 0.1, 7.0, None], pa.float32())}), source)
+    pq.write_table(pa.table({"code": pa.array([0.1, 0.1, 7.0, None], kind)}), source)
     output = tmp_path / "out.parquet"
     code, _, err = run("validate", "--valid", str(valid), str(source), "--output", str(output))
     assert code == 0, err
     written = pq.read_table(output)
-    assert written.schema.field("code").type == pa.float32()  # the input column as it was
+    assert written.schema.field("code").type == kind  # the input column as it was
     rows = written.to_pylist()
     assert [(r["verdict"], r["score"], r["nearest"]) for r in rows[:3]] == [
         ("valid", 0.0, "0.1"),
         ("valid", 0.0, "0.1"),
         ("valid", 0.0, "7"),
     ]
+    text = tmp_path / "out.csv"
+    code, _, err = run("validate", "--valid", str(valid), str(source), "--output", str(text))
+    assert code == 0, err
+    assert [line.split(",")[:2] for line in text.read_text().splitlines()] == [
+        ["code", "verdict"], ["0.1", "valid"], ["0.1", "valid"], ["7", "valid"], ["", "missing"]
+    ]  # fmt: skip
 
 
 def _feed(pipe: Path, content: str) -> threading.Thread:

@@ -1326,6 +1326,13 @@ def test_numpy_float32_values_are_read_as_written() -> None:
     assert as_text(np.float32(0.1)) == "0.1"
     assert as_text(np.float16(2.0)) == "2"
     assert as_text(np.float32("nan")) is None
+    # A pyarrow float16 column reads as numpy's float16 does: it was '0.0999755859375'.
+    halves = np.array([0.1, 65504, 6e-8, np.nan], np.float16)
+    expected = [as_text(h) for h in halves]
+    assert expected == ["0.1", "65500", "6e-08", None]
+    for column in (pa.array(halves), pa.chunked_array([pa.array(halves)] * 2)):
+        assert [as_text(c) for c in cells_of(column)][:4] == expected
+    assert [as_text(c) for c in cells_of(pa.array(halves).dictionary_encode())] == expected
 
 
 def test_booleans_are_read_as_json_writes_them_whatever_holds_them(base_model: object) -> None:

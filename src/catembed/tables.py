@@ -465,7 +465,7 @@ def _write(
             ) from None
     elif fmt in ("csv", "tsv"):
         delimiter = "\t" if fmt == "tsv" else ","
-        table = _durations_as_text(table)  # pyarrow writes a bare count of its unit
+        table = _as_judged(table)  # pyarrow writes a bare count of a duration's unit
         try:
             quoting = _csv_quoting(table, delimiter)
             options = pacsv.WriteOptions(
@@ -692,11 +692,14 @@ def _finite(value: object) -> object:
     return value
 
 
-def _durations_as_text(table: pa.Table) -> pa.Table:
-    """``table`` with its duration columns as the text they are judged as (``as_text``)."""
+def _as_judged(table: pa.Table) -> pa.Table:
+    """``table`` with its duration columns as the text they are judged as (``as_text``), and
+    its float16 columns as the numbers (0.1, which pyarrow writes 0.0999755859375)."""
     for index, field in enumerate(table.schema):
         kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
-        if pa.types.is_duration(kind):
+        if pa.types.is_float16(kind):
+            table = table.set_column(index, field.name, widened(table.column(index)))
+        elif pa.types.is_duration(kind):
             cells = table.column(index).cast(kind)  # not dictionary-encoded
             distinct = pc.unique(cells)
             texts = pa.array([as_text(v) for v in distinct], pa.string())

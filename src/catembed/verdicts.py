@@ -103,7 +103,19 @@ def widened(array: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
         array = array.cast(kind.value_type)  # its dictionary's values came out widened
     elif not _narrow_float(kind):
         return array
+    if pa.types.is_float16(array.type):  # pyarrow writes it at length (0.0999755859375)
+        return _float16_widened(array)
     return array.cast(pa.string()).cast(pa.float64())
+
+
+def _float16_widened(array: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """A float16 column as float64 values of numpy's shortest text of each, as ``as_text``
+    reads a float16 scalar."""
+    if isinstance(array, pa.ChunkedArray):
+        return pa.chunked_array([_float16_widened(c) for c in array.chunks], pa.float64())
+    numbers = array.to_numpy(zero_copy_only=False)
+    nulls = array.is_null().to_numpy(zero_copy_only=False)
+    return pa.array([str(n) for n in numbers], pa.string(), mask=nulls).cast(pa.float64())
 
 
 def cells(values: Iterable[object]) -> list[object]:
