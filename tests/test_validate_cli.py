@@ -1488,9 +1488,15 @@ def test_a_file_that_is_not_utf8_text_says_what_it_is(
         code, _, err = run(*args)
         assert code == 1 and f"{source} is not valid UTF-8 text: {problem}" in err
         assert len(err.strip().splitlines()) == 1 and "\x00" not in err
-    code, _, err = run("validate", "--valid", str(valid), "-", "--format", "csv", stdin=content)
-    kind = problem.split(";")[0]  # not named, so not renamed
-    assert code == 1 and f"standard input is not valid UTF-8 text: {kind}" in err
+    for text_format in ("csv", "text"):
+        args = ["validate", "--valid", str(valid), "-", "--format", text_format]
+        code, _, err = run(*args, stdin=content)
+        kind = problem.split(";")[0]
+        assert code == 1 and f"standard input is not valid UTF-8 text: {kind}" in err
+        # It has no name to add '.gz' to: it was told to.
+        assert "to its name" not in err
+        if "gzip-compressed; add .gz" in problem:
+            assert err.rstrip().endswith("gzip-compressed; decompress it first")
 
 
 def test_a_json_file_is_not_judged_a_line_at_a_time(tmp_path: Path) -> None:

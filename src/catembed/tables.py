@@ -191,6 +191,8 @@ def _check_text(start: bytes, shown: str) -> None:
         if start.startswith(prefixes):
             if kind.endswith("compressed") and compression(shown):
                 fix = "decompress it once more"
+            elif shown == "standard input":
+                fix = _streamed(fix)
             raise InputError(f"{shown} is not valid UTF-8 text: it is {kind}; {fix}")
 
 
@@ -230,7 +232,12 @@ def readable(path: str, fmt: str | None) -> Iterator[str]:
         try:
             yield copy
         except InputError as error:
-            raise InputError(str(error).replace(copy, shown)) from None
+            raise InputError(_streamed(str(error).replace(copy, shown))) from None
+
+
+def _streamed(message: str) -> str:
+    """``message`` for standard input or a pipe, which have no name to add a suffix to."""
+    return re.sub(r"add \.\w+ to its name, or decompress it", "decompress it first", message)
 
 
 def _is_pipe(path: str) -> bool:
