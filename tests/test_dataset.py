@@ -73,6 +73,12 @@ def test_same_seed_same_data_other_seed_other_data() -> None:
     c = build_triplets(VALUES, DatasetConfig(seed=8, train_size=200))
     assert a.train == b.train and a.evaluation == b.evaluation
     assert a.train != c.train
+    # A set's order follows its hashes, new each run: the same seed gave other data.
+    for unordered in (set(VALUES), frozenset(VALUES)):
+        d = build_triplets(unordered, DatasetConfig(seed=7, train_size=200))  # type: ignore[arg-type]
+        assert (
+            d.train == build_triplets(sorted(VALUES), DatasetConfig(seed=7, train_size=200)).train
+        )
 
 
 def test_corruption_rate_zero_and_one() -> None:

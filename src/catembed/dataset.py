@@ -236,6 +236,8 @@ def _distinct(values: list[str] | tuple[str, ...]) -> list[str]:
     for value in given:
         if not isinstance(value, str):
             raise TypeError(f"values must be texts, got {value!r}")
+    if isinstance(values, set | frozenset):  # in an order of their hashes, new each run
+        given.sort()
     check_encodable(given)  # a lone surrogate: the tokenizer's TypeError, once the model loaded
     seen: dict[str, None] = {}
     for value in given:
