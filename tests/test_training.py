@@ -5,13 +5,14 @@ import os
 import re
 import stat
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from catembed import TrainingConfig, TrainingResult
+from catembed import DatasetConfig, TrainingConfig, TrainingResult, build_triplets
 from catembed.errors import ConfigError, InputError, ModelError
 from catembed.modelcard import prepare_card_data
 from catembed.models import DEFAULT_BASE_MODEL, load_model, load_tokenizer, resolve_base_model
@@ -90,6 +91,20 @@ def test_card_has_every_section_and_the_values_used(
     accepted = f"| valid values accepted | {calibration['valid_values']} |"
     assert f"{accepted} {calibration['valid_accepted']:.1%} |" in card
     assert f"catembed validate --model {model_dir} " in card
+
+
+def test_card_names_at_most_a_hundred_held_out_values(trained: TrainingResult) -> None:
+    from catembed.modelcard import _accuracy_section
+
+    held = trained.dataset.heldout_values
+    assert all(f"'{v}'" in _accuracy_section(trained) for v in held)
+    # A 79,000-value list held 11,850 out: its card was mostly their names.
+    values = [f"Item {i}" for i in range(1000)]
+    many = build_triplets(values, DatasetConfig(train_size=8, eval_size=8))
+    section = _accuracy_section(replace(trained, dataset=many))
+    named = [v for v in many.heldout_values if f"'{v}'" in section]
+    assert named == list(many.heldout_values[:100])
+    assert f"and {len(many.heldout_values) - 100:,} more (`build_triplets`" in section
 
 
 def test_metadata_records_values_and_accuracy(model_dir: Path, trained: TrainingResult) -> None:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 CARD_FILE = "README.md"
 SECTION_ANCHOR = "## Training Details"
+MAX_LISTED_HELDOUT = 100  # held-out values the card names
 PARTS = (
     ("seen", "Seen values"),
     ("heldout", "Held-out values"),
@@ -91,7 +92,13 @@ def _accuracy_section(result: TrainingResult) -> str:
         for key, label in PARTS
         if key in tuned
     ]
-    heldout = ", ".join(f"'{v}'" for v in result.dataset.heldout_values) or "none"
+    held = result.dataset.heldout_values
+    heldout = ", ".join(f"'{v}'" for v in held[:MAX_LISTED_HELDOUT]) or "none"
+    if len(held) > MAX_LISTED_HELDOUT:  # a long list's card was its held-out values
+        heldout += (
+            f" and {len(held) - MAX_LISTED_HELDOUT:,} more (`build_triplets` with this card's"
+            " values, dataset config and seed lists them all)"
+        )
     table = [
         "| Evaluation part | Triplets | Base model | Fine-tuned |",
         "|:----------------|---------:|-----------:|-----------:|",
