@@ -563,6 +563,9 @@ def test_encode_from_arguments_file_and_stdin(model_dir: Path, tmp_path: Path) -
     rows = [json.loads(line) for line in result.output.splitlines()]
     assert [r["value"] for r in rows] == ["Sweaters", "Toaster"]
     assert len(rows[0]["embedding"]) == 384
+    # '--output -' is standard output, as for validate: it was 'must end in .jsonl, ...'.
+    dashed = run("encode", "--model", str(model_dir), "Sweaters", "Toaster", "--output", "-")
+    assert dashed.exit_code == 0 and dashed.output == result.output
 
     values = tmp_path / "values.txt"
     values.write_text("Sweaters\nHoodies\nToaster\n")

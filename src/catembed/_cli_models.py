@@ -345,7 +345,7 @@ def _told_apart(rate: float, limit: float) -> tuple[str, str]:
     "output_file",
     default=None,
     type=click.Path(path_type=Path),
-    help="Write .jsonl, .npy or .parquet (default: JSONL to stdout).",
+    help="Write .jsonl, .npy or .parquet (default, or -: JSONL to stdout).",
 )
 def encode(
     model_dir: Path,
@@ -383,6 +383,8 @@ def encode(
         )
     if not values and input_file is None and sys.stdin.isatty():  # else it waits for a typist
         raise click.UsageError("give values as arguments, --input FILE, or pipe them to stdin")
+    if output_file == Path(STDIN):  # standard output, as validate's --output - is
+        output_file = None
     fmt = table_format(output_file) if output_file else "jsonl"
     if fmt not in ("jsonl", "npy", "parquet"):
         raise click.UsageError(
