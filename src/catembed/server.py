@@ -426,7 +426,9 @@ def serve(
             port=port,
             log_level=log_level,
             access_log=False,
-            timeout_graceful_shutdown=max(1, round(graceful_shutdown_s)),
+            # uvicorn types it int, but times it with asyncio, which takes any seconds; 0
+            # must not read as None (no limit).
+            timeout_graceful_shutdown=max(graceful_shutdown_s, 1e-3),  # type: ignore[arg-type]
         )
         server = _Server(config, app.state.catembed)
         for sock in sockets:
