@@ -81,6 +81,15 @@ def test_same_seed_same_data_other_seed_other_data() -> None:
         )
 
 
+def test_out_of_domain_values_that_spell_a_valid_one_are_left_out() -> None:
+    # 'SWEATERS' as an out-of-domain value taught the classifier to reject 'Sweaters'.
+    given = ["SWEATERS", "cardigan", "Toaster", "Car Battery", "Blender", "Kettle"]
+    dataset = build_triplets(VALUES, DatasetConfig(train_size=50), out_of_domain=given)
+    assert set(dataset.out_of_domain_values) == set(given[2:])
+    with pytest.raises(InputError, match=r"also one of the valid values \(case aside\)"):
+        build_triplets(VALUES, out_of_domain=[v.lower() for v in VALUES])
+
+
 def test_corruption_rate_zero_and_one() -> None:
     only_ood = build_triplets(VALUES, DatasetConfig(corruption_rate=0.0, train_size=100))
     assert {t.negative_kind for t in only_ood.train} == {OUT_OF_DOMAIN}

@@ -47,14 +47,19 @@ def negative_pool(valid: list[str], given: list[str] | None, purpose: str) -> li
     """The out-of-domain values to use against ``valid``: the ``given`` ones, or those of the
     built-in domains unlike ``valid``, less the valid values; an InputError saying what to do
     when none are left (``purpose``: what they were needed for)."""
-    listed = set(valid)
-    pool = [v for v in (out_of_domain_values(valid) if given is None else given) if v not in listed]
+    # 'jeans' against a listed 'Jeans' taught the domain classifier to reject the domain's own
+    # value: a spelling of a valid value is no other domain's.
+    listed = {v.casefold() for v in valid}
+    candidates = out_of_domain_values(valid) if given is None else given
+    pool = [v for v in candidates if v.casefold() not in listed]
     if pool:
         return pool
     if given == []:
         raise InputError("out_of_domain holds no values; leave it out for the built-in ones")
     if given:
-        raise InputError("every out-of-domain value given is also one of the valid values")
+        raise InputError(
+            "every out-of-domain value given is also one of the valid values (case aside)"
+        )
     raise InputError(
         f"{purpose} (the values overlap every built-in domain): give some, out_of_domain= or "
         "--out-of-domain"
