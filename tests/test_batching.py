@@ -93,6 +93,37 @@ def test_a_full_queue_refuses_at_once_and_a_cancelled_caller_harms_no_one(
     )
 
 
+def test_admitted_work_counts_towards_the_limit_once(base_model: Any) -> None:
+    """admit() counts work that encodes from elsewhere (a validate request) against
+    max_pending_texts, or refuses it counting nothing; its own encodes are not counted again
+    nor refused, and release() gives the room back."""
+
+    async def scenario() -> np.ndarray:
+        batcher = MicroBatcher(base_model, BatchingConfig(max_pending_texts=4))
+        await batcher.start()
+        try:
+            batcher.admit(3)
+            assert (batcher.pending_texts, batcher.admitted_texts) == (3, 3)
+            with pytest.raises(Overloaded, match="3 texts waiting"):
+                await batcher.embed(["p", "q"])
+            with pytest.raises(Overloaded, match="3 texts waiting"):
+                batcher.admit(2)
+            assert (batcher.pending_texts, batcher.admitted_texts) == (3, 3)
+            wrapper = BatchedEncoder(batcher, admitted=True)
+            kwargs = {"normalize_embeddings": True, "convert_to_numpy": True}
+            vectors = await asyncio.to_thread(wrapper.encode, ["x", "y", "z"], **kwargs)
+            assert (batcher.pending_texts, batcher.admitted_texts) == (3, 3)
+            batcher.release(3)
+            assert (batcher.pending_texts, batcher.admitted_texts) == (0, 0)
+            await batcher.embed(["p", "q", "r", "s"])  # the room is back
+            return np.asarray(vectors)
+        finally:
+            await batcher.stop()
+
+    vectors = asyncio.run(scenario())
+    np.testing.assert_allclose(vectors, direct(base_model, ["x", "y", "z"]), atol=1e-5)
+
+
 def test_batched_encoder_serves_blocking_callers_through_the_batcher(base_model: Any) -> None:
     async def scenario() -> tuple[np.ndarray, np.ndarray, np.ndarray, MicroBatcher]:
         batcher = MicroBatcher(base_model)

@@ -474,6 +474,155 @@ def test_a_request_whose_client_disconnects_is_not_encoded(tmp_path: Path) -> No
         assert running.stop() == 0, running.log_text()
 
 
+@pytest.fixture(scope="module")
+def paced_server(
+    served_dir: Path, encoder: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """Room for 24 pending texts (a similarity request of 12 + 12 texts fills it), and every
+    batch waits a full second for company: a request is counted for at least that second.
+    Its validator judges with the served model (no domain model of its own), so
+    /v1/validate's encodes wait in those batches too."""
+    folder = tmp_path_factory.mktemp("paced") / MODEL_NAME
+    shutil.copytree(served_dir, folder)
+    Validator.from_values(domain_values("apparel"), model=encoder, threshold=0.8).save(folder)
+    args = ["--max-inputs", "12", "--max-pending-texts", "24", "--max-wait-ms", "1000"]
+    running = start_server(folder, tmp_path_factory.mktemp("logs") / "paced.log", *args)
+    yield running
+    assert running.stop() == 0, running.log_text()
+
+
+# Well-formed values that are not reference values: each goes to the model. New ones per try.
+UNSEEN = ["Velvet", "Tweed", "Corduroy", "Linen", "Mohair", "Satin", "Seersucker", "Chambray"]
+UNSEEN += ["Flannel"]
+
+
+def pending(http: httpx.Client) -> tuple[int, int]:
+    """/health's pending texts, and how many of them /v1/validate requests hold."""
+    found = http.get("/health").json()["stats"]
+    return found["pending_texts"], found["pending_validate_texts"]
+
+
+def while_pending(
+    running: Server, path: str, body: dict[str, Any], held: tuple[int, int], check: Any
+) -> tuple[bool, httpx.Response]:
+    """Send ``body`` to ``path``; once /health's ``pending`` is ``held``, call ``check``.
+    Returns whether it was still ``held`` after ``check`` (so ``check`` ran while the request
+    was counted: it cannot be counted, then not, then counted again), and its answer."""
+    answer: dict[str, httpx.Response] = {}
+
+    def send() -> None:
+        with httpx.Client(base_url=running.url, timeout=120) as other:
+            answer["it"] = other.post(path, json=body)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    still = False
+    try:
+        with httpx.Client(base_url=running.url, timeout=60) as http:
+            while sender.is_alive():
+                if pending(http) == held:
+                    check(http)
+                    still = pending(http) == held
+                    break
+                time.sleep(0.01)
+    finally:
+        sender.join(120)
+    return still, answer["it"]
+
+
+def test_validate_counts_its_values_as_pending_texts(paced_server: Server) -> None:
+    """A /v1/validate request counts its distinct values (not its rows, nor the missing ones
+    it does not encode) towards --max-pending-texts while it is judged: /health shows them,
+    a request that would pass the limit is refused, and they are released when it is
+    answered."""
+    refused: list[httpx.Response] = []
+    for kind in ["Capes", "Waistcoats", "Ponchos"]:  # new values if it was answered too soon
+        values = [f"{word} {kind}" for word in UNSEEN]
+        body = {"values": [*values, values[0], None, "  "]}  # 12 rows, 9 distinct values
+        pair = {"a": [f"a {kind} {i}" for i in range(8)], "b": [f"b {kind} {i}" for i in range(8)]}
+
+        def check(http: httpx.Client, pair: dict[str, Any] = pair) -> None:
+            refused.append(http.post("/v1/similarity", json=pair))  # 9 + 16 > 24
+
+        held, answer = while_pending(paced_server, "/v1/validate", body, (9, 9), check)
+        assert answer.status_code == 200, answer.text
+        assert len(answer.json()["results"]) == 12
+        with httpx.Client(base_url=paced_server.url, timeout=60) as http:
+            assert pending(http) == (0, 0)
+        if held:
+            break
+    else:
+        pytest.fail("/health never showed the validate request's 9 values while it ran")
+    assert refused[-1].status_code == 503, refused[-1].text
+    assert refused[-1].json()["error"]["code"] == "server_overloaded"
+    assert "9 texts waiting" in refused[-1].json()["error"]["message"]
+
+
+def test_validate_is_refused_while_the_pending_texts_are_taken(paced_server: Server) -> None:
+    """A similarity request holds all 24 pending texts: a validate request is answered 503 at
+    once, as an embeddings request is; one of missing values only (nothing to encode) is
+    judged. Over --max-inputs values it is a 400, as for embeddings."""
+    with httpx.Client(base_url=paced_server.url, timeout=60) as http:
+        too_many = http.post("/v1/validate", json={"values": [f"v{i}" for i in range(13)]})
+        assert too_many.status_code == 400
+        assert too_many.json()["error"]["code"] == "too_many_inputs"
+    answers: list[httpx.Response] = []
+    values = [f"{word} Kilts" for word in UNSEEN]
+    for kind in ["Sarongs", "Tunics", "Caftans"]:
+        pair = {
+            "a": [f"a {kind} {i}" for i in range(12)],
+            "b": [f"b {kind} {i}" for i in range(12)],
+        }
+
+        def check(http: httpx.Client) -> None:
+            answers.append(http.post("/v1/validate", json={"values": [*values, values[0]]}))
+            answers.append(http.post("/v1/validate", json={"values": [None, "", " "]}))
+
+        held, answer = while_pending(paced_server, "/v1/similarity", pair, (24, 0), check)
+        assert answer.status_code == 200, answer.text
+        if held:
+            break
+    else:
+        pytest.fail("/health never showed the similarity request's 24 texts while it ran")
+    busy, missing = answers[-2:]
+    assert busy.status_code == 503, busy.text
+    error = busy.json()["error"]
+    assert (error["code"], error["type"]) == ("server_overloaded", "service_unavailable_error")
+    assert "24 texts waiting" in error["message"]
+    assert missing.status_code == 200, missing.text
+    assert [r["verdict"] for r in missing.json()["results"]] == ["missing"] * 3
+    with httpx.Client(base_url=paced_server.url, timeout=60) as http:
+        assert pending(http) == (0, 0)
+        # The server still judges: the refused values fit now.
+        assert http.post("/v1/validate", json={"values": values}).status_code == 200
+
+
+def test_an_abandoned_validate_releases_its_pending_texts(paced_server: Server) -> None:
+    """A validate request whose client disconnects stops counting once its validation, still
+    running on its thread, is done; nothing stays counted."""
+    values = [f"{word} Anoraks" for word in UNSEEN]
+    body = json.dumps({"values": values}).encode()
+    head = "POST /v1/validate HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+    head += f"Content-Length: {len(body)}\r\n\r\n"
+    with httpx.Client(base_url=paced_server.url, timeout=60) as http:
+        port = int(paced_server.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(head.encode() + body)
+            counted = False
+            for _ in range(6000):  # counted from the moment it is admitted
+                counted = pending(http) == (9, 9)
+                if counted:
+                    break
+                time.sleep(0.01)
+            assert counted
+        for _ in range(600):  # its thread finishes the validation, then releases them
+            if pending(http) == (0, 0):
+                break
+            time.sleep(0.05)
+        assert pending(http) == (0, 0)
+        assert http.post("/v1/embeddings", json={"input": values}).status_code == 200
+
+
 def test_serve_without_the_extra_names_the_install_command() -> None:
     code = "import sys; sys.modules['fastapi'] = None; import catembed.server"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

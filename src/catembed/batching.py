@@ -15,7 +15,9 @@ a large one therefore waits about one chunk, not the whole large request. When a
 fails, each job of the chunk is retried alone, so only the job whose text broke it fails.
 
 The memory it holds is bounded: the cache by entries, the queue by pending texts (a caller
-that would exceed it gets :class:`Overloaded` at once instead of waiting).
+that would exceed it gets :class:`Overloaded` at once instead of waiting). Work that encodes
+through the batcher from elsewhere (the server's validate requests) counts towards the same
+limit with :meth:`MicroBatcher.admit` and :meth:`MicroBatcher.release`.
 """
 
 from __future__ import annotations
@@ -164,6 +166,7 @@ def token_counter(encoder: Encoder) -> tuple[Callable[[list[str]], list[int]], s
 class _Job:
     texts: list[str]  # distinct texts not in the cache when the job was queued
     future: asyncio.Future[dict[str, Embedded]]
+    counted: int  # of pending_texts (0: its caller's admit() counted them)
     found: dict[str, Embedded] = field(default_factory=dict)
     cursor: int = 0  # every text before it is found or in the chunk being built
 
@@ -193,7 +196,8 @@ class MicroBatcher:
         self.cache = LRUCache(self.config.cache_size)
         self.stats = BatcherStats()
         self.count_tokens, self.token_counting = token_counter(encoder)
-        self.pending_texts = 0
+        self.pending_texts = 0  # queued texts and admitted ones (admit), against the limit
+        self.admitted_texts = 0  # of them, those counted by admit()
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._active: list[_Job] = []  # admitted jobs, oldest first
         self._waiters: dict[str, list[_Job]] = {}  # text -> admitted jobs waiting for it
@@ -216,8 +220,34 @@ class MicroBatcher:
             self._worker = None
         self._executor.shutdown(wait=True)
 
-    async def embed(self, texts: Sequence[str]) -> list[Embedded]:
-        """Return the embedding of every text, in order, batched with other callers' texts."""
+    def _check_room(self, count: int) -> None:
+        if self.pending_texts + count > self.config.max_pending_texts:
+            self.stats.overloaded += 1
+            raise Overloaded(
+                f"server busy: {self.pending_texts} texts waiting to be encoded; retry later"
+            )
+
+    def admit(self, count: int) -> None:
+        """Count ``count`` texts of work that encodes through the batcher from elsewhere (with
+        ``embed(..., admitted=True)``) towards ``max_pending_texts`` until :meth:`release`;
+        :class:`Overloaded` at once, counting nothing, when they would pass it. Call on the
+        event loop's thread."""
+        if count:
+            self._check_room(count)
+        self.pending_texts += count
+        self.admitted_texts += count
+
+    def release(self, count: int) -> None:
+        """Stop counting ``count`` texts counted by :meth:`admit`."""
+        self.pending_texts -= count
+        self.admitted_texts -= count
+
+    async def embed(self, texts: Sequence[str], *, admitted: bool = False) -> list[Embedded]:
+        """Return the embedding of every text, in order, batched with other callers' texts.
+
+        ``admitted``: the caller's texts are already counted (:meth:`admit`); they are neither
+        counted again nor refused.
+        """
         if self._worker is None:
             raise RuntimeError("MicroBatcher.start() must be awaited before embed()")
         self.stats.requests += 1
@@ -232,13 +262,11 @@ class MicroBatcher:
                 found[text] = cached
         self.stats.cache_hits += sum(1 for text in texts if text in found)
         if missing:
-            if self.pending_texts + len(missing) > self.config.max_pending_texts:
-                self.stats.overloaded += 1
-                raise Overloaded(
-                    f"server busy: {self.pending_texts} texts waiting to be encoded; retry later"
-                )
-            job = _Job(missing, asyncio.get_running_loop().create_future())
-            self.pending_texts += len(missing)
+            counted = 0 if admitted else len(missing)
+            if counted:
+                self._check_room(counted)
+            job = _Job(missing, asyncio.get_running_loop().create_future(), counted)
+            self.pending_texts += counted
             self._queue.put_nowait(job)
             try:
                 found.update(await job.future)
@@ -308,7 +336,7 @@ class MicroBatcher:
     def _finish(self, job: _Job, error: BaseException | None = None) -> None:
         """Answer ``job`` (unless its caller went away) and forget it."""
         self._active.remove(job)
-        self.pending_texts -= len(job.texts)
+        self.pending_texts -= job.counted
         for text in job.texts:
             waiters = self._waiters.get(text)
             if waiters is not None and job in waiters:
@@ -421,10 +449,13 @@ class BatchedEncoder:
 
     Calls it cannot serve from the cache (no normalisation, tensors, other outputs) run on the
     model directly, still one encode at a time. Other attributes come from the model.
+    ``admitted``: every caller's work is counted with :meth:`MicroBatcher.admit` before it
+    calls, so its texts are not counted again (nor refused) when they queue.
     """
 
-    def __init__(self, batcher: MicroBatcher) -> None:
+    def __init__(self, batcher: MicroBatcher, *, admitted: bool = False) -> None:
         self._batcher = batcher
+        self._admitted = admitted
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._batcher.encoder, name)
@@ -453,7 +484,8 @@ class BatchedEncoder:
             return self._batcher.run_exclusive(
                 self._batcher.encoder.encode, inputs, *args, **kwargs
             )
-        items = asyncio.run_coroutine_threadsafe(self._batcher.embed(texts), loop).result()
+        embedding = self._batcher.embed(texts, admitted=self._admitted)
+        items = asyncio.run_coroutine_threadsafe(embedding, loop).result()
         vectors = np.stack([item.vector for item in items]) if items else np.zeros((0, 0))
         return vectors[0] if single else vectors
 

@@ -18,7 +18,8 @@ import math
 import os
 import signal
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,9 @@ def load_validator(folder: Path, backend: str, batcher: MicroBatcher) -> Validat
     except ImportError:
         return ValidatorHandle(None, "validation is not available in this version of catembed")
     try:
-        validator = Validator.load(folder, backend=backend, encoder=BatchedEncoder(batcher))
+        # Every validate request is counted (MicroBatcher.admit) before it encodes.
+        encoder = BatchedEncoder(batcher, admitted=True)
+        validator = Validator.load(folder, backend=backend, encoder=encoder)
         if validator.domain is not None and validator.domain.model:  # not the served model
             validator.domain.encoder = ExclusiveEncoder(validator.domain.encoder, batcher)
         return ValidatorHandle(validator)
@@ -119,11 +122,13 @@ def load_validator(folder: Path, backend: str, batcher: MicroBatcher) -> Validat
 
 @dataclass
 class ServerState:
-    """What the routes share: the model, its batcher and validator, names and limits."""
+    """What the routes share: the model, its batcher and validator (and the threads it judges
+    on), names and limits."""
 
     encoder: Encoder
     batcher: MicroBatcher
     validator: ValidatorHandle
+    validate_pool: ThreadPoolExecutor
     model_name: str
     created: int
     backend: str
@@ -160,6 +165,10 @@ def create_app(
         encoder=encoder,
         batcher=batcher,
         validator=load_validator(folder, backend, batcher),
+        # As many threads as asyncio's default pool, which judged before.
+        validate_pool=ThreadPoolExecutor(
+            max_workers=min(32, (os.cpu_count() or 1) + 4), thread_name_prefix="catembed-validate"
+        ),
         model_name=model_name or folder.resolve().name,
         created=int((folder / "modules.json").stat().st_mtime),
         backend=backend,
@@ -177,6 +186,8 @@ def create_app(
         try:
             yield
         finally:
+            # Validations still waiting for a thread are dropped; running ones finish on theirs.
+            state.validate_pool.shutdown(wait=False, cancel_futures=True)
             await batcher.stop()
 
     app = FastAPI(
@@ -270,6 +281,7 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
                 **state.batcher.stats.to_dict(),
                 "cache_size": len(state.batcher.cache),
                 "pending_texts": state.batcher.pending_texts,
+                "pending_validate_texts": state.batcher.admitted_texts,
             },
         )
 
@@ -355,10 +367,26 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
             reports = state.validator.validate(body.values, body.rows, body.column_evidence)
             return reports, sum(batcher.run_exclusive(batcher.count_tokens, texts))
 
+        # Its distinct values, each judged (and maybe encoded) once, count towards
+        # --max-pending-texts as an embeddings request's texts do, until its thread is done:
+        # a request whose client went away still counts while its validation runs on.
+        counted = len(dict.fromkeys(texts))
         try:
-            results, tokens = await asyncio.get_running_loop().run_in_executor(None, run)
+            batcher.admit(counted)
         except Overloaded as error:
             raise ApiError(503, str(error), "server_overloaded") from None
+        loop = asyncio.get_running_loop()
+
+        def release(_: Future[Any]) -> None:  # on its thread, or on cancel() before it ran
+            with suppress(RuntimeError):  # the loop is closed: there is nothing left to count
+                loop.call_soon_threadsafe(batcher.release, counted)
+
+        work = state.validate_pool.submit(run)
+        work.add_done_callback(release)
+        try:
+            # Cancelled (its client went away): a validation still waiting for a thread is
+            # dropped, one already running finishes there.
+            results, tokens = await asyncio.wrap_future(work)
         except CatembedError as error:
             raise ApiError(400, str(error), "validation_failed") from None
         payload = {
