@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -83,3 +84,36 @@ def test_calibration_encodes_each_valid_value_once(
     assert np.abs(validator.embeddings - again).max() < 1e-5
     saved = Validator.load(tmp_path, encoder=base_model)  # type: ignore[arg-type]
     assert np.array_equal(saved.embeddings, validator.embeddings)
+
+
+def test_calibration_report_encodes_no_valid_value_again(
+    base_model: SentenceTransformer, tmp_path: Path
+) -> None:
+    # The report's probe encoded the training values again with the classifier's encoder, as
+    # its references, and the held-out values as values to judge: the valid values twice.
+    dataset = build_triplets(domain_values("apparel")[:20], DatasetConfig(train_size=8))
+    domain_encoder = _Counted(copy.deepcopy(base_model))
+    validator = calibration.calibrate_for_training(
+        base_model,
+        dataset,
+        tmp_path,
+        domain_encoder=domain_encoder,  # type: ignore[arg-type]
+        domain_model=DEFAULT_BASE_MODEL,
+    )
+    listed = [*dataset.train_values, *dataset.heldout_values]
+    assert {v: domain_encoder.texts[v] for v in listed} == dict.fromkeys(listed, 1)
+    assert validator.calibration["valid_values"] == len(dataset.heldout_values) > 0
+
+
+def test_remembered_encoder_encodes_only_new_texts(base_model: SentenceTransformer) -> None:
+    counted = _Counted(base_model)
+    known = ["Sweaters", "Hoodies"]
+    made = encode_normalized(base_model, known, 64)
+    remembered = calibration._Remembered(counted, known, made)  # type: ignore[arg-type]
+    texts = ["Hoodies", "Toaster", "Sweaters", "Toaster"]
+    vectors = encode_normalized(remembered, texts, 64)  # type: ignore[arg-type]
+    assert counted.texts == Counter({"Toaster": 1})
+    assert np.array_equal(vectors[[0, 2]], made[[1, 0]])
+    again = encode_normalized(base_model, texts, 64)
+    assert np.abs(vectors - again).max() < 1e-5
+    assert np.array_equal(vectors[1], vectors[3])
