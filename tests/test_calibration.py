@@ -15,6 +15,7 @@ from catembed import DatasetConfig, Validator, build_triplets, calibration
 from catembed.backends import encode_normalized
 from catembed.calibration import leave_one_out
 from catembed.models import DEFAULT_BASE_MODEL
+from catembed.verdicts import Thresholds, Verdict
 from catembed.vocabulary import domain_values
 
 
@@ -117,3 +118,22 @@ def test_remembered_encoder_encodes_only_new_texts(base_model: SentenceTransform
     again = encode_normalized(base_model, texts, 64)
     assert np.abs(vectors - again).max() < 1e-5
     assert np.array_equal(vectors[1], vectors[3])
+
+
+def test_report_verdicts_are_validates_without_suggestions(
+    base_model: SentenceTransformer,
+) -> None:
+    # The report judged its probes with validate, which also looks for a repair of each
+    # malformed value (half the report's time on 30,000 values) that the report never reads.
+    listed = list(domain_values("apparel"))[:40]
+    thresholds = Thresholds(similarity=0.5, scale=0.05)
+    probe = Validator(base_model, listed[:30], thresholds)  # type: ignore[arg-type]
+    texts = [*listed[30:], "Toaster", "Sweatrs", "<b>Hoodies</b>", "SKIRTS", "Sweatrs", " "]
+    texts += [f"{v}x" for v in listed[:10]] + ["Kettle", "Tuxed"]
+    expected = probe.validate(texts)
+    reports = calibration._verdicts(probe, texts)
+    assert [(r.value, r.verdict, r.score) for r in reports] == [
+        (r.value, r.verdict, r.score) for r in expected
+    ]
+    assert any(r.verdict is Verdict.MALFORMED for r in reports)
+    assert any(r.verdict is not Verdict.MALFORMED for r in reports)

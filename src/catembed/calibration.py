@@ -22,8 +22,8 @@ from catembed.backends import DEFAULT_BATCH_SIZE, encode_normalized
 from catembed.corruptions import CORRUPTION_KINDS, corrupt
 from catembed.domain import DomainModel, probabilities
 from catembed.metrics import auroc
-from catembed.validation import Validator, similarities
-from catembed.verdicts import Thresholds
+from catembed.validation import JUDGED_CHUNK, Validator, similarities
+from catembed.verdicts import Thresholds, ValueReport
 from catembed.vocabulary_embeddings import encode_values
 
 if TYPE_CHECKING:
@@ -289,7 +289,7 @@ def _report(
     probe: Validator, valid: list[str], ood: list[str], corrupted: list[str]
 ) -> dict[str, Any]:
     texts = valid + ood + corrupted
-    reports = probe.validate(texts)
+    reports = _verdicts(probe, texts)
     flagged = [r.is_anomaly for r in reports]
     n_valid, n_ood = len(valid), len(ood)
     report: dict[str, Any] = {
@@ -305,6 +305,21 @@ def _report(
     if corrupted:
         report["malformed_rejected"] = round(float(np.mean(flagged[n_valid + n_ood :])), 4)
     return report
+
+
+def _verdicts(probe: Validator, texts: list[str]) -> list[ValueReport]:
+    """``probe.validate(texts)``'s verdicts and scores, without the repairs it would suggest
+    for malformed values, which the report never reads: suggesting them was half the
+    report's time on 30,000 values. Each text is counted once, so the column's evidence
+    (rows) changes none of them; distinct texts are judged a chunk at a time, as validate
+    judges them."""
+    distinct = list(dict.fromkeys(texts))
+    known: dict[str, ValueReport] = {}
+    judged: dict[str, ValueReport] = {}
+    for start in range(0, len(distinct), JUDGED_CHUNK):
+        chunk = distinct[start : start + JUDGED_CHUNK]
+        judged.update(zip(chunk, probe.judge(chunk, repair_unseen=False, known=known), strict=True))
+    return [judged[t] for t in texts]
 
 
 def _summary(values: np.ndarray) -> dict[str, float]:
