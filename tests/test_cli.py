@@ -667,17 +667,18 @@ def test_encode_reads_every_column_validate_reads(model_dir: Path, tmp_path: Pat
     assert last.endswith(": give a column of texts")
 
 
-def test_encode_refuses_a_pipe_as_output_without_pointing_to_stdout(
+def test_encode_refuses_a_pipe_as_output_and_points_to_stdout(
     model_dir: Path, tmp_path: Path
 ) -> None:
     pipe = tmp_path / "pipe.jsonl"
     os.mkfifo(pipe)
     result = run("encode", "--model", str(model_dir), "Jeans", "--output", str(pipe))
-    assert result.exit_code == 1  # it said 'or to - for stdout', which encode refuses
+    assert result.exit_code == 1
     assert result.output.splitlines()[-1] == (
-        f"Error: {pipe} is not a regular file; write to a file"
+        f"Error: {pipe} is not a regular file; write to a file, or to - for stdout"
     )
-    assert run("encode", "--model", str(model_dir), "Jeans", "--output", "-").exit_code == 2
+    stdout = run("encode", "--model", str(model_dir), "Jeans", "--output", "-")
+    assert stdout.exit_code == 0 and json.loads(stdout.output)["value"] == "Jeans"
 
 
 def test_encode_reads_a_table_on_stdin_with_format(model_dir: Path) -> None:

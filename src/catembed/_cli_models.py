@@ -391,7 +391,7 @@ def encode(
             "--output must end in .jsonl, .npy or .parquet (and may add .gz, .bz2, .zst or .lz4)"
         )
     if output_file is not None:
-        target = writable(output_file)  # before the slow part
+        target = writable(output_file, stdout=True)  # before the slow part
         if input_file not in (None, STDIN) and same_file(target, input_file):
             raise CatembedError("--output must not be the --input file: inputs are never modified")
     array = None
