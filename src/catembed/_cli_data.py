@@ -65,7 +65,7 @@ def dataset_build(
     from catembed.config import load_configs
     from catembed.dataset import build_triplets, token_statistics
     from catembed.models import load_tokenizer
-    from catembed.tables import atomic_file, same_file, write_table
+    from catembed.tables import atomic_file, new_folder, same_file, write_table
     from catembed.vocabulary import DEFAULT_DOMAIN, domain_values
 
     check_domain(valid_file, domain)
@@ -97,27 +97,18 @@ def dataset_build(
         data,
         out_of_domain,
     )
-    made = [p for p in (output_dir, *output_dir.parents) if not p.exists()]  # deepest first
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise click.ClickException(
-            f"cannot create {output_dir}: {error.strerror or error}"
-        ) from None
     tables = {split: triplets.table(split) for split in paths}
-    # Both files are renamed into place only once both are written: stopped between them,
-    # a new train file beside the old eval file would evaluate on values it trained on.
-    try:
-        with ExitStack() as stack:
-            for split, path in paths.items():
-                write_table(tables[split], stack.enter_context(atomic_file(path)), fmt)
-    except BaseException:  # stopped or failed: no empty folders it made are left behind
-        for folder in made:
-            try:
-                folder.rmdir()
-            except OSError:
-                break
-        raise
+    with ExitStack() as stack:
+        try:  # stopped or failed, no empty folders it made are left behind
+            stack.enter_context(new_folder(output_dir))
+        except OSError as error:
+            raise click.ClickException(
+                f"cannot create {output_dir}: {error.strerror or error}"
+            ) from None
+        # Both files are renamed into place only once both are written: stopped between them,
+        # a new train file beside the old eval file would evaluate on values it trained on.
+        for split, path in paths.items():
+            write_table(tables[split], stack.enter_context(atomic_file(path)), fmt)
     for split, path in paths.items():
         click.echo(f"{path}: {tables[split].num_rows} triplets")
         stats = token_statistics(tables[split], tokenizer)

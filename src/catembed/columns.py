@@ -27,7 +27,6 @@ from catembed.tables import (
     TEXT_COLUMN,
     TextStyle,
     input_stream,
-    listed_columns,
     no_column,
     output_stream,
     parquet_schema,
@@ -36,6 +35,7 @@ from catembed.tables import (
     same_file,
     starts_with_bom,
     table_format,
+    unpicked_column,
     warn_if_misread,
     writable,
     write_table,
@@ -130,11 +130,8 @@ def read_input(path: str, column: str | None, fmt: str | None = None) -> tuple[p
                 warn_if_misread(table, source, table_format(path))
         elif TEXT_COLUMN in table.column_names:
             column = TEXT_COLUMN
-        elif not table.num_columns:  # JSONL rows of {}: not 'has several columns ()'
-            raise InputError(f"{source} has no columns")
         else:
-            names = listed_columns(table)
-            raise InputError(f"{source} has several columns ({names}); choose one with --column")
+            raise unpicked_column(table, source)
     elif column not in table.column_names:
         read_as = read_format(path, fmt)
         raise no_column(table, column, source, fmt is None and read_as == "text", read_as)

@@ -272,13 +272,18 @@ def select_column(
     if column is None:
         if table.num_columns == 1:
             return table.column(0)
-        if not table.num_columns:  # not 'has several columns ()'
-            raise InputError(f"{source} has no columns")
-        names = listed_columns(table)
-        raise InputError(f"{source} has several columns ({names}); choose one with {option}")
+        raise unpicked_column(table, source, option)
     if column not in table.column_names:
         raise no_column(table, column, source, stdin_as_text, fmt)
     return table.column(column)
+
+
+def unpicked_column(table: pa.Table, source: str, option: str = "--column") -> InputError:
+    """The error for a table of other than one column when ``option`` picks none."""
+    if not table.num_columns:  # JSONL rows of {}: not 'has several columns ()'
+        return InputError(f"{source} has no columns")
+    names = listed_columns(table)
+    return InputError(f"{source} has several columns ({names}); choose one with {option}")
 
 
 def no_column(
@@ -639,53 +644,65 @@ def check_folder_target(path: str | Path, overwrite: bool = False) -> Path:
 
 
 @contextmanager
+def new_folder(folder: Path) -> Iterator[Path]:
+    """Make ``folder`` and its missing parents; should the block fail (or be stopped), the
+    folders it made are removed again, deepest first, as long as they are empty."""
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield folder
+    except BaseException:
+        for made_folder in made:
+            try:
+                made_folder.rmdir()
+            except OSError:
+                break
+        raise
+
+
+@contextmanager
 def atomic_folder(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; move it into place if the block succeeds.
 
     An existing non-empty target is refused unless ``overwrite``; then it is replaced only
-    once the new folder is complete.
+    once the new folder is complete. A failed run leaves no folders it made behind.
     """
     target = check_folder_target(path, overwrite)
-    made = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    done = False
-    try:
-        yield tmp
-        # The modes plain writes would give, not the temporary folder's 0700 or the 0600 of
-        # files some libraries write (model.safetensors); the folder keeps a replaced one's.
-        # Set once it is written, as a read-only folder's mode would stop the writing.
-        for inside, folders, files in os.walk(tmp):
-            for name in folders:
-                os.chmod(os.path.join(inside, name), _new_mode(True))
-            for name in files:
-                os.chmod(os.path.join(inside, name), _new_mode())
-        os.chmod(tmp, stat.S_IMODE(target.stat().st_mode) if target.is_dir() else _new_mode(True))
-        if target.exists():
-            # Set aside in a folder of its own: a fixed name ('.model.old') could be the user's.
-            old = Path(
-                tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)
-            )
-            try:
-                os.replace(target, old / target.name)
+    with new_folder(target.parent):
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        try:
+            yield tmp
+            # The modes plain writes would give, not the temporary folder's 0700 or the 0600
+            # of files some libraries write (model.safetensors); the folder keeps a replaced
+            # one's. Set once it is written, as a read-only folder's mode would stop the writing.
+            for inside, folders, files in os.walk(tmp):
+                for name in folders:
+                    os.chmod(os.path.join(inside, name), _new_mode(True))
+                for name in files:
+                    os.chmod(os.path.join(inside, name), _new_mode())
+            mode = stat.S_IMODE(target.stat().st_mode) if target.is_dir() else _new_mode(True)
+            os.chmod(tmp, mode)
+            if target.exists():
+                _replace_folder(tmp, target)
+            else:
                 os.replace(tmp, target)
-            except BaseException:  # Ctrl-C between the renames: the old folder goes back
-                if not target.exists() and (old / target.name).exists():
-                    os.replace(old / target.name, target)
-                    old.rmdir()
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-        done = True
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not done:  # a failed run leaves no folders it made for the output behind
-            for folder in made:  # deepest first
-                try:
-                    folder.rmdir()
-                except OSError:
-                    break
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Move ``new`` into the place of the folder ``target``, which is removed."""
+    # Set aside in a folder of its own: a fixed name ('.model.old') could be the user's.
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    try:
+        os.replace(target, old / target.name)
+        os.replace(new, target)
+    except BaseException:  # Ctrl-C between the renames: the old folder goes back
+        if not target.exists() and (old / target.name).exists():
+            os.replace(old / target.name, target)
+            old.rmdir()
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _finite(value: object) -> object:
